@@ -1,0 +1,32 @@
+//! The HTTP API for operators, agencies and admins: ticket queries, timelines, the router's explanation, health.
+//! Channel adapters add their own routes (the app's `POST /v1/petitions`) to the same server.
+
+mod auth;
+mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use hotline_domain::province::Province;
+use hotline_projections::TimelineReader;
+use hotline_store::EventStore;
+
+pub use auth::AdminToken;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub province: Arc<Province>,
+    pub reader: TimelineReader,
+    pub store: Arc<dyn EventStore>,
+    pub admin_token: AdminToken,
+}
+
+/// The whole HTTP surface: API routes plus the channels' routes.
+pub fn router(state: ApiState, channel_routes: Vec<Router>) -> Router {
+    let mut app = routes::routes(state);
+    for routes in channel_routes {
+        app = app.merge(routes);
+    }
+    app.fallback(hotline_channel::http::fallback)
+}

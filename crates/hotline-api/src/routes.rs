@@ -1,0 +1,111 @@
+//! The API's handlers.
+
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hotline_channel::http::{ApiError, JsonBody, MAX_BODY_BYTES};
+use hotline_domain::classify::RouteRequest;
+use hotline_domain::summary::{Lang, summarize};
+use hotline_domain::Reference;
+use hotline_projections::TicketView;
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::ApiState;
+
+pub fn routes(state: ApiState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/route/explain", post(explain))
+        .route("/v1/tickets/{key}", get(ticket))
+        .route("/v1/tickets/{key}/timeline", get(timeline))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
+    let nats = state.store.is_connected();
+    let position = state.reader.position().await.ok();
+    let status = if nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = serde_json::json!({
+        "status": if nats { "ok" } else { "degraded" },
+        "nats": if nats { "connected" } else { "disconnected" },
+        "projection_position": position,
+    });
+    (status, Json(body))
+}
+
+#[derive(Debug, Deserialize)]
+struct ExplainRequest {
+    text: String,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    area: Option<String>,
+}
+
+/// Runs the router's rules on a text and says what they decided and why. Stores nothing.
+async fn explain(State(state): State<ApiState>, JsonBody(req): JsonBody<ExplainRequest>) -> Result<impl IntoResponse, ApiError> {
+    if let Some(category) = req.category.as_deref() {
+        if state.province.category(category).is_none() {
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_category", format!("unknown category `{category}`")));
+        }
+    }
+    if let Some(area) = req.area.as_deref() {
+        if state.province.area(area).is_none() {
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_area", format!("unknown area `{area}`")));
+        }
+    }
+    let decision = state.province.route(&RouteRequest {
+        text: &req.text,
+        category: req.category.as_deref(),
+        area: req.area.as_deref(),
+    });
+    Ok(Json(decision))
+}
+
+async fn find(state: &ApiState, key: &str) -> Result<TicketView, ApiError> {
+    let found = if let Ok(id) = key.parse::<Uuid>() {
+        state.reader.ticket(id).await
+    } else if let Ok(reference) = Reference::parse(key) {
+        state.reader.ticket_by_reference(reference.as_str()).await
+    } else {
+        return Err(ApiError::not_found("ticket"));
+    };
+    found.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("ticket"))
+}
+
+async fn ticket(State(state): State<ApiState>, headers: HeaderMap, Path(key): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    state.admin_token.check(&headers)?;
+    Ok(Json(find(&state, &key).await?))
+}
+
+async fn timeline(State(state): State<ApiState>, headers: HeaderMap, Path(key): Path<String>) -> Result<impl IntoResponse, ApiError> {
+    state.admin_token.check(&headers)?;
+    let view = find(&state, &key).await?;
+    let lang = Lang::from_accept_language(headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
+    let entries = state.reader.timeline(view.ticket_id).await.map_err(ApiError::internal)?;
+    let entries: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|entry| {
+            let e = &entry.envelope;
+            serde_json::json!({
+                "seq": entry.seq,
+                "at": e.occurred_at.format(&Rfc3339).unwrap_or_default(),
+                "type": e.event_type(),
+                "actor": { "kind": e.actor.kind, "id": e.actor.id },
+                "summary": summarize(&e.event, lang, &state.province),
+                "event_id": e.event_id,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "ticket_id": view.ticket_id,
+        "reference": view.reference,
+        "language": match lang { Lang::Vi => "vi", Lang::En => "en" },
+        "entries": entries,
+    })))
+}

@@ -1,0 +1,124 @@
+//! The `app` channel: the hotline's mobile app and web portal submit petitions over HTTP.
+//!
+//! `POST /v1/petitions` answers `202 {"ticket_id", "reference"}` once `PetitionReceived` is stored. An
+//! `Idempotency-Key` header makes a retry return the same ticket, however late it comes.
+
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use axum::{Json, Router};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+use hotline_channel::http::{ApiError, JsonBody, MAX_BODY_BYTES};
+use hotline_channel::{
+    ChannelAdapter, ChannelContext, ChannelError, DeliveryError, DeliveryReceipt, InboundPetition, Intake,
+    OutboundMessage,
+};
+use hotline_domain::event::{Citizen, Location};
+use serde::Deserialize;
+
+/// The channel's name in events.
+pub const CHANNEL: &str = "app";
+/// Longest accepted `Idempotency-Key`.
+const MAX_KEY_LEN: usize = 200;
+
+/// The app channel adapter.
+#[derive(Debug, Default)]
+pub struct AppChannel;
+
+/// The body of `POST /v1/petitions`.
+#[derive(Debug, Deserialize)]
+pub struct PetitionRequest {
+    pub text: String,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
+    #[serde(default)]
+    pub citizen: Option<CitizenRequest>,
+    #[serde(default)]
+    pub location: Option<LocationRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CitizenRequest {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LocationRequest {
+    pub area: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub address: Option<String>,
+}
+
+impl ChannelAdapter for AppChannel {
+    fn name(&self) -> &'static str {
+        CHANNEL
+    }
+
+    fn http_routes(&self, ctx: &ChannelContext) -> Option<Router> {
+        Some(
+            Router::new()
+                .route("/v1/petitions", post(submit))
+                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+                .with_state(Arc::new(ctx.intake.clone())),
+        )
+    }
+
+    fn run(self: Arc<Self>, _ctx: ChannelContext) -> BoxFuture<'static, Result<(), ChannelError>> {
+        // Everything the app channel does happens in its HTTP routes.
+        async { Ok(()) }.boxed()
+    }
+
+    fn deliver<'a>(&'a self, message: &'a OutboundMessage) -> BoxFuture<'a, Result<DeliveryReceipt, DeliveryError>> {
+        // The app has no push gateway of ours: it shows the answer when it reads the ticket's timeline, where the
+        // answer event already is. Handing it over therefore succeeds at once.
+        async move { Ok(DeliveryReceipt { channel_message_id: Some(format!("app:{}", message.ticket_id)) }) }.boxed()
+    }
+}
+
+async fn submit(
+    State(intake): State<Arc<Intake>>,
+    headers: HeaderMap,
+    JsonBody(request): JsonBody<PetitionRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let petition = InboundPetition {
+        channel: CHANNEL.to_owned(),
+        channel_ref: key,
+        text: request.text,
+        subject: request.subject.filter(|s| !s.trim().is_empty()),
+        category: request.category.filter(|c| !c.is_empty()),
+        citizen: request.citizen.map(|c| Citizen { name: c.name, phone: c.phone, email: c.email }),
+        location: request.location.map(|l| Location { area: l.area, lat: l.lat, lon: l.lon, address: l.address }),
+    };
+    let accepted = intake.submit(petition).await?;
+    let body = serde_json::json!({
+        "ticket_id": accepted.ticket_id,
+        "reference": accepted.reference,
+    });
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else { return Ok(None) };
+    let invalid = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
+        )
+    };
+    let key = value.to_str().map_err(|_| invalid())?.trim();
+    if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(invalid());
+    }
+    Ok(Some(key.to_owned()))
+}

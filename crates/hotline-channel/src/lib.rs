@@ -1,0 +1,87 @@
+//! Channels: how petitions come in and answers go out. Every channel (app, SMS, email, Zalo, phone) is an
+//! adapter crate implementing [`ChannelAdapter`]; this crate holds the trait, the [`ChannelContext`] handed to
+//! each adapter, the shared [`Intake`] that turns an inbound petition into a stored ticket, and the HTTP error
+//! shape channels and the API share.
+
+pub mod http;
+mod intake;
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use hotline_domain::Reference;
+use hotline_runtime::Shutdown;
+use uuid::Uuid;
+
+pub use intake::{Accepted, InboundPetition, Intake, IntakeError};
+
+/// Everything an adapter gets from the system: its publisher, its configuration, its shutdown signal.
+#[derive(Clone)]
+pub struct ChannelContext {
+    /// Where inbound petitions go.
+    pub intake: Intake,
+    /// The adapter's own configuration section (`[channels.<name>]`, or `HOTLINE_CHANNELS__<NAME>__*`).
+    pub config: serde_json::Value,
+    /// Raised when the process stops: finish in-flight work and return.
+    pub shutdown: Shutdown,
+}
+
+/// A reply for a citizen: the agency's answer, or a question back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboundMessage {
+    pub ticket_id: Uuid,
+    pub reference: Reference,
+    pub kind: OutboundKind,
+    pub text: String,
+    /// The citizen's address on this channel (phone number, e-mail address, Zalo user id, app install id).
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutboundKind {
+    Answer,
+    Question,
+}
+
+/// What the channel reports after handing a message on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryReceipt {
+    /// The channel's id for the sent message, when it gives one.
+    pub channel_message_id: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth trying again later (gateway down, throttled).
+    #[error("delivery failed for now: {0}")]
+    Retryable(String),
+    /// Will never work (unknown recipient, blocked): record it and tell an operator.
+    #[error("delivery impossible: {0}")]
+    Permanent(String),
+}
+
+/// A channel adapter. Adapters are alike from outside: the process builds each from its config section, mounts
+/// its HTTP routes, runs it until shutdown, and hands it replies to deliver.
+pub trait ChannelAdapter: Send + Sync + 'static {
+    /// The channel's name, as stored in `PetitionReceived.channel`: `app`, `sms`, `email`, `zalo`, `phone`.
+    fn name(&self) -> &'static str;
+
+    /// HTTP endpoints of the channel (webhooks, the app's API), served on the main HTTP port by `hotline up`
+    /// and alone by `hotline serve <channel>`. None for channels that listen on their own sockets.
+    fn http_routes(&self, ctx: &ChannelContext) -> Option<axum::Router>;
+
+    /// Long-running work (an SMTP listener, an SMPP session). Returns when `ctx.shutdown` is raised, after
+    /// draining. Channels that only serve HTTP return at once.
+    fn run(self: Arc<Self>, ctx: ChannelContext) -> BoxFuture<'static, Result<(), ChannelError>>;
+
+    /// Sends a reply to the citizen on this channel.
+    fn deliver<'a>(&'a self, message: &'a OutboundMessage) -> BoxFuture<'a, Result<DeliveryReceipt, DeliveryError>>;
+}
+
+/// A channel failed in a way that stops it.
+#[derive(Debug, thiserror::Error)]
+#[error("channel {channel}: {message}")]
+pub struct ChannelError {
+    pub channel: &'static str,
+    pub message: String,
+}

@@ -1,0 +1,849 @@
+//! The explainable, rule-based router: text normalisation (Vietnamese diacritics, SMS abbreviations), phrase
+//! matching against the province's vocabulary, emergency detection, area recognition and routing.
+//!
+//! Everything a decision used is returned in [`RouteDecision::matched`], so an operator can see why a petition
+//! went where it went, and an admin can fix the vocabulary in `province.toml` instead of the code.
+//!
+//! How text is matched: it is cut into words (letters and digits), lowercased, SMS abbreviations are expanded
+//! ("ko" → "không"), and each word keeps two forms: without diacritics ("khong") and with them. A config phrase
+//! matches a run of whole words when the diacritic-free forms are equal and, where the citizen did type
+//! diacritics, they agree too. So "mat dien" (an SMS without accents) matches "mất điện", but "đang chạy" (running)
+//! does not match "đang cháy" (burning): the accents the citizen typed are respected, missing ones are forgiven.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::Serialize;
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+use crate::province::{
+    AREA_PLACEHOLDER, Area, AreaPlaces, AreaRecognitionSettings, Category, CategoryRules, ClassifierSettings,
+    EmergencySettings, Province, resolve_route,
+};
+
+/// What to route: the petition's text and whatever its channel already knew.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RouteRequest<'a> {
+    pub text: &'a str,
+    /// A category code the channel gave (validated by the caller).
+    pub category: Option<&'a str>,
+    /// An area code the channel gave (an area name is accepted too).
+    pub area: Option<&'a str>,
+}
+
+/// Where a petition goes and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteDecision {
+    /// `None`: needs triage by the hotline desk.
+    pub category: Option<String>,
+    /// `None`: needs triage (the caller sends it to [`Province::triage_agency`]).
+    pub agency: Option<String>,
+    /// Area code, given or recognised from the text.
+    pub area: Option<String>,
+    pub emergency: bool,
+    /// 0.0..=1.0; see [`Province::route`] for what it means.
+    pub confidence: f64,
+    /// Every phrase and rule that contributed: the explanation.
+    pub matched: Vec<Matched>,
+    /// English sentence when category or agency is `None`.
+    pub triage_reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Matched {
+    pub kind: MatchKind,
+    /// Category code (for `Category`, `Emergency` and `Rule`) or area code (for `Area`).
+    pub code: String,
+    /// The config phrase that matched, or a description of the rule.
+    pub phrase: String,
+    pub weight: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatchKind {
+    Category,
+    Emergency,
+    Area,
+    Rule,
+}
+
+/// Lowercase, strip Vietnamese diacritics (đ → d), expand common SMS abbreviations, and collapse whitespace and
+/// punctuation to single spaces. `"Mất điện, ko có đc!!"` → `"mat dien khong co duoc"`.
+pub fn normalize(text: &str) -> String {
+    let tokens = tokenize(text);
+    let mut out = String::with_capacity(text.len());
+    for t in &tokens {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&t.word.fold);
+    }
+    out
+}
+
+/// A comparable form of a config phrase (diacritics kept), for spotting duplicates; empty when the phrase has
+/// nothing to match.
+pub(crate) fn phrase_key(phrase: &str) -> String {
+    let words = phrase_words(phrase);
+    let keys: Vec<&str> = words.iter().map(|w| w.key.as_str()).collect();
+    keys.join(" ")
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Words.
+
+/// One word in its two forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Word {
+    /// Lowercase, no diacritics, đ → d: what is compared first.
+    fold: String,
+    /// Lowercase with diacritics, tone mark moved to the end so "hoà" and "hòa" agree.
+    key: String,
+    /// A petition's word typed in plain ASCII: it may stand for any diacritics ("chay": cháy, chạy, chày...).
+    /// Config phrases are never plain: their spelling is exact ("dao", a knife, is not "đạo").
+    plain: bool,
+}
+
+/// The five Vietnamese tone marks (as combining characters). The other marks (breve, circumflex, horn) change
+/// the vowel itself and stay in place.
+fn is_tone_mark(c: char) -> bool {
+    matches!(c, '\u{300}' | '\u{301}' | '\u{303}' | '\u{309}' | '\u{323}')
+}
+
+impl Word {
+    fn new(lower: &str, from_petition: bool) -> Word {
+        let fold: String = lower
+            .nfd()
+            .filter(|c| !is_combining_mark(*c))
+            .map(|c| if c == 'đ' { 'd' } else { c })
+            .collect();
+        let mut tone = None;
+        let mut key: String = lower
+            .nfd()
+            .filter(|&c| {
+                if is_tone_mark(c) {
+                    tone = Some(c);
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect();
+        key.extend(tone);
+        Word { fold, key, plain: from_petition && lower.is_ascii() }
+    }
+
+    /// Does this word of a petition match `phrase`'s word? Diacritics count when the citizen typed them.
+    fn matches(&self, phrase: &Word) -> bool {
+        self.fold == phrase.fold && (self.plain || self.key == phrase.key)
+    }
+
+    /// Matched a phrase word that has diacritics only because this word was typed without them.
+    fn blind_to(&self, phrase: &Word) -> bool {
+        self.plain && phrase.key != phrase.fold
+    }
+}
+
+/// A word of a petition and the sentence it is in (phrases do not match across sentences).
+#[derive(Debug, Clone)]
+struct Token {
+    word: Word,
+    sentence: u32,
+}
+
+/// SMS and administrative abbreviations that citizens type, mapped to the words they stand for. Language facts,
+/// not province facts, so they live here rather than in the config. Only unambiguous ones: "hs" (học sinh or hồ
+/// sơ) and "đk" (đăng ký or được) are left alone.
+fn abbreviation(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "ko" | "k" | "hok" | "hông" | "kh" | "khg" | "k0" | "kô" | "hk" | "khum" => "không",
+        "dc" | "đc" | "đươc" | "dduoc" => "được",
+        "j" | "ji" => "gì",
+        "ng" | "ngừoi" => "người",
+        "ngta" => "người ta",
+        "bn" | "bnhieu" => "bao nhiêu",
+        "vs" => "với",
+        "ms" => "mới",
+        "nc" => "nước",
+        "nhìu" | "nhiu" => "nhiều",
+        "bít" | "bik" => "biết",
+        "hnay" => "hôm nay",
+        "hqua" => "hôm qua",
+        "trc" => "trước",
+        "ntn" => "như thế nào",
+        "mng" => "mọi người",
+        "lun" => "luôn",
+        "wa" | "qá" => "quá",
+        "ktra" => "kiểm tra",
+        "sdt" | "sđt" => "số điện thoại",
+        "cskh" => "chăm sóc khách hàng",
+        "cs" => "cảnh sát",
+        "csgt" => "cảnh sát giao thông",
+        "cand" => "công an nhân dân",
+        "ubnd" => "ủy ban nhân dân",
+        "hđnd" | "hdnd" => "hội đồng nhân dân",
+        "tnxh" => "tệ nạn xã hội",
+        "tngt" => "tai nạn giao thông",
+        "pccc" => "phòng cháy chữa cháy",
+        "cnch" => "cứu nạn cứu hộ",
+        "attp" => "an toàn thực phẩm",
+        "vsattp" => "vệ sinh an toàn thực phẩm",
+        "bhxh" => "bảo hiểm xã hội",
+        "bhyt" => "bảo hiểm y tế",
+        "bhtn" => "bảo hiểm thất nghiệp",
+        "gplx" => "giấy phép lái xe",
+        "gpxd" => "giấy phép xây dựng",
+        "gpkd" => "giấy phép kinh doanh",
+        "cccd" => "căn cước công dân",
+        "cmnd" => "chứng minh nhân dân",
+        "gcn" => "giấy chứng nhận",
+        "qsdd" | "qsdđ" => "quyền sử dụng đất",
+        "tthc" => "thủ tục hành chính",
+        "dvc" => "dịch vụ công",
+        "kcn" => "khu công nghiệp",
+        "ccn" => "cụm công nghiệp",
+        "kdc" => "khu dân cư",
+        "kp" => "khu phố",
+        "tp" => "thành phố",
+        "tx" => "thị xã",
+        "cty" => "công ty",
+        "bv" => "bệnh viện",
+        "bs" => "bác sĩ",
+        "gv" => "giáo viên",
+        "thcs" => "trung học cơ sở",
+        "thpt" => "trung học phổ thông",
+        "pls" | "plz" => "please",
+        _ => return None,
+    })
+}
+
+/// Road-number prefixes glued to their number ("QL13", "ĐT743").
+fn road_prefix(word: &str) -> Option<(&'static str, &str)> {
+    for (prefix, expansion) in [("ql", "quốc lộ"), ("dt", "đường tỉnh"), ("đt", "đường tỉnh")] {
+        if let Some(rest) = word.strip_prefix(prefix) {
+            if rest.starts_with(|c: char| c.is_ascii_digit()) {
+                return Some((expansion, rest));
+            }
+        }
+    }
+    None
+}
+
+/// Punctuation that ends a sentence when followed by a non-word character ("xong. Tôi", not "1.5" or "TP.HCM").
+fn ends_sentence(c: char, next: Option<char>) -> bool {
+    match c {
+        '\n' | '\r' | '…' => true,
+        '.' | '!' | '?' | ';' => next.is_none_or(|n| !is_word_char(n)),
+        _ => false,
+    }
+}
+
+fn is_word_char(c: char) -> bool {
+    c.is_alphanumeric() || is_combining_mark(c)
+}
+
+/// Words of a petition, with abbreviations expanded and sentence numbers.
+fn tokenize(text: &str) -> Vec<Token> {
+    split_words(text, true)
+}
+
+/// Words of a petition (`from_petition`) or of a config phrase.
+fn split_words(text: &str, from_petition: bool) -> Vec<Token> {
+    // NFC first: some phones send decomposed Vietnamese, whose combining marks would otherwise split words.
+    let chars: Vec<char> = text.nfc().collect();
+    let mut raw: Vec<(String, u32)> = Vec::new();
+    let mut current = String::new();
+    let mut sentence = 0u32;
+    for (i, &c) in chars.iter().enumerate() {
+        if is_word_char(c) {
+            current.push(c);
+            continue;
+        }
+        if !current.is_empty() {
+            raw.push((current.to_lowercase(), sentence));
+            current.clear();
+        }
+        if ends_sentence(c, chars.get(i + 1).copied()) {
+            sentence = sentence.saturating_add(1);
+        }
+    }
+    if !current.is_empty() {
+        raw.push((current.to_lowercase(), sentence));
+    }
+
+    let mut tokens = Vec::with_capacity(raw.len() + raw.len() / 4);
+    let mut push = |words: &str, sentence: u32| {
+        for w in words.split(' ').filter(|w| !w.is_empty()) {
+            tokens.push(Token { word: Word::new(w, from_petition), sentence });
+        }
+    };
+    for (i, (word, sentence)) in raw.iter().enumerate() {
+        let next_is_number = raw
+            .get(i + 1)
+            .is_some_and(|(w, s)| s == sentence && w.starts_with(|c: char| c.is_ascii_digit()));
+        if let Some((expansion, number)) = road_prefix(word) {
+            push(expansion, *sentence);
+            push(number, *sentence);
+        } else if matches!(word.as_str(), "dt" | "đt") {
+            // "ĐT 743" is a provincial road; a lone "đt" is a phone.
+            push(if next_is_number { "đường tỉnh" } else { "điện thoại" }, *sentence);
+        } else if word == "ql" && next_is_number {
+            push("quốc lộ", *sentence);
+        } else if let Some(expansion) = abbreviation(word) {
+            push(expansion, *sentence);
+        } else {
+            push(word, *sentence);
+        }
+    }
+    tokens
+}
+
+/// The words of a config phrase (normalised like a petition, sentence marks ignored).
+fn phrase_words(phrase: &str) -> Vec<Word> {
+    split_words(phrase, false).into_iter().map(|t| t.word).collect()
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The compiled model.
+
+/// What a phrase is evidence of.
+#[derive(Debug, Clone, PartialEq)]
+enum Role {
+    /// Ordinary category evidence.
+    Category { category: usize, weight: f64 },
+    /// A signal of an emergency of that (emergency) category.
+    Emergency { category: usize, weight: f64 },
+    /// Masks words from category scoring (salutations...).
+    Ignore,
+    Urgency,
+    /// Masks words from emergency detection ("cháy hàng").
+    NotEmergency,
+    Negation,
+    Past,
+    Present,
+    /// A place name: of one area, or of several (then ambiguous). `own_name`: the area's own name or alias.
+    Place { areas: Vec<usize>, own_name: bool },
+    StreetWord,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    words: Vec<Word>,
+    role: Role,
+    /// As written in the config, for explanations.
+    text: String,
+    /// Per word: listed in `ambiguous_without_accents`, so a match typed without accents is less sure.
+    fragile: Vec<bool>,
+}
+
+/// The province's phrases, indexed by their first word, built once when the config is parsed.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Model {
+    entries: Vec<Entry>,
+    /// Diacritic-free first word → entries starting with it. Keeps matching linear in the text length.
+    index: HashMap<String, Vec<usize>>,
+    /// Keys of the words in `[emergency] ambiguous_without_accents`.
+    ambiguous: HashSet<String>,
+}
+
+/// A phrase found in the text: entry and the half-open word range.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    entry: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Hit {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Shares a word with a longer hit ("giao thông" in "tai nạn giao thông"; "cấp giấy" across "cấp giấy chứng
+    /// nhận quyền sử dụng đất"): each word belongs to the longest phrase it is part of.
+    fn shadowed_by(&self, other: &Hit) -> bool {
+        other.len() > self.len() && other.start < self.end && self.start < other.end
+    }
+
+    /// Within one of `masks` (equal spans included): "fire" inside "fire safety". A longer phrase that merely
+    /// overlaps a mask still counts ("số điện thoại" is not hidden by ignoring "điện thoại").
+    fn masked_by(&self, masks: &[Hit]) -> bool {
+        masks.iter().any(|m| m.start <= self.start && self.end <= m.end)
+    }
+}
+
+impl Model {
+    pub(crate) fn build(
+        categories: &[Category],
+        rules: &[CategoryRules],
+        areas: &[Area],
+        gazetteer: &[AreaPlaces],
+        classifier: &ClassifierSettings,
+        emergency: &EmergencySettings,
+        recognition: &AreaRecognitionSettings,
+    ) -> Model {
+        let mut model = Model {
+            ambiguous: emergency.ambiguous_without_accents.iter().flat_map(|w| phrase_words(w)).map(|w| w.key).collect(),
+            ..Model::default()
+        };
+        for (index, (category, rules)) in categories.iter().zip(rules).enumerate() {
+            for p in &rules.phrases {
+                let role = if category.emergency {
+                    Role::Emergency { category: index, weight: p.weight }
+                } else {
+                    Role::Category { category: index, weight: p.weight }
+                };
+                model.add(&p.phrase, role);
+            }
+        }
+        let lists: [(&[String], Role); 7] = [
+            (&classifier.ignore, Role::Ignore),
+            (&emergency.urgency, Role::Urgency),
+            (&emergency.not_emergency, Role::NotEmergency),
+            (&emergency.negations, Role::Negation),
+            (&emergency.past, Role::Past),
+            (&emergency.present, Role::Present),
+            (&recognition.street_words, Role::StreetWord),
+        ];
+        for (list, role) in lists {
+            for p in list {
+                model.add(p, role.clone());
+            }
+        }
+
+        // One entry per distinct place name, listing every area that has it (two areas: ambiguous).
+        let mut places: Vec<(String, String, Vec<usize>, bool)> = Vec::new();
+        let mut add_place = |name: &str, area: usize, own_name: bool| {
+            let key = phrase_key(name);
+            match places.iter_mut().find(|(k, ..)| *k == key) {
+                Some((_, _, list, own)) => {
+                    if !list.contains(&area) {
+                        list.push(area);
+                    }
+                    *own |= own_name;
+                }
+                None => places.push((key, name.to_owned(), vec![area], own_name)),
+            }
+        };
+        for (index, (area, names)) in areas.iter().zip(gazetteer).enumerate() {
+            add_place(&area.name, index, true);
+            for alias in &names.aliases {
+                add_place(alias, index, true);
+            }
+            for place in names.places.iter().chain(&names.landmarks) {
+                add_place(place, index, false);
+            }
+        }
+        for (_, name, areas, own_name) in places {
+            model.add(&name, Role::Place { areas, own_name });
+        }
+        model
+    }
+
+    fn add(&mut self, phrase: &str, role: Role) {
+        let words = phrase_words(phrase);
+        let Some(first) = words.first() else { return };
+        let first = first.fold.clone();
+        let fragile = words.iter().map(|w| self.ambiguous.contains(&w.key)).collect();
+        self.index.entry(first).or_default().push(self.entries.len());
+        self.entries.push(Entry { words, role, text: phrase.to_owned(), fragile });
+    }
+
+    /// Every phrase occurrence in the text, whole words only, within one sentence.
+    fn find(&self, tokens: &[Token]) -> Vec<Hit> {
+        let mut hits = Vec::new();
+        for (start, token) in tokens.iter().enumerate() {
+            let Some(candidates) = self.index.get(&token.word.fold) else { continue };
+            for &entry in candidates {
+                let words = &self.entries[entry].words;
+                let end = start + words.len();
+                let Some(span) = tokens.get(start..end) else { continue };
+                let ok = span.iter().zip(words).all(|(t, w)| t.sentence == token.sentence && t.word.matches(w));
+                if ok {
+                    hits.push(Hit { entry, start, end });
+                }
+            }
+        }
+        hits
+    }
+
+    /// The hit matched only because the citizen typed no diacritics on a word of the phrase that has them
+    /// (`only_fragile`: on a word listed in `ambiguous_without_accents`).
+    fn blind(&self, tokens: &[Token], hit: &Hit, only_fragile: bool) -> bool {
+        let entry = &self.entries[hit.entry];
+        let span = tokens.get(hit.start..hit.end).unwrap_or_default();
+        span.iter()
+            .zip(&entry.words)
+            .zip(&entry.fragile)
+            .any(|((t, w), &fragile)| t.word.blind_to(w) && (fragile || !only_fragile))
+    }
+}
+
+/// Drops hits sharing a word with a longer hit of the same family, so a long phrase is not counted again
+/// through the shorter phrases in it.
+fn longest_only(hits: Vec<Hit>) -> Vec<Hit> {
+    let kept: Vec<bool> = hits.iter().map(|h| !hits.iter().any(|o| h.shadowed_by(o))).collect();
+    hits.into_iter().zip(kept).filter_map(|(h, k)| k.then_some(h)).collect()
+}
+
+/// `x / (x + half)`: 0 at 0, 0.5 at `half`, approaching 1.
+fn saturate(x: f64, half: f64) -> f64 {
+    if x <= 0.0 || half <= 0.0 { 0.0 } else { (x / (x + half)).clamp(0.0, 1.0) }
+}
+
+/// The outcome of emergency detection.
+#[derive(Clone, Copy)]
+struct EmergencyFinding {
+    category: usize,
+    score: f64,
+}
+
+impl Province {
+    /// Decides category, agency, area and emergency for a petition, with the evidence.
+    ///
+    /// * Category: the channel's, if given (confidence 1.0). Otherwise each ordinary category scores the sum of
+    ///   the weights of its distinct phrases found in the text (a phrase sharing words with a longer matched
+    ///   phrase does not count; `[classifier] ignore` phrases count for nothing). The best category wins when
+    ///   its score reaches `min_score` and the confidence reaches `min_confidence`, where
+    ///   **confidence = lead / (lead + confidence_margin)**, lead being the best score minus the runner-up's:
+    ///   0 for a tie, 0.5 when the lead equals `confidence_margin`, approaching 1 as the lead grows. Below
+    ///   either threshold, category and agency are `None` and `triage_reason` says why.
+    /// * Emergency: each emergency category sums its signals (skipping those inside `not_emergency` phrases,
+    ///   right after a negation, or in a sentence about the past; a signal resting on an ambiguous word typed
+    ///   without accents counts `unaccented_factor` of its weight), plus `urgency_bonus` once if an urgency
+    ///   phrase appears. Reaching `threshold` flags the petition and routes it to that emergency category,
+    ///   overriding the channel's category and the classifier; confidence is then score / (score + threshold).
+    /// * Area: the channel's, else the area whose names, wards and landmarks the text mentions most (a tie
+    ///   leaves it unknown). A name shared by two areas counts only with one of those areas' names nearby.
+    /// * Agency: the category's route, with `{area}` filled in, or `route_without_area` when the area is unknown.
+    pub fn route(&self, req: &RouteRequest<'_>) -> RouteDecision {
+        let tokens = tokenize(req.text);
+        let hits = self.model.find(&tokens);
+        let entries = &self.model.entries;
+        let mut matched = Vec::new();
+
+        // Category evidence is needed by the classifier and, to spot place names that are really words, by the
+        // area recogniser: gather it once.
+        let ignored: Vec<Hit> = hits.iter().copied().filter(|h| entries[h.entry].role == Role::Ignore).collect();
+        let evidence = longest_only(
+            hits.iter()
+                .copied()
+                .filter(|h| matches!(entries[h.entry].role, Role::Category { .. }) && !h.masked_by(&ignored))
+                .collect(),
+        );
+
+        let emergency = self.detect_emergency(&tokens, &hits, &mut matched);
+        let area = self.area_of(req.area, &tokens, &hits, &evidence, &mut matched);
+        let given = req.category.and_then(|c| self.categories.iter().position(|x| x.code == c));
+
+        let (category, confidence, triage_reason) = match (emergency, given) {
+            (Some(found), _) => {
+                let code = &self.categories[found.category].code;
+                if let Some(g) = given.filter(|&g| g != found.category) {
+                    let why = format!("emergency overrides the channel's category \"{}\"", self.categories[g].code);
+                    matched.push(rule(code, why));
+                }
+                (Some(found.category), saturate(found.score, self.emergency.threshold), None)
+            }
+            (None, Some(g)) => {
+                matched.push(rule(&self.categories[g].code, "category given by the channel".to_owned()));
+                (Some(g), 1.0, None)
+            }
+            (None, None) => self.classify(&evidence, &mut matched),
+        };
+
+        let mut agency = None;
+        if let Some(c) = category {
+            let rules = &self.rules[c];
+            let area_code = area.map(|a| self.areas[a].code.as_str());
+            if let Some(code) = resolve_route(rules, area_code) {
+                let how = match (rules.route.contains(AREA_PLACEHOLDER), area_code) {
+                    (false, _) => format!("route {code}"),
+                    (true, Some(a)) => format!("route {} with area {a} → {code}", rules.route),
+                    (true, None) => format!("route {} without a known area → {code}", rules.route),
+                };
+                matched.push(rule(&rules.category, how));
+                agency = Some(code);
+            }
+        }
+        let triage_reason = triage_reason.or_else(|| {
+            (category.is_none() || agency.is_none()).then(|| "No category could be decided.".to_owned())
+        });
+        RouteDecision {
+            category: category.map(|c| self.categories[c].code.clone()),
+            agency,
+            area: area.map(|a| self.areas[a].code.clone()),
+            emergency: emergency.is_some() || given.is_some_and(|g| self.categories[g].emergency),
+            confidence,
+            matched,
+            triage_reason,
+        }
+    }
+
+    /// The ordinary classifier over the category evidence: (category, confidence, triage reason).
+    fn classify(&self, evidence: &[Hit], matched: &mut Vec<Matched>) -> (Option<usize>, f64, Option<String>) {
+        let entries = &self.model.entries;
+        let mut scores = vec![0.0; self.categories.len()];
+        let mut seen = HashSet::new();
+        for h in evidence {
+            if let Role::Category { category, weight } = entries[h.entry].role {
+                if seen.insert(h.entry) {
+                    scores[category] += weight;
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..scores.len()).filter(|&c| scores[c] > 0.0).collect();
+        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+
+        // Explain: the phrases of every category that scored, best category first.
+        let mut seen = HashSet::new();
+        for &c in &order {
+            for h in evidence {
+                if let Role::Category { category, weight } = entries[h.entry].role {
+                    if category == c && seen.insert(h.entry) {
+                        matched.push(Matched {
+                            kind: MatchKind::Category,
+                            code: self.categories[c].code.clone(),
+                            phrase: entries[h.entry].text.clone(),
+                            weight,
+                        });
+                    }
+                }
+            }
+        }
+
+        let Some(&best) = order.first() else {
+            return (None, 0.0, Some("No phrase of any category was found in the text.".to_owned()));
+        };
+        let runner_up = order.get(1).map_or(0.0, |&c| scores[c]);
+        let confidence = saturate(scores[best] - runner_up, self.classifier.confidence_margin);
+        let name = &self.categories[best].code;
+        if scores[best] < self.classifier.min_score {
+            let reason = format!(
+                "The best category, {name}, scored {:.1}, below the minimum of {:.1}.",
+                scores[best], self.classifier.min_score
+            );
+            return (None, confidence, Some(reason));
+        }
+        if confidence < self.classifier.min_confidence {
+            let second = order.get(1).map_or("nothing", |&c| self.categories[c].code.as_str());
+            let reason = format!(
+                "Too close to call between {name} ({:.1}) and {second} ({runner_up:.1}): confidence {confidence:.2} \
+                 is below {:.2}.",
+                scores[best], self.classifier.min_confidence
+            );
+            return (None, confidence, Some(reason));
+        }
+        (Some(best), confidence, None)
+    }
+
+    /// Emergency detection; records the signals it counted.
+    fn detect_emergency(&self, tokens: &[Token], hits: &[Hit], matched: &mut Vec<Matched>) -> Option<EmergencyFinding> {
+        let entries = &self.model.entries;
+        let settings = &self.emergency;
+        let role_hits = |want: fn(&Role) -> bool| hits.iter().copied().filter(move |h| want(&entries[h.entry].role));
+
+        let masks: Vec<Hit> = role_hits(|r| *r == Role::NotEmergency).collect();
+        let sentence = |h: &Hit| tokens.get(h.start).map_or(0, |t| t.sentence);
+        let past: HashSet<u32> = role_hits(|r| *r == Role::Past).map(|h| sentence(&h)).collect();
+        let present: HashSet<u32> = role_hits(|r| *r == Role::Present).map(|h| sentence(&h)).collect();
+        let in_past = |h: &Hit| past.contains(&sentence(h)) && !present.contains(&sentence(h));
+        let negations: Vec<Hit> = role_hits(|r| *r == Role::Negation).collect();
+        let negated = |h: &Hit| {
+            negations.iter().any(|n| {
+                n.end <= h.start && h.start - n.end <= settings.negation_window && sentence(n) == sentence(h)
+            })
+        };
+
+        let signals = longest_only(
+            role_hits(|r| matches!(r, Role::Emergency { .. }))
+                .filter(|h| !h.masked_by(&masks) && !negated(h) && !in_past(h))
+                .collect(),
+        );
+        // Each distinct phrase once, at its best weight.
+        let mut counted: Vec<(usize, usize, f64)> = Vec::new(); // (entry, category, weight)
+        for h in &signals {
+            let Role::Emergency { category, weight } = entries[h.entry].role else { continue };
+            let weight = if self.model.blind(tokens, h, true) { weight * settings.unaccented_factor } else { weight };
+            match counted.iter_mut().find(|(e, ..)| *e == h.entry) {
+                Some(c) => c.2 = c.2.max(weight),
+                None => counted.push((h.entry, category, weight)),
+            }
+        }
+        let mut scores = vec![0.0; self.categories.len()];
+        for &(_, category, weight) in &counted {
+            scores[category] += weight;
+        }
+        let urgency = role_hits(|r| *r == Role::Urgency).find(|h| !h.masked_by(&masks) && !in_past(h));
+        if urgency.is_some() {
+            for s in scores.iter_mut().filter(|s| **s > 0.0) {
+                *s += settings.urgency_bonus;
+            }
+        }
+        let best = (0..scores.len())
+            .filter(|&c| scores[c] > 0.0)
+            .max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))?;
+        if scores[best] < settings.threshold {
+            return None;
+        }
+        for &(entry, category, weight) in &counted {
+            matched.push(Matched {
+                kind: MatchKind::Emergency,
+                code: self.categories[category].code.clone(),
+                phrase: entries[entry].text.clone(),
+                weight,
+            });
+        }
+        if let Some(u) = urgency {
+            matched.push(Matched {
+                kind: MatchKind::Emergency,
+                code: self.categories[best].code.clone(),
+                phrase: entries[u.entry].text.clone(),
+                weight: settings.urgency_bonus,
+            });
+        }
+        Some(EmergencyFinding { category: best, score: scores[best] })
+    }
+
+    /// The area index: given by the channel, else recognised from place names in the text.
+    fn area_of(
+        &self,
+        given: Option<&str>,
+        tokens: &[Token],
+        hits: &[Hit],
+        evidence: &[Hit],
+        matched: &mut Vec<Matched>,
+    ) -> Option<usize> {
+        if let Some(area) = given.and_then(|g| self.resolve_area(g)) {
+            let index = self.areas.iter().position(|a| a.code == area.code)?;
+            let code = area.code.clone();
+            matched.push(Matched { kind: MatchKind::Area, code, phrase: "area given by the channel".to_owned(), weight: 1.0 });
+            return Some(index);
+        }
+        let entries = &self.model.entries;
+        // A place name read only thanks to missing accents, whose words also belong to a category phrase
+        // running past it, is that phrase ("tan long duong" is "tận lòng đường", not the commune Tân Long).
+        let words_not_place = |h: &Hit| {
+            self.model.blind(tokens, h, false)
+                && evidence.iter().any(|e| e.start < h.end && h.start < e.end && (e.start < h.start || e.end > h.end))
+        };
+        let places = longest_only(
+            hits.iter()
+                .copied()
+                .filter(|h| matches!(entries[h.entry].role, Role::Place { .. }) && !words_not_place(h))
+                .collect(),
+        );
+        let streets: Vec<Hit> = hits.iter().copied().filter(|h| entries[h.entry].role == Role::StreetWord).collect();
+        // Where each area's own name appears, to settle names shared by two areas.
+        let own_names: Vec<(usize, usize)> = places
+            .iter()
+            .filter_map(|h| match &entries[h.entry].role {
+                Role::Place { areas, own_name: true } => areas.first().map(|&a| (a, h.start)),
+                _ => None,
+            })
+            .collect();
+        let window = self.area_recognition.context_window;
+
+        let mut scores = vec![0.0; self.areas.len()];
+        let mut seen = HashSet::new();
+        for h in &places {
+            let Role::Place { areas, .. } = &entries[h.entry].role else { continue };
+            if !seen.insert(h.entry) {
+                continue;
+            }
+            let after_street_word = streets.iter().any(|s| s.end == h.start);
+            let weight = if after_street_word { self.area_recognition.street_weight } else { 1.0 };
+            let area = if let [only] = areas.as_slice() {
+                Some(*only)
+            } else {
+                // Shared name: only an own name of exactly one of its areas nearby decides.
+                let near: HashSet<usize> = own_names
+                    .iter()
+                    .filter(|(a, pos)| areas.contains(a) && pos.abs_diff(h.start) <= window)
+                    .map(|(a, _)| *a)
+                    .collect();
+                match near.len() {
+                    1 => near.into_iter().next(),
+                    _ => None,
+                }
+            };
+            let text = entries[h.entry].text.clone();
+            match area {
+                Some(a) => {
+                    scores[a] += weight;
+                    matched.push(Matched { kind: MatchKind::Area, code: self.areas[a].code.clone(), phrase: text, weight });
+                }
+                None => {
+                    let codes: Vec<&str> = areas.iter().map(|&a| self.areas[a].code.as_str()).collect();
+                    matched.push(Matched {
+                        kind: MatchKind::Area,
+                        code: codes.join("|"),
+                        phrase: format!("{text} (shared by several areas, no context: not counted)"),
+                        weight: 0.0,
+                    });
+                }
+            }
+        }
+        let best = (0..scores.len()).max_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(b.cmp(&a)))?;
+        let tied = (0..scores.len()).filter(|&a| scores[a] == scores[best]).count() > 1;
+        (scores[best] > 0.0 && !tied).then_some(best)
+    }
+}
+
+fn rule(code: &str, phrase: String) -> Matched {
+    Matched { kind: MatchKind::Rule, code: code.to_owned(), phrase, weight: 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_strips_diacritics_and_expands_abbreviations() {
+        assert_eq!(normalize("Mất điện, ko có đc!!"), "mat dien khong co duoc");
+        assert_eq!(normalize("ĐƯỜNG  Đá\tĐỏ"), "duong da do");
+        assert_eq!(normalize("hok bít j hết"), "khong biet gi het");
+        assert_eq!(normalize("UBND xã"), "uy ban nhan dan xa");
+        assert_eq!(normalize("csgt ở QL13, ĐT 743"), "canh sat giao thong o quoc lo 13 duong tinh 743");
+        assert_eq!(normalize("sđt cskh?"), "so dien thoai cham soc khach hang");
+        assert_eq!(normalize("TNXH ở kcn"), "te nan xa hoi o khu cong nghiep");
+        assert_eq!(normalize("bn tiền 1 ng"), "bao nhieu tien 1 nguoi");
+        assert_eq!(normalize(""), "");
+        assert_eq!(normalize("!!! 😡 ..."), "");
+    }
+
+    #[test]
+    fn decomposed_input_is_the_same_as_composed() {
+        let composed = "Cháy nhà ở Dĩ An";
+        let decomposed: String = composed.nfd().collect();
+        assert_eq!(normalize(&decomposed), normalize(composed));
+        assert_eq!(tokenize(&decomposed)[0].word, tokenize(composed)[0].word);
+    }
+
+    #[test]
+    fn typed_diacritics_are_respected_missing_ones_forgiven() {
+        let text = |s: &str| Word::new(s, true);
+        let phrase = |s: &str| Word::new(s, false);
+        assert!(text("chay").matches(&phrase("cháy")));
+        assert!(text("chay").blind_to(&phrase("cháy")));
+        assert!(text("cháy").matches(&phrase("cháy")));
+        assert!(!text("cháy").blind_to(&phrase("cháy")));
+        assert!(!text("chạy").matches(&phrase("cháy")));
+        // Old and new tone placement agree.
+        assert!(text("hoà").matches(&phrase("hòa")));
+        assert!(text("thuỷ").matches(&phrase("thủy")));
+        assert!(text("dang").matches(&phrase("đang")));
+        assert!(!text("đi").matches(&phrase("dĩ")));
+        // A phrase without diacritics is spelt exactly: "dao" (knife) is not "đạo".
+        assert!(!text("đạo").matches(&phrase("dao")));
+        assert!(text("dao").matches(&phrase("dao")));
+    }
+
+    #[test]
+    fn sentences_split_on_end_punctuation_not_inside_numbers() {
+        let t = tokenize("Giá 1.5 triệu. Xin hỏi TP.HCM\nđâu");
+        let sentences: Vec<u32> = t.iter().map(|t| t.sentence).collect();
+        assert_eq!(sentences, vec![0, 0, 0, 0, 1, 1, 1, 1, 1, 2]);
+    }
+}

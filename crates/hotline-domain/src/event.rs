@@ -1,0 +1,312 @@
+//! Ticket events (past-tense facts) and the envelope every stored event travels in.
+//!
+//! Events are stored as JSON envelopes: `{event_id, ticket_id, seq, event_type, schema_version, occurred_at,
+//! recorded_at, actor, correlation_id, causation_id, data}`. `data` is the event body; its shape is fixed by
+//! `event_type` and `schema_version`. Reading goes through [`Envelope::decode`], which upcasts older schema
+//! versions to the current one, so stored history never has to be rewritten.
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::reference::Reference;
+
+/// The schema version this code writes for every event type. Bump it per type when a body changes shape, and
+/// teach [`upcast`] to read the old one.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Who did something. Every event names one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub kind: ActorKind,
+    /// The channel name, service name, or user/token id, by kind.
+    pub id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActorKind {
+    /// A channel adapter acting for a citizen (the citizen is usually anonymous to us).
+    Channel,
+    /// One of our own services (router, scheduler).
+    System,
+    Operator,
+    Agency,
+    Supervisor,
+    Admin,
+}
+
+impl Actor {
+    pub fn channel(name: &str) -> Actor {
+        Actor { kind: ActorKind::Channel, id: name.to_owned() }
+    }
+    pub fn system(service: &str) -> Actor {
+        Actor { kind: ActorKind::System, id: service.to_owned() }
+    }
+}
+
+/// The citizen's contact details as the channel gave them. Personal data: never logged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Citizen {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// Where the problem is, as far as the channel knows.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    /// Area code from the province config (validated at intake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lat: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lon: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// A petition arrived on a channel and became a ticket. Always the first event of a ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionReceived {
+    pub reference: Reference,
+    /// Channel name: `app`, `sms`, `email`, `zalo`, `phone`.
+    pub channel: String,
+    /// The channel's own id for the message (idempotency key, SMS message id, Message-ID...), used to recognise
+    /// a retried intake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_ref: Option<String>,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The category the citizen or channel chose, if any (validated against the province config at intake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citizen: Option<Citizen>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// The petition got its category (from the channel, or from the classifier).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionCategorized {
+    pub category: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    pub emergency: bool,
+    /// 0.0..=1.0; 1.0 when the channel gave the category.
+    pub confidence: f64,
+    /// `channel` or `classifier`.
+    pub source: String,
+    /// What the classifier matched, for operators who wonder why ("category:electricity 'mat dien'").
+    #[serde(default)]
+    pub matched: Vec<String>,
+}
+
+/// The petition was assigned to the agency that must handle it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionRouted {
+    pub agency: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+    pub emergency: bool,
+}
+
+/// Nothing matched with enough confidence: the petition waits for a person at the hotline desk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionNeedsTriage {
+    /// The desk's agency code.
+    pub agency: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_category: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+}
+
+/// Every fact about a ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TicketEvent {
+    PetitionReceived(PetitionReceived),
+    PetitionCategorized(PetitionCategorized),
+    PetitionRouted(PetitionRouted),
+    PetitionNeedsTriage(PetitionNeedsTriage),
+}
+
+impl TicketEvent {
+    /// The stable type name stored with the event. Never rename one: add a new type instead.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            TicketEvent::PetitionReceived(_) => "PetitionReceived",
+            TicketEvent::PetitionCategorized(_) => "PetitionCategorized",
+            TicketEvent::PetitionRouted(_) => "PetitionRouted",
+            TicketEvent::PetitionNeedsTriage(_) => "PetitionNeedsTriage",
+        }
+    }
+
+    /// All type names, for documentation checks.
+    pub const TYPES: &'static [&'static str] =
+        &["PetitionReceived", "PetitionCategorized", "PetitionRouted", "PetitionNeedsTriage"];
+
+    fn body(&self) -> Result<serde_json::Value, serde_json::Error> {
+        match self {
+            TicketEvent::PetitionReceived(e) => serde_json::to_value(e),
+            TicketEvent::PetitionCategorized(e) => serde_json::to_value(e),
+            TicketEvent::PetitionRouted(e) => serde_json::to_value(e),
+            TicketEvent::PetitionNeedsTriage(e) => serde_json::to_value(e),
+        }
+    }
+}
+
+/// Metadata of one command, shared by the events it produces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandMeta {
+    pub actor: Actor,
+    pub occurred_at: OffsetDateTime,
+    /// The id of the whole conversation (an intake and everything it caused share it).
+    pub correlation_id: Uuid,
+    /// The event (or request) that caused this command, if any.
+    pub causation_id: Option<Uuid>,
+}
+
+/// An event with everything needed to store, order, trace and audit it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// UUIDv7: unique, and sorts by creation time.
+    pub event_id: Uuid,
+    pub ticket_id: Uuid,
+    /// Position of the event in its ticket's history: 1, 2, 3... with no gaps.
+    pub seq: u64,
+    pub occurred_at: OffsetDateTime,
+    /// When the store accepted it (set by the store just before the append).
+    pub recorded_at: OffsetDateTime,
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    pub causation_id: Option<Uuid>,
+    pub event: TicketEvent,
+}
+
+/// The stored form: what goes on the wire and what [`Envelope::decode`] reads back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredEnvelope {
+    pub event_id: Uuid,
+    pub ticket_id: Uuid,
+    pub seq: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub occurred_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub recorded_at: OffsetDateTime,
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    #[serde(default)]
+    pub causation_id: Option<Uuid>,
+    pub data: serde_json::Value,
+}
+
+/// A stored event this code cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a stored event: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("unknown event type `{event_type}` (schema {schema_version}): this code is older than the log")]
+    UnknownType { event_type: String, schema_version: u32 },
+}
+
+impl Envelope {
+    /// Wraps the events of one command, numbering them after `last_seq`. `new_id` supplies event ids (UUIDv7 in
+    /// production; the domain does not read the clock itself).
+    pub fn seal(
+        ticket_id: Uuid,
+        last_seq: u64,
+        events: Vec<TicketEvent>,
+        meta: &CommandMeta,
+        mut new_id: impl FnMut() -> Uuid,
+    ) -> Vec<Envelope> {
+        events
+            .into_iter()
+            .enumerate()
+            .map(|(i, event)| Envelope {
+                event_id: new_id(),
+                ticket_id,
+                seq: last_seq + i as u64 + 1,
+                occurred_at: meta.occurred_at,
+                recorded_at: meta.occurred_at,
+                actor: meta.actor.clone(),
+                correlation_id: meta.correlation_id,
+                causation_id: meta.causation_id,
+                event,
+            })
+            .collect()
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        self.event.event_type()
+    }
+
+    pub fn to_stored(&self) -> Result<StoredEnvelope, serde_json::Error> {
+        Ok(StoredEnvelope {
+            event_id: self.event_id,
+            ticket_id: self.ticket_id,
+            seq: self.seq,
+            event_type: self.event_type().to_owned(),
+            schema_version: SCHEMA_VERSION,
+            occurred_at: self.occurred_at,
+            recorded_at: self.recorded_at,
+            actor: self.actor.clone(),
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            data: self.event.body()?,
+        })
+    }
+
+    /// Reads a stored envelope, upcasting an older schema version of its body.
+    pub fn decode(stored: StoredEnvelope) -> Result<Envelope, DecodeError> {
+        let event = upcast(&stored.event_type, stored.schema_version, stored.data)?;
+        Ok(Envelope {
+            event_id: stored.event_id,
+            ticket_id: stored.ticket_id,
+            seq: stored.seq,
+            occurred_at: stored.occurred_at,
+            recorded_at: stored.recorded_at,
+            actor: stored.actor,
+            correlation_id: stored.correlation_id,
+            causation_id: stored.causation_id,
+            event,
+        })
+    }
+}
+
+/// Turns a stored body of any known schema version into the current event. Version 1 is the only one so far;
+/// when a body changes, add a `(type, 1) => { rewrite the JSON value; fall through to the current shape }` arm.
+fn upcast(event_type: &str, schema_version: u32, data: serde_json::Value) -> Result<TicketEvent, DecodeError> {
+    let unknown = || DecodeError::UnknownType { event_type: event_type.to_owned(), schema_version };
+    if schema_version == 0 || schema_version > SCHEMA_VERSION {
+        return Err(unknown());
+    }
+    Ok(match event_type {
+        "PetitionReceived" => TicketEvent::PetitionReceived(serde_json::from_value(data)?),
+        "PetitionCategorized" => TicketEvent::PetitionCategorized(serde_json::from_value(data)?),
+        "PetitionRouted" => TicketEvent::PetitionRouted(serde_json::from_value(data)?),
+        "PetitionNeedsTriage" => TicketEvent::PetitionNeedsTriage(serde_json::from_value(data)?),
+        _ => return Err(unknown()),
+    })
+}
+
+/// Encodes the events of one commit (one command) as the JSON array stored in one log message.
+pub fn encode_commit(events: &[Envelope]) -> Result<Vec<u8>, serde_json::Error> {
+    let stored = events.iter().map(Envelope::to_stored).collect::<Result<Vec<_>, _>>()?;
+    serde_json::to_vec(&stored)
+}
+
+/// Decodes one stored commit.
+pub fn decode_commit(bytes: &[u8]) -> Result<Vec<Envelope>, DecodeError> {
+    let stored: Vec<StoredEnvelope> = serde_json::from_slice(bytes)?;
+    stored.into_iter().map(Envelope::decode).collect()
+}

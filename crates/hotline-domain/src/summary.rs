@@ -1,0 +1,103 @@
+//! One-line, human summaries of events for timelines, in Vietnamese or English.
+//!
+//! Rendered when read, not stored, so a timeline can be shown in either language and a renamed agency shows its
+//! current name. Personal data (names, phone numbers) never appears in a summary.
+
+use crate::event::TicketEvent;
+use crate::province::Province;
+
+/// The languages timelines are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Vi,
+    En,
+}
+
+impl Lang {
+    /// Picks the language from an `Accept-Language` header value: the supported tag with the highest q-value,
+    /// Vietnamese when the header is absent or names neither.
+    pub fn from_accept_language(header: Option<&str>) -> Lang {
+        let Some(header) = header else { return Lang::Vi };
+        let mut best: Option<(f32, Lang)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
+                .unwrap_or(1.0);
+            let lang = if tag == "vi" || tag.starts_with("vi-") {
+                Lang::Vi
+            } else if tag == "en" || tag.starts_with("en-") {
+                Lang::En
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::Vi, |(_, l)| l)
+    }
+}
+
+/// The summary line of `event`. Agency and category codes become names from `province`.
+pub fn summarize(event: &TicketEvent, lang: Lang, province: &Province) -> String {
+    let agency = |code: &str| {
+        province.agency(code).map_or_else(
+            || code.to_owned(),
+            |a| match lang {
+                Lang::Vi => a.name_vi.clone(),
+                Lang::En => a.name_en.clone(),
+            },
+        )
+    };
+    let category = |code: &str| {
+        province.category(code).map_or_else(
+            || code.to_owned(),
+            |c| match lang {
+                Lang::Vi => c.name_vi.clone(),
+                Lang::En => c.name_en.clone(),
+            },
+        )
+    };
+    match (event, lang) {
+        (TicketEvent::PetitionReceived(e), Lang::Vi) => {
+            format!("Tiếp nhận phản ánh qua kênh {} (mã {})", e.channel, e.reference)
+        }
+        (TicketEvent::PetitionReceived(e), Lang::En) => {
+            format!("Petition received via {} (reference {})", e.channel, e.reference)
+        }
+        (TicketEvent::PetitionCategorized(e), Lang::Vi) => {
+            let how = if e.source == "channel" { "theo kênh tiếp nhận" } else { "tự động phân loại" };
+            let urgent = if e.emergency { " — KHẨN CẤP" } else { "" };
+            format!("Phân loại: {} ({how}){urgent}", category(&e.category))
+        }
+        (TicketEvent::PetitionCategorized(e), Lang::En) => {
+            let how = if e.source == "channel" { "given by the channel" } else { "classified automatically" };
+            let urgent = if e.emergency { " — EMERGENCY" } else { "" };
+            format!("Categorized as {} ({how}){urgent}", category(&e.category))
+        }
+        (TicketEvent::PetitionRouted(e), Lang::Vi) => format!("Chuyển đến {}", agency(&e.agency)),
+        (TicketEvent::PetitionRouted(e), Lang::En) => format!("Routed to {}", agency(&e.agency)),
+        (TicketEvent::PetitionNeedsTriage(e), Lang::Vi) => {
+            format!("Chờ {} phân loại thủ công", agency(&e.agency))
+        }
+        (TicketEvent::PetitionNeedsTriage(e), Lang::En) => {
+            format!("Waiting for manual triage at {}: {}", agency(&e.agency), e.reason)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lang;
+
+    #[test]
+    fn accept_language_picks_the_preferred_supported_tag() {
+        assert_eq!(Lang::from_accept_language(None), Lang::Vi);
+        assert_eq!(Lang::from_accept_language(Some("en-US,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("fr, en;q=0.5, vi;q=0.8")), Lang::Vi);
+        assert_eq!(Lang::from_accept_language(Some("de")), Lang::Vi);
+        assert_eq!(Lang::from_accept_language(Some("vi;q=0.1, en-GB;q=0.2")), Lang::En);
+    }
+}

@@ -1,0 +1,87 @@
+//! docs/events.md must name every event type and every field the code writes, so the two cannot drift.
+
+use hotline_domain::event::{
+    Citizen, Location, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRouted,
+};
+use hotline_domain::{Actor, CommandMeta, Envelope, Reference, TicketEvent};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One of each event with every optional field set, so every field shows in the stored JSON.
+fn every_event() -> Vec<TicketEvent> {
+    vec![
+        TicketEvent::PetitionReceived(PetitionReceived {
+            reference: Reference::derive(Uuid::nil(), 0),
+            channel: "app".into(),
+            channel_ref: Some("k".into()),
+            text: "t".into(),
+            subject: Some("s".into()),
+            category: Some("c".into()),
+            citizen: Some(Citizen { name: Some("n".into()), phone: Some("p".into()), email: Some("e".into()) }),
+            location: Some(Location { area: Some("a".into()), lat: Some(1.0), lon: Some(2.0), address: Some("x".into()) }),
+        }),
+        TicketEvent::PetitionCategorized(PetitionCategorized {
+            category: "c".into(),
+            area: Some("a".into()),
+            emergency: true,
+            confidence: 0.5,
+            source: "classifier".into(),
+            matched: vec!["m".into()],
+        }),
+        TicketEvent::PetitionRouted(PetitionRouted { agency: "g".into(), area: Some("a".into()), emergency: false }),
+        TicketEvent::PetitionNeedsTriage(PetitionNeedsTriage {
+            agency: "g".into(),
+            reason: "r".into(),
+            suggested_category: Some("c".into()),
+            area: Some("a".into()),
+        }),
+    ]
+}
+
+fn section<'a>(doc: &'a str, heading: &str) -> &'a str {
+    let start = doc.find(&format!("## {heading}\n")).unwrap_or_else(|| panic!("docs/events.md has no `## {heading}`"));
+    let rest = &doc[start + heading.len() + 4..];
+    &rest[..rest.find("\n## ").unwrap_or(rest.len())]
+}
+
+fn keys(value: &serde_json::Value, prefix: &str, out: &mut Vec<String>) {
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            out.push(format!("{prefix}{k}"));
+            keys(v, "", out);
+        }
+    }
+}
+
+#[test]
+fn docs_events_md_names_every_event_type_and_field() {
+    let doc = include_str!("../../../../docs/events.md");
+    let events = every_event();
+    assert_eq!(events.len(), TicketEvent::TYPES.len(), "every_event() covers every type");
+    let meta = CommandMeta {
+        actor: Actor::system("t"),
+        occurred_at: OffsetDateTime::UNIX_EPOCH,
+        correlation_id: Uuid::nil(),
+        causation_id: Some(Uuid::nil()),
+    };
+    for envelope in Envelope::seal(Uuid::nil(), 0, events, &meta, Uuid::nil) {
+        let stored = serde_json::to_value(envelope.to_stored().expect("stored")).expect("json");
+        let mut envelope_keys = Vec::new();
+        for (k, v) in stored.as_object().expect("object") {
+            if k != "data" {
+                envelope_keys.push(k.clone());
+                keys(v, "", &mut envelope_keys);
+            }
+        }
+        let envelope_doc = section(doc, "Envelope");
+        for k in envelope_keys {
+            assert!(envelope_doc.contains(&format!("`{k}`")), "docs/events.md Envelope does not name `{k}`");
+        }
+        let event_doc = section(doc, envelope.event_type());
+        let mut fields = Vec::new();
+        keys(&stored["data"], "", &mut fields);
+        for f in fields {
+            assert!(event_doc.contains(&format!("`{f}`")), "docs/events.md {} does not name `{f}`", envelope.event_type());
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The SQLite schema of the projections, created on open.
+
+use rusqlite::Connection;
+
+/// The only schema version so far. A change adds a migration step and bumps it; the projections are derived
+/// data, so the simplest migration is always "drop and rebuild from the log".
+pub const VERSION: i64 = 1;
+
+pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // WAL: readers (the API, other processes) never block the writer. NORMAL sync is enough for derived data:
+    // a lost tail is re-applied from the log after the stored position.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS checkpoint (
+            projection TEXT PRIMARY KEY,
+            position   INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS tickets (
+            ticket_id   TEXT PRIMARY KEY,
+            reference   TEXT NOT NULL UNIQUE,
+            status      TEXT NOT NULL,
+            channel     TEXT NOT NULL,
+            category    TEXT,
+            agency      TEXT,
+            area        TEXT,
+            emergency   INTEGER NOT NULL DEFAULT 0,
+            confidence  REAL,
+            subject     TEXT,
+            text        TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            updated_at  TEXT NOT NULL,
+            last_seq    INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS tickets_by_agency ON tickets (agency, status);
+        CREATE TABLE IF NOT EXISTS timeline (
+            ticket_id  TEXT NOT NULL,
+            seq        INTEGER NOT NULL,
+            position   INTEGER NOT NULL,
+            event_id   TEXT NOT NULL UNIQUE,
+            event_type TEXT NOT NULL,
+            at         TEXT NOT NULL,
+            actor_kind TEXT NOT NULL,
+            actor_id   TEXT NOT NULL,
+            envelope   TEXT NOT NULL,
+            PRIMARY KEY (ticket_id, seq)
+        );",
+    )?;
+    conn.pragma_update(None, "user_version", VERSION)?;
+    Ok(conn)
+}

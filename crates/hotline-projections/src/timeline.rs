@@ -1,0 +1,330 @@
+//! The timeline projection: each ticket's current state and its ordered events.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use hotline_domain::event::StoredEnvelope;
+use hotline_domain::{Envelope, TicketEvent};
+use hotline_runtime::Shutdown;
+use hotline_store::{Commit, EventStore, Position};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::{ProjectionError, schema};
+
+/// The projection's name in the checkpoint table.
+const NAME: &str = "timeline";
+/// Most commits applied in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// A ticket as the projection knows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TicketView {
+    pub ticket_id: Uuid,
+    pub reference: String,
+    pub status: String,
+    pub category: Option<String>,
+    pub agency: Option<String>,
+    pub area: Option<String>,
+    pub emergency: bool,
+    pub confidence: Option<f64>,
+    pub channel: String,
+    pub subject: Option<String>,
+    pub text: String,
+    pub received_at: String,
+    pub updated_at: String,
+    /// Seq of the last event applied: how many events the ticket has.
+    pub events: u64,
+}
+
+/// One event of a ticket's timeline.
+#[derive(Debug, Clone)]
+pub struct TimelineEntry {
+    pub seq: u64,
+    /// Log position of the commit that stored it.
+    pub position: u64,
+    pub envelope: Envelope,
+}
+
+/// Applies commits to the SQLite file. One writer per file.
+pub struct TimelineWriter {
+    conn: Connection,
+}
+
+impl TimelineWriter {
+    pub fn open(path: &Path) -> Result<TimelineWriter, ProjectionError> {
+        Ok(TimelineWriter { conn: schema::open(path)? })
+    }
+
+    /// The log position of the last applied commit (0 when none).
+    pub fn position(&self) -> Result<u64, ProjectionError> {
+        let position: Option<i64> = self
+            .conn
+            .query_row("SELECT position FROM checkpoint WHERE projection = ?1", [NAME], |r| r.get(0))
+            .optional()?;
+        Ok(position.map_or(0, |p| p as u64))
+    }
+
+    /// Applies commits in one transaction with the position they reach. Commits at or before the stored
+    /// position are skipped, so applying a batch twice changes nothing.
+    pub fn apply(&mut self, commits: &[Commit]) -> Result<u64, ProjectionError> {
+        let tx = self.conn.transaction()?;
+        let mut position: u64 = tx
+            .query_row("SELECT position FROM checkpoint WHERE projection = ?1", [NAME], |r| r.get::<_, i64>(0))
+            .optional()?
+            .map_or(0, |p| p as u64);
+        for commit in commits {
+            if commit.position <= position {
+                continue;
+            }
+            for envelope in &commit.events {
+                apply_event(&tx, commit.position, envelope)?;
+            }
+            position = commit.position;
+        }
+        tx.execute(
+            "INSERT INTO checkpoint (projection, position) VALUES (?1, ?2)
+             ON CONFLICT (projection) DO UPDATE SET position = excluded.position",
+            params![NAME, position as i64],
+        )?;
+        tx.commit()?;
+        Ok(position)
+    }
+}
+
+fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> Result<(), ProjectionError> {
+    let at = e.occurred_at.format(&Rfc3339).map_err(|err| ProjectionError::Decode(err.to_string()))?;
+    let stored = e.to_stored().map_err(|err| ProjectionError::Decode(err.to_string()))?;
+    let envelope_json = serde_json::to_string(&stored).map_err(|err| ProjectionError::Decode(err.to_string()))?;
+    let actor_kind = serde_json::to_value(e.actor.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let ticket = e.ticket_id.to_string();
+    tx.execute(
+        "INSERT INTO timeline (ticket_id, seq, position, event_id, event_type, at, actor_kind, actor_id, envelope)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![ticket, e.seq as i64, position as i64, e.event_id.to_string(), e.event_type(), at, actor_kind, e.actor.id, envelope_json],
+    )?;
+    match &e.event {
+        TicketEvent::PetitionReceived(p) => {
+            tx.execute(
+                "INSERT INTO tickets (ticket_id, reference, status, channel, category, area, subject, text,
+                                      received_at, updated_at, last_seq)
+                 VALUES (?1, ?2, 'received', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                params![
+                    ticket,
+                    p.reference.as_str(),
+                    p.channel,
+                    p.category,
+                    p.location.as_ref().and_then(|l| l.area.clone()),
+                    p.subject,
+                    p.text,
+                    at,
+                    e.seq as i64
+                ],
+            )?;
+        }
+        TicketEvent::PetitionCategorized(c) => {
+            tx.execute(
+                "UPDATE tickets SET category = ?2, area = COALESCE(?3, area), emergency = ?4, confidence = ?5,
+                                    updated_at = ?6, last_seq = ?7 WHERE ticket_id = ?1",
+                params![ticket, c.category, c.area, c.emergency, c.confidence, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::PetitionRouted(r) => {
+            tx.execute(
+                "UPDATE tickets SET status = 'routed', agency = ?2, area = COALESCE(?3, area), emergency = ?4,
+                                    updated_at = ?5, last_seq = ?6 WHERE ticket_id = ?1",
+                params![ticket, r.agency, r.area, r.emergency, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::PetitionNeedsTriage(t) => {
+            tx.execute(
+                "UPDATE tickets SET status = 'needs_triage', agency = ?2, area = COALESCE(?3, area),
+                                    updated_at = ?4, last_seq = ?5 WHERE ticket_id = ?1",
+                params![ticket, t.agency, t.area, at, e.seq as i64],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the projection. Cheap to clone; queries run on the blocking pool.
+#[derive(Clone)]
+pub struct TimelineReader {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+impl TimelineReader {
+    pub fn open(path: &Path) -> Result<TimelineReader, ProjectionError> {
+        Ok(TimelineReader { conn: Arc::new(Mutex::new(schema::open(path)?)), path: path.to_owned() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, ProjectionError> + Send + 'static,
+    ) -> Result<T, ProjectionError> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = conn.lock().map_err(|_| ProjectionError::Worker("reader lock poisoned".to_owned()))?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| ProjectionError::Worker(e.to_string()))?
+    }
+
+    /// The log position the projection has applied.
+    pub async fn position(&self) -> Result<u64, ProjectionError> {
+        self.with(|c| {
+            let p: Option<i64> = c
+                .query_row("SELECT position FROM checkpoint WHERE projection = ?1", [NAME], |r| r.get(0))
+                .optional()?;
+            Ok(p.map_or(0, |p| p as u64))
+        })
+        .await
+    }
+
+    pub async fn ticket(&self, id: Uuid) -> Result<Option<TicketView>, ProjectionError> {
+        self.with(move |c| query_ticket(c, "ticket_id", &id.to_string())).await
+    }
+
+    pub async fn ticket_by_reference(&self, reference: &str) -> Result<Option<TicketView>, ProjectionError> {
+        let reference = reference.to_owned();
+        self.with(move |c| query_ticket(c, "reference", &reference)).await
+    }
+
+    /// How many tickets the projection holds.
+    pub async fn count(&self) -> Result<u64, ProjectionError> {
+        self.with(|c| Ok(c.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get::<_, i64>(0))? as u64)).await
+    }
+
+    /// A ticket's events in order.
+    pub async fn timeline(&self, id: Uuid) -> Result<Vec<TimelineEntry>, ProjectionError> {
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT seq, position, envelope FROM timeline WHERE ticket_id = ?1 ORDER BY seq")?;
+            let rows = stmt.query_map([id.to_string()], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
+            })?;
+            let mut entries = Vec::new();
+            for row in rows {
+                let (seq, position, json) = row?;
+                let stored: StoredEnvelope =
+                    serde_json::from_str(&json).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                let envelope = Envelope::decode(stored).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                entries.push(TimelineEntry { seq: seq as u64, position: position as u64, envelope });
+            }
+            Ok(entries)
+        })
+        .await
+    }
+}
+
+fn query_ticket(c: &Connection, column: &str, value: &str) -> Result<Option<TicketView>, ProjectionError> {
+    // `column` is one of two literals chosen by the callers above, never input.
+    let sql = format!(
+        "SELECT ticket_id, reference, status, category, agency, area, emergency, confidence, channel, subject, text,
+                received_at, updated_at, last_seq FROM tickets WHERE {column} = ?1"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let view = stmt
+        .query_row([value], |r| {
+            let id: String = r.get(0)?;
+            Ok(TicketView {
+                ticket_id: id.parse().unwrap_or_default(),
+                reference: r.get(1)?,
+                status: r.get(2)?,
+                category: r.get(3)?,
+                agency: r.get(4)?,
+                area: r.get(5)?,
+                emergency: r.get(6)?,
+                confidence: r.get(7)?,
+                channel: r.get(8)?,
+                subject: r.get(9)?,
+                text: r.get(10)?,
+                received_at: r.get(11)?,
+                updated_at: r.get(12)?,
+                events: r.get::<_, i64>(13)? as u64,
+            })
+        })
+        .optional()?;
+    Ok(view)
+}
+
+/// Keeps the projection at `path` up to date with the log until `shutdown`. Resumes after the stored position;
+/// re-subscribes when the log goes away and comes back.
+pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdown) -> Result<(), ProjectionError> {
+    let writer = Arc::new(Mutex::new(TimelineWriter::open(&path)?));
+    tracing::info!(path = %path.display(), "timeline projection started");
+    while !shutdown.is_raised() {
+        let position = {
+            let w = writer.lock().map_err(|_| ProjectionError::Worker("writer lock poisoned".to_owned()))?;
+            w.position()?
+        };
+        let from = if position == 0 { Position::Start } else { Position::From(position + 1) };
+        let subscription = tokio::select! {
+            _ = shutdown.wait() => break,
+            s = store.subscribe(from) => s,
+        };
+        let mut commits = match subscription {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "projection cannot subscribe; retrying in 1 s");
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let first = tokio::select! {
+                _ = shutdown.wait() => return Ok(()),
+                c = commits.next() => c,
+            };
+            let mut batch = match first {
+                Some(Ok(commit)) => vec![commit],
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "projection subscription error; resubscribing");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    break;
+                }
+                None => break,
+            };
+            // Take whatever else is already there, without waiting, into the same transaction.
+            let mut failed = false;
+            while batch.len() < MAX_BATCH {
+                match commits.next().now_or_never() {
+                    Some(Some(Ok(commit))) => batch.push(commit),
+                    Some(Some(Err(e))) => {
+                        tracing::warn!(error = %e, "projection subscription error; resubscribing");
+                        failed = true;
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+            let w = writer.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut w = w.lock().map_err(|_| ProjectionError::Worker("writer lock poisoned".to_owned()))?;
+                w.apply(&batch)
+            })
+            .await
+            .map_err(|e| ProjectionError::Worker(e.to_string()))??;
+            if failed {
+                break;
+            }
+        }
+    }
+    tracing::info!("timeline projection stopped");
+    Ok(())
+}

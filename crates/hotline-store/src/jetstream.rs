@@ -1,0 +1,424 @@
+//! The event store on NATS JetStream: one file-backed stream for the log, one subject per ticket, per-subject
+//! optimistic concurrency, and a key-value bucket that keeps ticket references unique.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::{self, DirectGetErrorKind, StorageType};
+use async_nats::jetstream::{self as js, AckKind};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use futures_util::{FutureExt, StreamExt};
+use hotline_domain::event::{decode_commit, encode_commit};
+use hotline_domain::{Envelope, Reference};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::{
+    Acker, AppendError, Appended, Claim, Commit, Delivery, EventStore, History, Position, StoreError, Version,
+};
+
+/// Names and limits of the JetStream objects the store uses.
+#[derive(Debug, Clone)]
+pub struct JetStreamConfig {
+    /// The log stream.
+    pub stream: String,
+    /// Subjects of the log: `<prefix>.ticket.<ticket id>`.
+    pub subject_prefix: String,
+    /// Replicas of the stream and the reference bucket: 1 on a single node, 3 on a cluster.
+    pub replicas: usize,
+    /// Key-value bucket of claimed references.
+    pub refs_bucket: String,
+    /// How long one request (publish ack, direct get) may take before it counts as unavailable.
+    pub request_timeout: Duration,
+    /// How long a durable subscription waits for an ack before it redelivers: after a crash, what was in flight
+    /// is handled again after this long.
+    pub ack_wait: Duration,
+}
+
+impl Default for JetStreamConfig {
+    fn default() -> Self {
+        JetStreamConfig {
+            stream: "HOTLINE_EVENTS".to_owned(),
+            subject_prefix: "hotline.events".to_owned(),
+            replicas: 1,
+            refs_bucket: "hotline_refs".to_owned(),
+            request_timeout: Duration::from_secs(5),
+            ack_wait: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Header naming the ticket of a commit, so tools can filter without decoding the payload.
+const TICKET_HEADER: &str = "Hotline-Ticket-Id";
+/// Header listing the event types of a commit, comma-separated.
+const TYPES_HEADER: &str = "Hotline-Event-Types";
+/// How many times an append is re-sent (same message id, same expectation) when the server does not answer.
+const APPEND_ATTEMPTS: u32 = 3;
+
+/// The JetStream implementation of [`EventStore`].
+#[derive(Clone)]
+pub struct JetStreamStore {
+    client: async_nats::Client,
+    js: js::Context,
+    stream: stream::Stream,
+    refs: kv::Store,
+    cfg: JetStreamConfig,
+    /// Counts (re)connections. Subscriptions end when it moves, so their owners subscribe again at once instead
+    /// of waiting for missed heartbeats: a restarted server has forgotten their consumers' pull requests.
+    connections: watch::Receiver<u64>,
+}
+
+impl JetStreamStore {
+    /// Connects to `url` and makes sure the stream and the bucket exist.
+    pub async fn connect(url: &str, cfg: JetStreamConfig) -> Result<JetStreamStore, StoreError> {
+        let (tx, connections) = watch::channel(0u64);
+        let tx = Arc::new(tx);
+        let client = async_nats::ConnectOptions::new()
+            .name("hotline")
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(cfg.request_timeout))
+            // Come back within a second of the server: intake answers 503 meanwhile.
+            .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).min(1_000)))
+            .event_callback(move |event| {
+                let tx = tx.clone();
+                async move {
+                    if matches!(event, async_nats::Event::Connected) {
+                        tx.send_modify(|n| *n += 1);
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .map_err(unavailable)?;
+        JetStreamStore::open_with(client, cfg, connections).await
+    }
+
+    /// Uses an existing connection. Subscriptions then learn of reconnections only from missed heartbeats.
+    pub async fn open(client: async_nats::Client, cfg: JetStreamConfig) -> Result<JetStreamStore, StoreError> {
+        let (_tx, connections) = watch::channel(0u64);
+        JetStreamStore::open_with(client, cfg, connections).await
+    }
+
+    async fn open_with(
+        client: async_nats::Client,
+        cfg: JetStreamConfig,
+        connections: watch::Receiver<u64>,
+    ) -> Result<JetStreamStore, StoreError> {
+        let js = js::ContextBuilder::new().timeout(cfg.request_timeout).build(client.clone());
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: cfg.stream.clone(),
+                subjects: vec![format!("{}.>", cfg.subject_prefix)],
+                storage: StorageType::File,
+                num_replicas: cfg.replicas,
+                // The log is append-only: nothing deletes or purges an event.
+                deny_delete: true,
+                deny_purge: true,
+                // Direct gets read a ticket's history through the subject index, from any replica.
+                allow_direct: true,
+                duplicate_window: Duration::from_secs(120),
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let refs = match js.get_key_value(&cfg.refs_bucket).await {
+            Ok(store) => store,
+            Err(_) => js
+                .create_key_value(kv::Config {
+                    bucket: cfg.refs_bucket.clone(),
+                    description: "ticket reference -> ticket id; a reference is never reused".to_owned(),
+                    history: 1,
+                    storage: StorageType::File,
+                    num_replicas: cfg.replicas,
+                    ..Default::default()
+                })
+                .await
+                .map_err(unavailable)?,
+        };
+        Ok(JetStreamStore { client, js, stream, refs, cfg, connections })
+    }
+
+    /// The underlying connection, for health checks.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn config(&self) -> &JetStreamConfig {
+        &self.cfg
+    }
+
+    fn subject(&self, ticket: Uuid) -> String {
+        format!("{}.ticket.{}", self.cfg.subject_prefix, ticket)
+    }
+
+    fn all_subjects(&self) -> String {
+        format!("{}.>", self.cfg.subject_prefix)
+    }
+
+    async fn append_commit(&self, ticket: Uuid, expected: Version, events: &[Envelope]) -> Result<Appended, AppendError> {
+        let Some(first) = events.first() else {
+            return Err(StoreError::Rejected("a commit needs at least one event".to_owned()).into());
+        };
+        if events.iter().any(|e| e.ticket_id != ticket) {
+            return Err(StoreError::Rejected("a commit's events must all belong to its ticket".to_owned()).into());
+        }
+        if !self.is_connected() {
+            return Err(StoreError::Unavailable("not connected to NATS".to_owned()).into());
+        }
+        let commit_id = first.event_id.to_string();
+        let payload = encode_commit(events).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let types = events.iter().map(Envelope::event_type).collect::<Vec<_>>().join(",");
+        let subject = self.subject(ticket);
+        let mut last_error = String::new();
+        for attempt in 0..APPEND_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+            }
+            let message = PublishMessage::build()
+                .payload(payload.clone().into())
+                .message_id(&commit_id)
+                .expected_last_subject_sequence(expected)
+                .header(TICKET_HEADER, ticket.to_string().as_str())
+                .header(TYPES_HEADER, types.as_str());
+            let result = match self.js.send_publish(subject.clone(), message).await {
+                Ok(ack) => ack.await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(ack) => return Ok(Appended { version: ack.sequence, already_stored: ack.duplicate }),
+                Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                    // Either someone else appended, or this is our own earlier write whose ack was lost (2.12
+                    // answers a re-sent message with "wrong last sequence" rather than "duplicate").
+                    return match self.find_commit(&subject, expected, &commit_id).await? {
+                        Some(version) => Ok(Appended { version, already_stored: true }),
+                        None => Err(AppendError::Conflict { current: self.last_version(&subject).await? }),
+                    };
+                }
+                Err(e) if matches!(
+                    e.kind(),
+                    PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::StreamNotFound
+                ) => {
+                    // StreamNotFound is also what a client sees during a leader election: retry it.
+                    last_error = e.to_string();
+                }
+                Err(e) => return Err(StoreError::Rejected(e.to_string()).into()),
+            }
+        }
+        Err(StoreError::Unavailable(format!("append not confirmed after {APPEND_ATTEMPTS} attempts: {last_error}")).into())
+    }
+
+    /// Looks for the commit `commit_id` among the ticket's commits after `after`; returns the version it made.
+    async fn find_commit(&self, subject: &str, after: Version, commit_id: &str) -> Result<Option<Version>, StoreError> {
+        let mut next = after + 1;
+        loop {
+            match self.stream.direct_get_next_for_subject(subject, Some(next)).await {
+                Ok(msg) => {
+                    if msg.headers.get("Nats-Msg-Id").map(|v| v.as_str()) == Some(commit_id) {
+                        return Ok(Some(msg.sequence));
+                    }
+                    next = msg.sequence + 1;
+                }
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    async fn last_version(&self, subject: &str) -> Result<Version, StoreError> {
+        match self.stream.direct_get_last_for_subject(subject).await {
+            Ok(msg) => Ok(msg.sequence),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(0),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn load_history(&self, ticket: Uuid) -> Result<History, StoreError> {
+        let subject = self.subject(ticket);
+        let mut history = History::default();
+        let mut next = 1;
+        loop {
+            match self.stream.direct_get_next_for_subject(subject.as_str(), Some(next)).await {
+                Ok(msg) => {
+                    let events = decode_commit(&msg.payload)
+                        .map_err(|source| StoreError::Decode { position: msg.sequence, source })?;
+                    history.events.extend(events);
+                    history.version = msg.sequence;
+                    next = msg.sequence + 1;
+                }
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(history),
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    async fn ordered_subscription(&self, from: Position) -> Result<BoxStream<'static, Result<Commit, StoreError>>, StoreError> {
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: self.all_subjects(),
+                deliver_policy: deliver_policy(from),
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        let commits = messages.map(|m| {
+            let m = m.map_err(unavailable)?;
+            to_commit(&m)
+        });
+        Ok(until_reconnected(commits, self.connections.clone()))
+    }
+
+    async fn durable_subscription(&self, name: &str) -> Result<BoxStream<'static, Result<Delivery, StoreError>>, StoreError> {
+        let consumer = self
+            .stream
+            .get_or_create_consumer(
+                name,
+                consumer::pull::Config {
+                    durable_name: Some(name.to_owned()),
+                    filter_subject: self.all_subjects(),
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: self.cfg.ack_wait,
+                    max_ack_pending: 1_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        let deliveries = messages.map(|m| {
+            let m = m.map_err(unavailable)?;
+            // A commit this code cannot decode is left unacknowledged: it is redelivered (and reported) until a
+            // newer build reads it, rather than being skipped.
+            let commit = to_commit(&m)?;
+            Ok(Delivery::new(commit, Box::new(JetStreamAcker(m))))
+        });
+        Ok(until_reconnected(deliveries, self.connections.clone()))
+    }
+
+    async fn claim(&self, reference: &Reference, ticket: Uuid) -> Result<Claim, StoreError> {
+        if !self.is_connected() {
+            return Err(StoreError::Unavailable("not connected to NATS".to_owned()));
+        }
+        match self.refs.create(reference.as_str(), ticket.to_string().into()).await {
+            Ok(_) => Ok(Claim::Granted),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => match self.resolve(reference).await? {
+                Some(owner) if owner == ticket => Ok(Claim::Granted),
+                Some(owner) => Ok(Claim::TakenBy(owner)),
+                None => Err(StoreError::Unavailable("reference claimed but not readable yet".to_owned())),
+            },
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn resolve(&self, reference: &Reference) -> Result<Option<Uuid>, StoreError> {
+        let value = self.refs.get(reference.as_str()).await.map_err(unavailable)?;
+        Ok(value.and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok())))
+    }
+}
+
+impl EventStore for JetStreamStore {
+    fn append<'a>(&'a self, ticket: Uuid, expected: Version, events: &'a [Envelope]) -> BoxFuture<'a, Result<Appended, AppendError>> {
+        self.append_commit(ticket, expected, events).boxed()
+    }
+
+    fn load(&self, ticket: Uuid) -> BoxFuture<'_, Result<History, StoreError>> {
+        self.load_history(ticket).boxed()
+    }
+
+    fn subscribe(&self, from: Position) -> BoxFuture<'_, Result<BoxStream<'static, Result<Commit, StoreError>>, StoreError>> {
+        self.ordered_subscription(from).boxed()
+    }
+
+    fn durable(&self, name: &str) -> BoxFuture<'_, Result<BoxStream<'static, Result<Delivery, StoreError>>, StoreError>> {
+        let name = name.to_owned();
+        async move { self.durable_subscription(&name).await }.boxed()
+    }
+
+    fn claim_reference<'a>(&'a self, reference: &'a Reference, ticket: Uuid) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        self.claim(reference, ticket).boxed()
+    }
+
+    fn resolve_reference<'a>(&'a self, reference: &'a Reference) -> BoxFuture<'a, Result<Option<Uuid>, StoreError>> {
+        self.resolve(reference).boxed()
+    }
+
+    fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
+        async move {
+            let mut stream = self.js.get_stream(&self.cfg.stream).await.map_err(unavailable)?;
+            let info = stream.info().await.map_err(unavailable)?;
+            Ok(info.state.last_sequence)
+        }
+        .boxed()
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == State::Connected
+    }
+}
+
+struct JetStreamAcker(js::Message);
+
+impl Acker for JetStreamAcker {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>> {
+        async move { self.0.ack().await.map_err(unavailable) }.boxed()
+    }
+    fn retry_later(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), StoreError>> {
+        async move { self.0.ack_with(AckKind::Nak(Some(delay))).await.map_err(unavailable) }.boxed()
+    }
+}
+
+/// Passes `items` through until the client reconnects, then yields one `Unavailable` error and ends, so the owner
+/// subscribes again from where it stands.
+fn until_reconnected<T: Send + 'static>(
+    items: impl futures_util::Stream<Item = Result<T, StoreError>> + Send + 'static,
+    mut connections: watch::Receiver<u64>,
+) -> BoxStream<'static, Result<T, StoreError>> {
+    connections.mark_unchanged();
+    let items = Box::pin(items);
+    futures_util::stream::unfold(Some((items, connections)), |state| async move {
+        let (mut items, mut connections) = state?;
+        tokio::select! {
+            item = items.next() => item.map(|item| (item, Some((items, connections)))),
+            changed = connections.changed() => match changed {
+                Ok(()) => Some((Err(StoreError::Unavailable("reconnected to NATS; subscribe again".to_owned())), None)),
+                // The connection's owner is gone: no more reconnections to watch for.
+                Err(_) => items.next().await.map(|item| (item, None)),
+            },
+        }
+    })
+    .boxed()
+}
+
+fn deliver_policy(from: Position) -> DeliverPolicy {
+    match from {
+        Position::Start => DeliverPolicy::All,
+        Position::From(0) => DeliverPolicy::All,
+        Position::From(start_sequence) => DeliverPolicy::ByStartSequence { start_sequence },
+        Position::Time(start_time) => DeliverPolicy::ByStartTime { start_time },
+        Position::New => DeliverPolicy::New,
+    }
+}
+
+fn to_commit(m: &js::Message) -> Result<Commit, StoreError> {
+    let info = m.info().map_err(|e| StoreError::Rejected(format!("message without JetStream metadata: {e}")))?;
+    let position = info.stream_sequence;
+    let stored_at = info.published;
+    let events = decode_commit(&m.payload).map_err(|source| StoreError::Decode { position, source })?;
+    let ticket_id = events
+        .first()
+        .map(|e| e.ticket_id)
+        .ok_or_else(|| StoreError::Rejected(format!("empty commit at position {position}")))?;
+    Ok(Commit { position, ticket_id, events, stored_at })
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}

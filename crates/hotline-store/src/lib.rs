@@ -1,0 +1,161 @@
+//! The event store and bus. The only crate that knows NATS: subjects, streams, headers, consumers, the server
+//! process. Everything above it speaks [`EventStore`], ticket ids and commits.
+//!
+//! A *commit* is the events of one command, stored as one log message so they are stored all or none
+//! (docs/adr/0002). Each ticket's commits live on their own subject, so a ticket's history is read through the
+//! subject index and every append can state the version it expects.
+
+mod jetstream;
+pub mod server;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use hotline_domain::event::DecodeError;
+use hotline_domain::{Envelope, Reference};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+pub use jetstream::{JetStreamConfig, JetStreamStore};
+
+/// A ticket's version as the store counts it: opaque to callers, 0 for a ticket with no events. On JetStream it
+/// is the stream sequence of the ticket's last commit.
+pub type Version = u64;
+
+/// Where a subscription starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    /// The first commit ever stored.
+    Start,
+    /// The commit at this log position and everything after it.
+    From(u64),
+    /// The first commit stored at or after this time.
+    Time(OffsetDateTime),
+    /// Only what is stored from now on.
+    New,
+}
+
+/// The events of one command, as stored.
+#[derive(Debug, Clone)]
+pub struct Commit {
+    /// Position in the whole log (JetStream stream sequence): strictly increasing.
+    pub position: u64,
+    pub ticket_id: Uuid,
+    pub events: Vec<Envelope>,
+    /// When the log stored it.
+    pub stored_at: OffsetDateTime,
+}
+
+/// A ticket's history as loaded for a decision.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    pub events: Vec<Envelope>,
+    /// Pass this as the expected version of the next append.
+    pub version: Version,
+}
+
+/// What a successful append returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The ticket's new version.
+    pub version: Version,
+    /// True when the store recognised this append as a retry of one it had already stored (the first ack was
+    /// lost): nothing new was written.
+    pub already_stored: bool,
+}
+
+/// Why an append did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    /// Someone else appended to the ticket since it was loaded: reload, decide again, retry.
+    #[error("the ticket changed since it was read (now at version {current})")]
+    Conflict { current: Version },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// An infrastructure failure: the caller cannot fix it by changing the request.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The log cannot be reached now (server down, leader election, timeout). Retryable.
+    #[error("the event log is unavailable: {0}")]
+    Unavailable(String),
+    /// A stored message this code cannot read.
+    #[error("stored message at position {position} cannot be read: {source}")]
+    Decode { position: u64, source: DecodeError },
+    /// Anything else the server refused.
+    #[error("the event log refused the request: {0}")]
+    Rejected(String),
+}
+
+/// The outcome of claiming a reference for a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The reference now belongs to the ticket (or already did: a retry).
+    Granted,
+    /// Another ticket holds it: derive the next attempt.
+    TakenBy(Uuid),
+}
+
+/// A commit delivered by a durable subscription; acknowledge it once its effects are stored.
+pub struct Delivery {
+    pub commit: Commit,
+    acker: Box<dyn Acker>,
+}
+
+/// How a backend acknowledges a delivery.
+pub trait Acker: Send {
+    fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>>;
+    fn retry_later(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), StoreError>>;
+}
+
+impl Delivery {
+    pub fn new(commit: Commit, acker: Box<dyn Acker>) -> Delivery {
+        Delivery { commit, acker }
+    }
+    /// Done with it: it will not be delivered again.
+    pub async fn ack(self) -> Result<(), StoreError> {
+        self.acker.ack().await
+    }
+    /// Could not handle it now: deliver it again after `delay`.
+    pub async fn retry_later(self, delay: Duration) -> Result<(), StoreError> {
+        self.acker.retry_later(delay).await
+    }
+}
+
+/// The event log as the rest of the system sees it. Implemented on JetStream today; an EventStoreDB backend
+/// implements the same contract.
+pub trait EventStore: Send + Sync + 'static {
+    /// Stores the events of one command for one ticket, all or none, if the ticket is still at `expected`.
+    /// The first event's id identifies the commit: appending the same commit again after a lost ack returns
+    /// `already_stored: true` instead of a conflict.
+    fn append<'a>(
+        &'a self,
+        ticket: Uuid,
+        expected: Version,
+        events: &'a [Envelope],
+    ) -> BoxFuture<'a, Result<Appended, AppendError>>;
+
+    /// One ticket's whole history, read through the per-ticket index (never a scan of the log).
+    fn load(&self, ticket: Uuid) -> BoxFuture<'_, Result<History, StoreError>>;
+
+    /// Every commit from `from` on, in log order, forever. For projections and outside subscribers.
+    fn subscribe(&self, from: Position) -> BoxFuture<'_, Result<BoxStream<'static, Result<Commit, StoreError>>, StoreError>>;
+
+    /// A named, durable, acknowledged subscription to every commit: it resumes where its last acknowledgement
+    /// left it, across restarts, and redelivers what was not acknowledged.
+    fn durable(&self, name: &str) -> BoxFuture<'_, Result<BoxStream<'static, Result<Delivery, StoreError>>, StoreError>>;
+
+    /// Claims a human reference for a ticket: unique across all tickets, forever.
+    fn claim_reference<'a>(&'a self, reference: &'a Reference, ticket: Uuid) -> BoxFuture<'a, Result<Claim, StoreError>>;
+
+    /// The ticket a reference belongs to.
+    fn resolve_reference<'a>(&'a self, reference: &'a Reference) -> BoxFuture<'a, Result<Option<Uuid>, StoreError>>;
+
+    /// The last position in the log (0 when empty).
+    fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Whether the store is reachable right now, without a round trip. A quick "no" lets intake answer 503 at once.
+    fn is_connected(&self) -> bool;
+}

@@ -1,0 +1,3 @@
+//! The JetStream event store against a real nats-server (started per test on a free port, temp store).
+
+mod store;

@@ -1,0 +1,101 @@
+//! `hotline`: the provincial citizen hotline backend. See README.md for the two commands that matter.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hotline::settings::{Overrides, Settings};
+use hotline::{Component, check_config, serve, up};
+
+#[derive(Debug, Parser)]
+#[command(name = "hotline", version, about = "Provincial citizen hotline (1022) backend")]
+struct Cli {
+    /// Settings file (TOML). Every setting can also come from HOTLINE_* variables: see docs/configuration.md.
+    #[arg(long, global = true, env = "HOTLINE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory [default: ./data]
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// HTTP listen address [default: 127.0.0.1:8080]
+    #[arg(long, global = true)]
+    http: Option<String>,
+    /// Province configuration file [default: the bundled Bình Dương configuration]
+    #[arg(long, global = true)]
+    province: Option<PathBuf>,
+    /// A running NATS server [default: start an embedded one]
+    #[arg(long, global = true)]
+    nats_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole system in one process (starts its own nats-server unless NATS_URL is set).
+    Up,
+    /// Run one component against NATS_URL.
+    Serve {
+        #[arg(value_enum)]
+        component: Component,
+    },
+    /// Load and check the settings and the province configuration, then exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        http_addr: cli.http.clone(),
+        data_dir: cli.data_dir.clone(),
+        nats_url: cli.nats_url.clone(),
+        province: cli.province.clone(),
+    };
+    let settings = match Settings::load(cli.config.as_deref(), std::env::vars(), &overrides) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("hotline: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&settings.log);
+    if let Command::CheckConfig = cli.command {
+        return match check_config(&settings) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hotline: {e:#}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hotline: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Up => up(settings).await,
+            Command::Serve { component } => serve(settings, component).await,
+            Command::CheckConfig => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hotline: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}

@@ -1,0 +1,286 @@
+//! Settings: typed and layered. The optional settings file (`--config` / `HOTLINE_CONFIG`, TOML), then the
+//! environment, then command-line flags; later layers win.
+//!
+//! Environment naming: `HOTLINE_<KEY>` for a top-level key, `__` between nesting levels, all upper case:
+//! `HOTLINE_HTTP_ADDR` = `http_addr`, `HOTLINE_NATS__REPLICAS` = `[nats] replicas`,
+//! `HOTLINE_CHANNELS__ZALO__OA_SECRET` = `[channels.zalo] oa_secret`. `NATS_URL` is also read, as `nats_url`.
+//! Every key is listed in docs/configuration.md.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+/// All settings of a hotline process.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Where the HTTP server listens.
+    #[serde(default = "default_http_addr")]
+    pub http_addr: String,
+    /// Data directory: the embedded NATS store, the projections, the generated admin token.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// A running NATS server to use. Unset: `hotline up` runs its own.
+    #[serde(default)]
+    pub nats_url: Option<String>,
+    /// The nats-server binary for the embedded server (default: found on PATH or in tools/).
+    #[serde(default)]
+    pub nats_server: Option<PathBuf>,
+    /// The token that admin requests present as `Authorization: Bearer`. Unset: generated into the data dir.
+    #[serde(default)]
+    pub admin_token: Option<Secret>,
+    /// The province configuration file. Unset: the bundled Bình Dương default (config/province.toml).
+    #[serde(default)]
+    pub province: Option<PathBuf>,
+    /// `tracing` filter, e.g. `info` or `hotline_router=debug,info`.
+    #[serde(default = "default_log")]
+    pub log: String,
+    #[serde(default)]
+    pub nats: NatsSettings,
+    /// Per-channel settings, `[channels.<name>]`, handed to each adapter as is.
+    #[serde(default)]
+    pub channels: toml::Table,
+}
+
+/// NATS JetStream settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsSettings {
+    /// Replicas of the log stream: 1 on one node, 3 on a cluster.
+    #[serde(default = "one")]
+    pub replicas: usize,
+    /// Client port of the embedded server; unset picks a free port at each start.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Seconds a NATS request may take before the log counts as unavailable.
+    #[serde(default = "five")]
+    pub request_timeout_secs: u64,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        NatsSettings { replicas: 1, port: None, request_timeout_secs: 5 }
+    }
+}
+
+fn default_http_addr() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+fn default_log() -> String {
+    "info".to_owned()
+}
+fn one() -> usize {
+    1
+}
+fn five() -> u64 {
+    5
+}
+
+/// Top-level keys, for telling a setting from an unrelated `HOTLINE_*` variable.
+const KEYS: &[&str] =
+    &["http_addr", "data_dir", "nats_url", "nats_server", "admin_token", "province", "log", "nats", "channels"];
+/// `HOTLINE_*` variables that are not settings.
+const NOT_SETTINGS: &[&str] = &["HOTLINE_CONFIG"];
+
+/// A secret value: never printed, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Accept any scalar: an all-digit secret from the environment arrives as a number.
+        let v = toml::Value::deserialize(d)?;
+        match v {
+            toml::Value::String(s) => Ok(Secret(s)),
+            toml::Value::Integer(i) => Ok(Secret(i.to_string())),
+            other => Err(serde::de::Error::custom(format!("a secret must be a string, not {}", other.type_str()))),
+        }
+    }
+}
+
+/// A settings problem, with where it comes from.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SettingsError(pub String);
+
+/// Command-line values that override the file and the environment.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub http_addr: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub nats_url: Option<String>,
+    pub province: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads the layers: `file` (if any), then `env`, then `overrides`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Settings, SettingsError> {
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| SettingsError(format!("{}: cannot read: {e}", path.display())))?;
+                let table: toml::Table = toml::from_str(&text)
+                    .map_err(|e| SettingsError(format!("{}: {}", path.display(), located(&text, &e))))?;
+                // Check the file alone first, so its errors name the file and line.
+                Settings::deserialize(toml::Value::Table(table.clone()))
+                    .map_err(|e| SettingsError(format!("{}: {e}", path.display())))?;
+                table
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            if let Some(path) = env_key(&name) {
+                insert(&mut table, &path, scalar(&value));
+            } else if name == "NATS_URL" && !value.is_empty() {
+                table.insert("nats_url".to_owned(), toml::Value::String(value));
+            }
+        }
+        let set = |table: &mut toml::Table, key: &str, value: Option<String>| {
+            if let Some(v) = value {
+                table.insert(key.to_owned(), toml::Value::String(v));
+            }
+        };
+        set(&mut table, "http_addr", overrides.http_addr.clone());
+        set(&mut table, "data_dir", overrides.data_dir.as_ref().map(|p| p.display().to_string()));
+        set(&mut table, "nats_url", overrides.nats_url.clone());
+        set(&mut table, "province", overrides.province.as_ref().map(|p| p.display().to_string()));
+        Settings::deserialize(toml::Value::Table(table))
+            .map_err(|e| SettingsError(format!("settings (file, then HOTLINE_* environment, then flags): {e}")))
+    }
+}
+
+/// `HOTLINE_NATS__REPLICAS` -> `["nats", "replicas"]`; None for variables that are not settings.
+fn env_key(name: &str) -> Option<Vec<String>> {
+    if NOT_SETTINGS.contains(&name) {
+        return None;
+    }
+    let rest = name.strip_prefix("HOTLINE_")?;
+    let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+    if path.iter().any(String::is_empty) || !KEYS.contains(&path[0].as_str()) {
+        return None;
+    }
+    Some(path)
+}
+
+fn scalar(value: &str) -> toml::Value {
+    if let Ok(i) = value.parse::<i64>() {
+        toml::Value::Integer(i)
+    } else if let Ok(b) = value.parse::<bool>() {
+        toml::Value::Boolean(b)
+    } else {
+        toml::Value::String(value.to_owned())
+    }
+}
+
+fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut current = table;
+    for key in parents {
+        let entry = current.entry(key.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(t) = entry else { return };
+        current = t;
+    }
+    // Strings stay strings where the file had a string (e.g. a numeric-looking address).
+    let value = match (current.get(last), value) {
+        (Some(toml::Value::String(_)), toml::Value::Integer(i)) => toml::Value::String(i.to_string()),
+        (_, v) => v,
+    };
+    current.insert(last.clone(), value);
+}
+
+/// "line L, column C: message" for a TOML error.
+fn located(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_apply_without_file_or_environment() {
+        let s = Settings::load(None, env(&[]), &Overrides::default()).expect("defaults");
+        assert_eq!(s.http_addr, "127.0.0.1:8080");
+        assert_eq!(s.data_dir, PathBuf::from("./data"));
+        assert!(s.nats_url.is_none() && s.admin_token.is_none());
+        assert_eq!(s.nats.replicas, 1);
+    }
+
+    #[test]
+    fn environment_overrides_the_file_and_flags_override_both() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hotline.toml");
+        std::fs::write(&file, "http_addr = \"0.0.0.0:1\"\n[nats]\nreplicas = 3\n[channels.zalo]\noa_secret = \"a\"\n").expect("write");
+        let s = Settings::load(
+            Some(&file),
+            env(&[
+                ("HOTLINE_HTTP_ADDR", "127.0.0.1:2"),
+                ("HOTLINE_NATS__REQUEST_TIMEOUT_SECS", "9"),
+                ("HOTLINE_CHANNELS__ZALO__OA_SECRET", "from-env"),
+                ("HOTLINE_ADMIN_TOKEN", "12345"),
+                ("HOTLINE_UNRELATED_THING", "x"),
+                ("NATS_URL", "nats://10.0.0.1:4222"),
+            ]),
+            &Overrides { data_dir: Some(PathBuf::from("/srv/h")), ..Default::default() },
+        )
+        .expect("layers");
+        assert_eq!(s.http_addr, "127.0.0.1:2");
+        assert_eq!(s.nats.replicas, 3);
+        assert_eq!(s.nats.request_timeout_secs, 9);
+        assert_eq!(s.channels["zalo"]["oa_secret"].as_str(), Some("from-env"));
+        assert_eq!(s.admin_token.as_ref().map(Secret::expose), Some("12345"));
+        assert_eq!(s.nats_url.as_deref(), Some("nats://10.0.0.1:4222"));
+        assert_eq!(s.data_dir, PathBuf::from("/srv/h"));
+        assert!(!format!("{s:?}").contains("12345"), "secrets never print");
+    }
+
+    #[test]
+    fn a_broken_settings_file_names_the_file_and_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hotline.toml");
+        std::fs::write(&file, "http_addr = \"x\"\n\nlog = [unclosed\n").expect("write");
+        let e = Settings::load(Some(&file), env(&[]), &Overrides::default()).expect_err("broken");
+        assert!(e.0.contains("hotline.toml") && e.0.contains("line 3"), "{e}");
+        std::fs::write(&file, "htp_addr = \"x\"\n").expect("write");
+        let e = Settings::load(Some(&file), env(&[]), &Overrides::default()).expect_err("unknown key");
+        assert!(e.0.contains("unknown field `htp_addr`"), "{e}");
+    }
+}

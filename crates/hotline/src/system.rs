@@ -1,0 +1,288 @@
+//! Building and running the system from settings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use hotline_api::{AdminToken, ApiState};
+use hotline_channel::{ChannelAdapter, ChannelContext, Intake};
+use hotline_channel_app::AppChannel;
+use hotline_domain::province::Province;
+use hotline_projections::TimelineReader;
+use hotline_runtime::{DRAIN_TIMEOUT, Shutdown, ShutdownTrigger};
+use hotline_store::server::{NatsServer, ServerOptions, find_binary};
+use hotline_store::{EventStore, JetStreamConfig, JetStreamStore};
+use tokio::task::JoinSet;
+
+use crate::settings::Settings;
+
+/// What `hotline serve` can run alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Component {
+    /// The HTTP API (tickets, timelines, explain); reads the projections file in the data dir.
+    Api,
+    /// The app channel's HTTP intake.
+    App,
+    /// The router (durable consumer).
+    Router,
+    /// The timeline projection writer.
+    Projections,
+}
+
+/// File names under the data dir.
+const PROJECTIONS_FILE: &str = "projections.sqlite";
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+const NATS_DIR: &str = "nats";
+const NATS_URL_FILE: &str = "nats.url";
+
+/// Loads and checks the province configuration named in the settings (or the bundled one).
+pub fn load_province(settings: &Settings) -> anyhow::Result<Province> {
+    match &settings.province {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+            Ok(Province::parse(&text, &path.display().to_string())?)
+        }
+        None => Ok(Province::parse(Province::BUNDLED, "config/province.toml (bundled)")?),
+    }
+}
+
+/// `hotline check-config`: loads everything and reports.
+pub fn check_config(settings: &Settings) -> anyhow::Result<String> {
+    let province = load_province(settings)?;
+    Ok(format!(
+        "configuration ok: {} categories, {} agencies, {} areas",
+        province.categories().len(),
+        province.agencies().len(),
+        province.areas().len()
+    ))
+}
+
+/// `hotline up`: every component in one process, on one HTTP port, with its own nats-server unless `nats_url`
+/// is set. Returns after a clean shutdown (SIGINT/SIGTERM).
+pub async fn up(settings: Settings) -> anyhow::Result<()> {
+    let province = Arc::new(load_province(&settings)?);
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create the data dir {}", settings.data_dir.display()))?;
+    let admin_token = admin_token(&settings)?;
+
+    let (trigger, shutdown) = hotline_runtime::shutdown();
+    let mut tasks = JoinSet::new();
+
+    let (url, embedded) = match &settings.nats_url {
+        Some(url) => (url.clone(), None),
+        None => {
+            let binary = match &settings.nats_server {
+                Some(path) => path.clone(),
+                None => find_binary()?,
+            };
+            let server = NatsServer::start(ServerOptions {
+                binary,
+                dir: settings.data_dir.join(NATS_DIR),
+                port: settings.nats.port,
+                kill_with_parent: true,
+            })
+            .await?;
+            let url = server.url();
+            std::fs::write(settings.data_dir.join(NATS_URL_FILE), format!("{url}\n"))?;
+            tracing::info!(%url, store = %settings.data_dir.join(NATS_DIR).display(), "embedded nats-server started");
+            (url, Some(server))
+        }
+    };
+    let supervisor = embedded.map(|server| tokio::spawn(supervise_nats(server, shutdown.clone())));
+
+    let store: Arc<dyn EventStore> = Arc::new(connect(&settings, &url, shutdown.clone()).await?);
+    let projections_path = settings.data_dir.join(PROJECTIONS_FILE);
+    let reader = TimelineReader::open(&projections_path)?;
+
+    tasks.spawn(run_projections(store.clone(), projections_path, shutdown.clone()));
+    tasks.spawn(hotline_router::Router::new(store.clone(), province.clone()).run(shutdown.clone()));
+
+    let intake = Intake::new(store.clone(), province.clone());
+    let channels: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(AppChannel)];
+    let mut channel_routes = Vec::new();
+    for channel in &channels {
+        let ctx = channel_context(&settings, channel.name(), intake.clone(), shutdown.clone());
+        channel_routes.extend(channel.http_routes(&ctx));
+        let channel = channel.clone();
+        tasks.spawn(async move {
+            if let Err(e) = channel.run(ctx).await {
+                tracing::error!(error = %e, "channel stopped");
+            }
+        });
+    }
+    let app = hotline_api::router(ApiState { province, reader, store, admin_token }, channel_routes);
+    let listener = bind(&settings.http_addr).await?;
+    let addr = listener.local_addr()?;
+    std::fs::write(settings.data_dir.join("http.addr"), format!("{addr}\n"))?;
+    println!("hotline: listening on http://{addr}");
+    println!("hotline: data in {}", settings.data_dir.display());
+    if settings.admin_token.is_none() {
+        println!("hotline: admin token in {}", settings.data_dir.join(ADMIN_TOKEN_FILE).display());
+    }
+    tasks.spawn(serve_http(listener, app, shutdown.clone()));
+
+    wait_and_drain(trigger, tasks).await;
+    if let Some(supervisor) = supervisor {
+        if let Ok(mut server) = supervisor.await {
+            server.stop(Duration::from_secs(10)).await;
+        }
+    }
+    println!("hotline: stopped");
+    Ok(())
+}
+
+/// `hotline serve <component>`: one component against `NATS_URL`, for multi-process deployments.
+pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<()> {
+    let url = settings
+        .nats_url
+        .clone()
+        .ok_or_else(|| anyhow!("`hotline serve` runs against a NATS server you run: set NATS_URL (or use `hotline up`)"))?;
+    let province = Arc::new(load_province(&settings)?);
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let (trigger, shutdown) = hotline_runtime::shutdown();
+    let store: Arc<dyn EventStore> = Arc::new(connect(&settings, &url, shutdown.clone()).await?);
+    let projections_path = settings.data_dir.join(PROJECTIONS_FILE);
+    let mut tasks = JoinSet::new();
+    match component {
+        Component::Router => {
+            tasks.spawn(hotline_router::Router::new(store, province).run(shutdown.clone()));
+        }
+        Component::Projections => {
+            tasks.spawn(run_projections(store, projections_path, shutdown.clone()));
+        }
+        Component::Api | Component::App => {
+            let admin_token = admin_token(&settings)?;
+            let reader = TimelineReader::open(&projections_path)?;
+            let mut channel_routes = Vec::new();
+            if component == Component::App {
+                let intake = Intake::new(store.clone(), province.clone());
+                let ctx = channel_context(&settings, "app", intake, shutdown.clone());
+                channel_routes.extend(AppChannel.http_routes(&ctx));
+            }
+            let app = hotline_api::router(ApiState { province, reader, store, admin_token }, channel_routes);
+            let listener = bind(&settings.http_addr).await?;
+            println!("hotline: {component:?} listening on http://{}", listener.local_addr()?);
+            tasks.spawn(serve_http(listener, app, shutdown.clone()));
+        }
+    }
+    wait_and_drain(trigger, tasks).await;
+    Ok(())
+}
+
+fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Shutdown) -> ChannelContext {
+    let config = settings
+        .channels
+        .get(name)
+        .and_then(|v| serde_json::to_value(v).ok())
+        .unwrap_or(serde_json::Value::Null);
+    ChannelContext { intake, config, shutdown }
+}
+
+/// Connects to NATS, retrying until it answers or shutdown is raised.
+async fn connect(settings: &Settings, url: &str, mut shutdown: Shutdown) -> anyhow::Result<JetStreamStore> {
+    let cfg = JetStreamConfig {
+        replicas: settings.nats.replicas,
+        request_timeout: Duration::from_secs(settings.nats.request_timeout_secs),
+        ..JetStreamConfig::default()
+    };
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match JetStreamStore::connect(url, cfg.clone()).await {
+            Ok(store) => return Ok(store),
+            Err(e) => {
+                tracing::warn!(%url, error = %e, "cannot reach NATS yet; retrying");
+                tokio::select! {
+                    _ = shutdown.wait() => bail!("stopped before NATS at {url} answered"),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Restarts the embedded nats-server if it dies; hands it back at shutdown.
+async fn supervise_nats(mut server: NatsServer, mut shutdown: Shutdown) -> NatsServer {
+    loop {
+        tokio::select! {
+            _ = shutdown.wait() => return server,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        if server.has_exited() {
+            tracing::error!(log = %server.log_path().display(), "embedded nats-server exited; restarting it");
+            if let Err(e) = server.restart().await {
+                tracing::error!(error = %e, "embedded nats-server failed to restart; retrying");
+            }
+        }
+    }
+}
+
+/// Runs the projection, restarting it after a failure (it resumes from its stored position).
+async fn run_projections(store: Arc<dyn EventStore>, path: PathBuf, shutdown: Shutdown) {
+    while !shutdown.is_raised() {
+        match hotline_projections::run(store.clone(), path.clone(), shutdown.clone()).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "timeline projection failed; restarting in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    let addr: SocketAddr = addr.parse().with_context(|| format!("http_addr `{addr}` is not an address like 127.0.0.1:8080"))?;
+    tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))
+}
+
+async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, mut shutdown: Shutdown) {
+    let result = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.wait().await }).await;
+    if let Err(e) = result {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+}
+
+/// Waits for SIGINT/SIGTERM, raises shutdown, and gives the components [`DRAIN_TIMEOUT`] to finish.
+async fn wait_and_drain(trigger: ShutdownTrigger, mut tasks: JoinSet<()>) {
+    hotline_runtime::terminate_signal().await;
+    tracing::info!("stopping: draining in-flight work");
+    trigger.trigger();
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while tasks.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("drain timed out after {} s; stopping anyway", DRAIN_TIMEOUT.as_secs());
+        tasks.abort_all();
+    }
+}
+
+/// The admin token: from the settings, else the one stored in the data dir, else a new one stored there (0600).
+fn admin_token(settings: &Settings) -> anyhow::Result<AdminToken> {
+    if let Some(token) = &settings.admin_token {
+        return Ok(AdminToken::new(token.expose()));
+    }
+    let path = settings.data_dir.join(ADMIN_TOKEN_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let token = text.trim();
+        if !token.is_empty() {
+            return Ok(AdminToken::new(token));
+        }
+    }
+    let token = format!("hl_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    write_private(&path, &format!("{token}\n"))?;
+    Ok(AdminToken::new(&token))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    #[cfg(unix)]
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}

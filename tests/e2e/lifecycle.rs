@@ -1,0 +1,94 @@
+//! Starting, stopping, and living without NATS for a while.
+
+use std::time::{Duration, Instant};
+
+use hotline_testkit::{System, TestNats};
+use serde_json::json;
+
+use crate::{binary, start};
+
+#[test]
+fn healthz_reports_nats_and_the_projection_position() {
+    let system = start();
+    let r = system.request("GET", "/healthz", &[], b"");
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["nats"], "connected");
+}
+
+#[test]
+fn sigterm_drains_and_exits_zero_and_a_restart_keeps_everything() {
+    let mut system = start();
+    let r = system.post_petition(&json!({"text": "Rác thải ùn ứ ở chợ Lái Thiêu bốc mùi hôi thối"}), None);
+    assert_eq!(r.status, 202);
+    let id = r.json()["ticket_id"].as_str().expect("id").to_owned();
+    system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["status"] == "routed");
+    assert_eq!(system.terminate(), Some(0), "a clean stop exits 0");
+    system.spawn();
+    let t = system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["status"] == "routed");
+    assert_eq!(t["category"], "environment");
+    let timeline = system.get(&format!("/v1/tickets/{id}/timeline")).json();
+    assert_eq!(timeline["entries"].as_array().expect("entries").len(), 3, "the restart doubled nothing");
+}
+
+#[test]
+fn without_nats_intake_answers_503_and_stores_nothing_then_recovers() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let mut nats = runtime.block_on(TestNats::start());
+    let url = nats.url();
+    let system = System::start(binary(), &[("NATS_URL", &url)]);
+    let ok = system.post_petition(&json!({"text": "Ổ gà lớn trên đường ĐT743"}), None);
+    assert_eq!(ok.status, 202, "{}", ok.text());
+
+    nats.server.kill();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let r = system.post_petition(&json!({"text": "Phản ánh khi NATS đang tắt"}), Some("while-down-1"));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "unavailable");
+    assert_eq!(r.header("retry-after"), Some("1"));
+    eprintln!("503 answered in {:?}", started.elapsed());
+    let health = system.request("GET", "/healthz", &[], b"");
+    assert_eq!(health.status, 503);
+
+    runtime.block_on(nats.server.restart()).expect("nats restarts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let accepted = loop {
+        let r = system.post_petition(&json!({"text": "Phản ánh khi NATS đang tắt"}), Some("while-down-1"));
+        if r.status == 202 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "intake did not recover: {} {}", r.status, r.text());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let id = accepted.json()["ticket_id"].as_str().expect("id").to_owned();
+    system.wait_for_ticket(&id, Duration::from_secs(15), |t| t["status"] == "needs_triage");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(crate::projected_tickets(&system), 2, "exactly the two acknowledged petitions exist");
+}
+
+#[test]
+fn a_broken_province_config_fails_at_start_with_the_file_and_line() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = dir.path().join("province.toml");
+    let mut text = hotline_domain::province::Province::BUNDLED.to_owned();
+    text.push_str("\n[[this is not toml\n");
+    std::fs::write(&file, &text).expect("write");
+    let out = std::process::Command::new(binary())
+        .args(["check-config", "--province"])
+        .arg(&file)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().count();
+    assert!(stderr.contains("province.toml") && stderr.contains(&format!(":{line}:")), "{stderr}");
+
+    let out = std::process::Command::new(binary()).args(["up", "--province"]).arg(&file).arg("--data-dir").arg(dir.path().join("d")).output().expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("province.toml"));
+
+    let out = std::process::Command::new(binary()).arg("check-config").output().expect("runs");
+    assert!(out.status.success(), "the bundled config is valid: {}", String::from_utf8_lossy(&out.stderr));
+}
