@@ -25,9 +25,10 @@ use crate::province::{
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RouteRequest<'a> {
     pub text: &'a str,
-    /// A category code the channel gave (validated by the caller).
+    /// A category code the channel gave (validated by the caller; an unknown code is ignored).
     pub category: Option<&'a str>,
-    /// An area code the channel gave (an area name is accepted too).
+    /// An area code the channel gave (an area name is accepted too; an unknown one is ignored and the area is
+    /// read from the text).
     pub area: Option<&'a str>,
 }
 
@@ -40,6 +41,7 @@ pub struct RouteDecision {
     pub agency: Option<String>,
     /// Area code, given or recognised from the text.
     pub area: Option<String>,
+    /// Dispatch at once: emergency detected in the text, or an emergency category given by the channel.
     pub emergency: bool,
     /// 0.0..=1.0; see [`Province::route`] for what it means.
     pub confidence: f64,
@@ -113,11 +115,8 @@ fn is_tone_mark(c: char) -> bool {
 
 impl Word {
     fn new(lower: &str, from_petition: bool) -> Word {
-        let fold: String = lower
-            .nfd()
-            .filter(|c| !is_combining_mark(*c))
-            .map(|c| if c == 'đ' { 'd' } else { c })
-            .collect();
+        let fold: String =
+            lower.nfd().filter(|c| !is_combining_mark(*c)).map(|c| if c == 'đ' { 'd' } else { c }).collect();
         let mut tone = None;
         let mut key: String = lower
             .nfd()
@@ -221,10 +220,10 @@ fn abbreviation(word: &str) -> Option<&'static str> {
 /// Road-number prefixes glued to their number ("QL13", "ĐT743").
 fn road_prefix(word: &str) -> Option<(&'static str, &str)> {
     for (prefix, expansion) in [("ql", "quốc lộ"), ("dt", "đường tỉnh"), ("đt", "đường tỉnh")] {
-        if let Some(rest) = word.strip_prefix(prefix) {
-            if rest.starts_with(|c: char| c.is_ascii_digit()) {
-                return Some((expansion, rest));
-            }
+        if let Some(rest) = word.strip_prefix(prefix)
+            && rest.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Some((expansion, rest));
         }
     }
     None
@@ -279,9 +278,8 @@ fn split_words(text: &str, from_petition: bool) -> Vec<Token> {
         }
     };
     for (i, (word, sentence)) in raw.iter().enumerate() {
-        let next_is_number = raw
-            .get(i + 1)
-            .is_some_and(|(w, s)| s == sentence && w.starts_with(|c: char| c.is_ascii_digit()));
+        let next_is_number =
+            raw.get(i + 1).is_some_and(|(w, s)| s == sentence && w.starts_with(|c: char| c.is_ascii_digit()));
         if let Some((expansion, number)) = road_prefix(word) {
             push(expansion, *sentence);
             push(number, *sentence);
@@ -311,9 +309,15 @@ fn phrase_words(phrase: &str) -> Vec<Word> {
 #[derive(Debug, Clone, PartialEq)]
 enum Role {
     /// Ordinary category evidence.
-    Category { category: usize, weight: f64 },
+    Category {
+        category: usize,
+        weight: f64,
+    },
     /// A signal of an emergency of that (emergency) category.
-    Emergency { category: usize, weight: f64 },
+    Emergency {
+        category: usize,
+        weight: f64,
+    },
     /// Masks words from category scoring (salutations...).
     Ignore,
     Urgency,
@@ -323,7 +327,10 @@ enum Role {
     Past,
     Present,
     /// A place name: of one area, or of several (then ambiguous). `own_name`: the area's own name or alias.
-    Place { areas: Vec<usize>, own_name: bool },
+    Place {
+        areas: Vec<usize>,
+        own_name: bool,
+    },
     StreetWord,
 }
 
@@ -345,6 +352,8 @@ pub(crate) struct Model {
     index: HashMap<String, Vec<usize>>,
     /// Keys of the words in `[emergency] ambiguous_without_accents`.
     ambiguous: HashSet<String>,
+    /// Words in the longest phrase: how far back an overlapping hit can start.
+    max_len: usize,
 }
 
 /// A phrase found in the text: entry and the half-open word range.
@@ -365,12 +374,14 @@ impl Hit {
     fn shadowed_by(&self, other: &Hit) -> bool {
         other.len() > self.len() && other.start < self.end && self.start < other.end
     }
+}
 
-    /// Within one of `masks` (equal spans included): "fire" inside "fire safety". A longer phrase that merely
-    /// overlaps a mask still counts ("số điện thoại" is not hidden by ignoring "điện thoại").
-    fn masked_by(&self, masks: &[Hit]) -> bool {
-        masks.iter().any(|m| m.start <= self.start && self.end <= m.end)
-    }
+/// The hits (sorted by start, as [`Model::find`] returns them) starting in `from..to`: the only ones that can
+/// overlap a given hit, so checks stay linear in the text rather than quadratic.
+fn starting_in(hits: &[Hit], from: usize, to: usize) -> &[Hit] {
+    let lo = hits.partition_point(|h| h.start < from);
+    let hi = hits.partition_point(|h| h.start < to).max(lo);
+    &hits[lo..hi]
 }
 
 impl Model {
@@ -384,7 +395,12 @@ impl Model {
         recognition: &AreaRecognitionSettings,
     ) -> Model {
         let mut model = Model {
-            ambiguous: emergency.ambiguous_without_accents.iter().flat_map(|w| phrase_words(w)).map(|w| w.key).collect(),
+            ambiguous: emergency
+                .ambiguous_without_accents
+                .iter()
+                .flat_map(|w| phrase_words(w))
+                .map(|w| w.key)
+                .collect(),
             ..Model::default()
         };
         for (index, (category, rules)) in categories.iter().zip(rules).enumerate() {
@@ -447,7 +463,26 @@ impl Model {
         let first = first.fold.clone();
         let fragile = words.iter().map(|w| self.ambiguous.contains(&w.key)).collect();
         self.index.entry(first).or_default().push(self.entries.len());
+        self.max_len = self.max_len.max(words.len());
         self.entries.push(Entry { words, role, text: phrase.to_owned(), fragile });
+    }
+
+    /// Drops hits sharing a word with a longer hit of the same family, so a long phrase is not counted again
+    /// through the shorter phrases in it.
+    fn longest_only(&self, hits: Vec<Hit>) -> Vec<Hit> {
+        let kept: Vec<bool> = hits
+            .iter()
+            .map(|h| !starting_in(&hits, h.start.saturating_sub(self.max_len), h.end).iter().any(|o| h.shadowed_by(o)))
+            .collect();
+        hits.into_iter().zip(kept).filter_map(|(h, k)| k.then_some(h)).collect()
+    }
+
+    /// Within one of `masks` (equal spans included): "fire" inside "fire safety". A longer phrase that merely
+    /// overlaps a mask still counts ("số điện thoại" is not hidden by ignoring "điện thoại").
+    fn masked(&self, hit: &Hit, masks: &[Hit]) -> bool {
+        starting_in(masks, hit.start.saturating_sub(self.max_len), hit.start + 1)
+            .iter()
+            .any(|m| m.start <= hit.start && hit.end <= m.end)
     }
 
     /// Every phrase occurrence in the text, whole words only, within one sentence.
@@ -480,13 +515,6 @@ impl Model {
     }
 }
 
-/// Drops hits sharing a word with a longer hit of the same family, so a long phrase is not counted again
-/// through the shorter phrases in it.
-fn longest_only(hits: Vec<Hit>) -> Vec<Hit> {
-    let kept: Vec<bool> = hits.iter().map(|h| !hits.iter().any(|o| h.shadowed_by(o))).collect();
-    hits.into_iter().zip(kept).filter_map(|(h, k)| k.then_some(h)).collect()
-}
-
 /// `x / (x + half)`: 0 at 0, 0.5 at `half`, approaching 1.
 fn saturate(x: f64, half: f64) -> f64 {
     if x <= 0.0 || half <= 0.0 { 0.0 } else { (x / (x + half)).clamp(0.0, 1.0) }
@@ -504,7 +532,9 @@ impl Province {
     ///
     /// * Category: the channel's, if given (confidence 1.0). Otherwise each ordinary category scores the sum of
     ///   the weights of its distinct phrases found in the text (a phrase sharing words with a longer matched
-    ///   phrase does not count; `[classifier] ignore` phrases count for nothing). The best category wins when
+    ///   phrase does not count; `[classifier] ignore` phrases count for nothing; a one-word phrase found only
+    ///   because the citizen typed no accents counts `unaccented_single_word_factor` of its weight). The best
+    ///   category wins when
     ///   its score reaches `min_score` and the confidence reaches `min_confidence`, where
     ///   **confidence = lead / (lead + confidence_margin)**, lead being the best score minus the runner-up's:
     ///   0 for a tie, 0.5 when the lead equals `confidence_margin`, approaching 1 as the lead grows. Below
@@ -515,7 +545,9 @@ impl Province {
     ///   phrase appears. Reaching `threshold` flags the petition and routes it to that emergency category,
     ///   overriding the channel's category and the classifier; confidence is then score / (score + threshold).
     /// * Area: the channel's, else the area whose names, wards and landmarks the text mentions most (a tie
-    ///   leaves it unknown). A name shared by two areas counts only with one of those areas' names nearby.
+    ///   leaves it unknown). A name shared by two areas counts only with one of those areas' names nearby; a
+    ///   name right after a street word ("đường Bạch Đằng") counts `street_weight`; a name read only thanks to
+    ///   missing accents whose words also belong to a longer category phrase ("tan long duong") is ignored.
     /// * Agency: the category's route, with `{area}` filled in, or `route_without_area` when the area is unknown.
     pub fn route(&self, req: &RouteRequest<'_>) -> RouteDecision {
         let tokens = tokenize(req.text);
@@ -526,10 +558,10 @@ impl Province {
         // Category evidence is needed by the classifier and, to spot place names that are really words, by the
         // area recogniser: gather it once.
         let ignored: Vec<Hit> = hits.iter().copied().filter(|h| entries[h.entry].role == Role::Ignore).collect();
-        let evidence = longest_only(
+        let evidence = self.model.longest_only(
             hits.iter()
                 .copied()
-                .filter(|h| matches!(entries[h.entry].role, Role::Category { .. }) && !h.masked_by(&ignored))
+                .filter(|h| matches!(entries[h.entry].role, Role::Category { .. }) && !self.model.masked(h, &ignored))
                 .collect(),
         );
 
@@ -550,7 +582,7 @@ impl Province {
                 matched.push(rule(&self.categories[g].code, "category given by the channel".to_owned()));
                 (Some(g), 1.0, None)
             }
-            (None, None) => self.classify(&evidence, &mut matched),
+            (None, None) => self.classify(&tokens, &evidence, &mut matched),
         };
 
         let mut agency = None;
@@ -567,9 +599,8 @@ impl Province {
                 agency = Some(code);
             }
         }
-        let triage_reason = triage_reason.or_else(|| {
-            (category.is_none() || agency.is_none()).then(|| "No category could be decided.".to_owned())
-        });
+        let triage_reason = triage_reason
+            .or_else(|| (category.is_none() || agency.is_none()).then(|| "No category could be decided.".to_owned()));
         RouteDecision {
             category: category.map(|c| self.categories[c].code.clone()),
             agency,
@@ -582,34 +613,40 @@ impl Province {
     }
 
     /// The ordinary classifier over the category evidence: (category, confidence, triage reason).
-    fn classify(&self, evidence: &[Hit], matched: &mut Vec<Matched>) -> (Option<usize>, f64, Option<String>) {
+    fn classify(
+        &self,
+        tokens: &[Token],
+        evidence: &[Hit],
+        matched: &mut Vec<Matched>,
+    ) -> (Option<usize>, f64, Option<String>) {
         let entries = &self.model.entries;
-        let mut scores = vec![0.0; self.categories.len()];
-        let mut seen = HashSet::new();
+        // Each distinct phrase once, at its best weight.
+        let mut counted: Vec<(usize, usize, f64)> = Vec::new(); // (entry, category, weight)
         for h in evidence {
-            if let Role::Category { category, weight } = entries[h.entry].role {
-                if seen.insert(h.entry) {
-                    scores[category] += weight;
-                }
+            let Role::Category { category, weight } = entries[h.entry].role else { continue };
+            let unsure = entries[h.entry].words.len() == 1 && self.model.blind(tokens, h, false);
+            let weight = if unsure { weight * self.classifier.unaccented_single_word_factor } else { weight };
+            match counted.iter_mut().find(|(e, ..)| *e == h.entry) {
+                Some(c) => c.2 = c.2.max(weight),
+                None => counted.push((h.entry, category, weight)),
             }
+        }
+        let mut scores = vec![0.0; self.categories.len()];
+        for &(_, category, weight) in &counted {
+            scores[category] += weight;
         }
         let mut order: Vec<usize> = (0..scores.len()).filter(|&c| scores[c] > 0.0).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
 
         // Explain: the phrases of every category that scored, best category first.
-        let mut seen = HashSet::new();
         for &c in &order {
-            for h in evidence {
-                if let Role::Category { category, weight } = entries[h.entry].role {
-                    if category == c && seen.insert(h.entry) {
-                        matched.push(Matched {
-                            kind: MatchKind::Category,
-                            code: self.categories[c].code.clone(),
-                            phrase: entries[h.entry].text.clone(),
-                            weight,
-                        });
-                    }
-                }
+            for &(entry, category, weight) in counted.iter().filter(|x| x.1 == c) {
+                matched.push(Matched {
+                    kind: MatchKind::Category,
+                    code: self.categories[category].code.clone(),
+                    phrase: entries[entry].text.clone(),
+                    weight,
+                });
             }
         }
 
@@ -649,16 +686,26 @@ impl Province {
         let past: HashSet<u32> = role_hits(|r| *r == Role::Past).map(|h| sentence(&h)).collect();
         let present: HashSet<u32> = role_hits(|r| *r == Role::Present).map(|h| sentence(&h)).collect();
         let in_past = |h: &Hit| past.contains(&sentence(h)) && !present.contains(&sentence(h));
-        let negations: Vec<Hit> = role_hits(|r| *r == Role::Negation).collect();
+        // A lone negation syllable typed without accents is ignored: "so" is more often "số" than "sợ".
+        let negations: Vec<Hit> = role_hits(|r| *r == Role::Negation)
+            .filter(|n| !(entries[n.entry].words.len() == 1 && self.model.blind(tokens, n, false)))
+            .collect();
         let negated = |h: &Hit| {
-            negations.iter().any(|n| {
-                n.end <= h.start && h.start - n.end <= settings.negation_window && sentence(n) == sentence(h)
-            })
+            let from = h.start.saturating_sub(settings.negation_window + self.model.max_len);
+            starting_in(&negations, from, h.start)
+                .iter()
+                // Starting before the signal and ending at most `negation_window` words before it; a negation may
+                // also end inside it ("sợ bị" + "bị điện giật").
+                .any(|n| {
+                    n.start < h.start
+                        && h.start.saturating_sub(n.end) <= settings.negation_window
+                        && sentence(n) == sentence(h)
+                })
         };
 
-        let signals = longest_only(
+        let signals = self.model.longest_only(
             role_hits(|r| matches!(r, Role::Emergency { .. }))
-                .filter(|h| !h.masked_by(&masks) && !negated(h) && !in_past(h))
+                .filter(|h| !self.model.masked(h, &masks) && !negated(h) && !in_past(h))
                 .collect(),
         );
         // Each distinct phrase once, at its best weight.
@@ -675,7 +722,7 @@ impl Province {
         for &(_, category, weight) in &counted {
             scores[category] += weight;
         }
-        let urgency = role_hits(|r| *r == Role::Urgency).find(|h| !h.masked_by(&masks) && !in_past(h));
+        let urgency = role_hits(|r| *r == Role::Urgency).find(|h| !self.model.masked(h, &masks) && !in_past(h));
         if urgency.is_some() {
             for s in scores.iter_mut().filter(|s| **s > 0.0) {
                 *s += settings.urgency_bonus;
@@ -718,7 +765,12 @@ impl Province {
         if let Some(area) = given.and_then(|g| self.resolve_area(g)) {
             let index = self.areas.iter().position(|a| a.code == area.code)?;
             let code = area.code.clone();
-            matched.push(Matched { kind: MatchKind::Area, code, phrase: "area given by the channel".to_owned(), weight: 1.0 });
+            matched.push(Matched {
+                kind: MatchKind::Area,
+                code,
+                phrase: "area given by the channel".to_owned(),
+                weight: 1.0,
+            });
             return Some(index);
         }
         let entries = &self.model.entries;
@@ -726,9 +778,11 @@ impl Province {
         // running past it, is that phrase ("tan long duong" is "tận lòng đường", not the commune Tân Long).
         let words_not_place = |h: &Hit| {
             self.model.blind(tokens, h, false)
-                && evidence.iter().any(|e| e.start < h.end && h.start < e.end && (e.start < h.start || e.end > h.end))
+                && starting_in(evidence, h.start.saturating_sub(self.model.max_len), h.end)
+                    .iter()
+                    .any(|e| e.start < h.end && h.start < e.end && (e.start < h.start || e.end > h.end))
         };
-        let places = longest_only(
+        let places = self.model.longest_only(
             hits.iter()
                 .copied()
                 .filter(|h| matches!(entries[h.entry].role, Role::Place { .. }) && !words_not_place(h))
@@ -752,7 +806,9 @@ impl Province {
             if !seen.insert(h.entry) {
                 continue;
             }
-            let after_street_word = streets.iter().any(|s| s.end == h.start);
+            let after_street_word = starting_in(&streets, h.start.saturating_sub(self.model.max_len), h.start)
+                .iter()
+                .any(|s| s.end == h.start);
             let weight = if after_street_word { self.area_recognition.street_weight } else { 1.0 };
             let area = if let [only] = areas.as_slice() {
                 Some(*only)
@@ -772,7 +828,12 @@ impl Province {
             match area {
                 Some(a) => {
                     scores[a] += weight;
-                    matched.push(Matched { kind: MatchKind::Area, code: self.areas[a].code.clone(), phrase: text, weight });
+                    matched.push(Matched {
+                        kind: MatchKind::Area,
+                        code: self.areas[a].code.clone(),
+                        phrase: text,
+                        weight,
+                    });
                 }
                 None => {
                     let codes: Vec<&str> = areas.iter().map(|&a| self.areas[a].code.as_str()).collect();

@@ -147,11 +147,7 @@ impl Calendar {
     /// A day off: a fixed holiday or one of that year's published holidays.
     pub fn is_holiday(&self, date: Date) -> bool {
         self.fixed_holidays.iter().any(|h| h.month == date.month() && h.day == date.day())
-            || self
-                .years
-                .iter()
-                .filter(|y| y.year == date.year())
-                .any(|y| y.holidays.iter().any(|(d, _)| *d == date))
+            || self.years.iter().filter(|y| y.year == date.year()).any(|y| y.holidays.iter().any(|(d, _)| *d == date))
     }
 
     /// A day when agencies work: a usual working weekday that is no holiday, or a published make-up day.
@@ -184,6 +180,9 @@ pub struct ClassifierSettings {
     pub confidence_margin: f64,
     /// Phrases never counted as evidence (salutations, the hotline's own name).
     pub ignore: Vec<String>,
+    /// A one-word phrase matched only because the citizen typed no accents ("so" for "sổ", "số" or "sợ")
+    /// counts this fraction of its weight: a lone unaccented syllable is too ambiguous.
+    pub unaccented_single_word_factor: f64,
 }
 
 /// Knobs of emergency detection.
@@ -457,6 +456,7 @@ struct RawClassifier {
     weights: Spanned<RawWeights>,
     #[serde(default)]
     ignore: Vec<Spanned<String>>,
+    unaccented_single_word_factor: Spanned<f64>,
 }
 
 #[derive(Deserialize)]
@@ -568,7 +568,9 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         }
         let kind = a.kind.get_ref().clone();
         if kind != "city" && kind != "district" {
-            return Err(cx.error_at(a.kind.span(), format!("area kind must be \"city\" or \"district\", not \"{kind}\"")));
+            return Err(
+                cx.error_at(a.kind.span(), format!("area kind must be \"city\" or \"district\", not \"{kind}\""))
+            );
         }
         let index = area_list.len();
         let name_span = a.name.span();
@@ -577,13 +579,13 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         own_names.extend(a.aliases.iter().map(|s| (s.get_ref().clone(), s.span())));
         for (n, span) in &own_names {
             let key = phrase_key(cx, n, span.clone())?;
-            if let Some(&other) = area_names.get(&key) {
-                if other != index {
-                    return Err(cx.error_at(
-                        span.clone(),
-                        format!("\"{n}\" is already the name or alias of area \"{}\"", area_list_code(&area_list, other)),
-                    ));
-                }
+            if let Some(&other) = area_names.get(&key)
+                && other != index
+            {
+                return Err(cx.error_at(
+                    span.clone(),
+                    format!("\"{n}\" is already the name or alias of area \"{}\"", area_list_code(&area_list, other)),
+                ));
             }
             area_names.insert(key, index);
         }
@@ -607,34 +609,30 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         return Err(cx.error_at(areas_span, "at least one area is needed"));
     }
     for (key, index, span) in &place_owner {
-        if let Some(&owner) = area_names.get(key) {
-            if owner != *index {
-                return Err(cx.error_at(
-                    span.clone(),
-                    format!(
-                        "this place has the name of area \"{}\"; an area's name cannot be a place of another area",
-                        area_list[owner].code
-                    ),
-                ));
-            }
+        if let Some(&owner) = area_names.get(key)
+            && owner != *index
+        {
+            return Err(cx.error_at(
+                span.clone(),
+                format!(
+                    "this place has the name of area \"{}\"; an area's name cannot be a place of another area",
+                    area_list[owner].code
+                ),
+            ));
         }
     }
 
     // Classifier and emergency knobs come before categories: phrase weights depend on them.
     let weights = checked_weights(cx, &classifier.weights)?;
     let emergency_weights = checked_weights(cx, &emergency.weights)?;
-    let min_confidence = *classifier.min_confidence.get_ref();
-    if !(0.0..=1.0).contains(&min_confidence) {
-        return Err(cx.error_at(classifier.min_confidence.span(), "min_confidence must be between 0 and 1"));
-    }
+    let min_confidence = fraction(cx, &classifier.min_confidence, "min_confidence")?;
     let min_score = non_negative(cx, &classifier.min_score, "min_score")?;
+    let unaccented_single_word_factor =
+        fraction(cx, &classifier.unaccented_single_word_factor, "unaccented_single_word_factor")?;
     let confidence_margin = positive(cx, &classifier.confidence_margin, "confidence_margin")?;
     let threshold = positive(cx, &emergency.threshold, "threshold")?;
     let urgency_bonus = non_negative(cx, &emergency.urgency_bonus, "urgency_bonus")?;
-    let unaccented_factor = *emergency.unaccented_factor.get_ref();
-    if !(0.0..=1.0).contains(&unaccented_factor) {
-        return Err(cx.error_at(emergency.unaccented_factor.span(), "unaccented_factor must be between 0 and 1"));
-    }
+    let unaccented_factor = fraction(cx, &emergency.unaccented_factor, "unaccented_factor")?;
     let street_weight = non_negative(cx, &area_recognition.street_weight, "street_weight")?;
 
     // Categories.
@@ -646,11 +644,15 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         if category_list.iter().any(|x| x.code == code) {
             return Err(cx.error_at(c.code.span(), format!("duplicate category code \"{code}\"")));
         }
-        let deadline = parse_deadline(c.deadline.get_ref())
-            .ok_or_else(|| cx.error_at(c.deadline.span(), format!(
-                "deadline \"{}\" is not understood: write \"immediate\", \"N working days\" or \"N hours\"",
-                c.deadline.get_ref()
-            )))?;
+        let deadline = parse_deadline(c.deadline.get_ref()).ok_or_else(|| {
+            cx.error_at(
+                c.deadline.span(),
+                format!(
+                    "deadline \"{}\" is not understood: write \"immediate\", \"N working days\" or \"N hours\"",
+                    c.deadline.get_ref()
+                ),
+            )
+        })?;
         if c.emergency && deadline != Deadline::Immediate {
             return Err(cx.error_at(c.deadline.span(), "an emergency category must have deadline \"immediate\""));
         }
@@ -658,14 +660,19 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         let route_without_area = match (&c.route_without_area, route.contains(AREA_PLACEHOLDER)) {
             (Some(r), true) => {
                 if r.get_ref().contains(AREA_PLACEHOLDER) {
-                    return Err(cx.error_at(r.span(), "route_without_area is used when the area is unknown: it cannot contain {area}"));
+                    return Err(cx.error_at(
+                        r.span(),
+                        "route_without_area is used when the area is unknown: it cannot contain {area}",
+                    ));
                 }
                 Some(checked_route(cx, r, &agency_index, &area_list, &code)?)
             }
             (None, true) => {
                 return Err(cx.error_at(
                     c.route.span(),
-                    format!("category \"{code}\" routes by area: add route_without_area for petitions whose area is unknown"),
+                    format!(
+                        "category \"{code}\" routes by area: add route_without_area for petitions whose area is unknown"
+                    ),
                 ));
             }
             (Some(r), false) => {
@@ -676,13 +683,18 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         let tier_weights = if c.emergency { emergency_weights } else { weights };
         let mut phrases = Vec::new();
         let mut seen = HashSet::new();
-        for (list, weight) in
-            [(&c.phrases.strong, tier_weights.strong), (&c.phrases.medium, tier_weights.medium), (&c.phrases.weak, tier_weights.weak)]
-        {
+        for (list, weight) in [
+            (&c.phrases.strong, tier_weights.strong),
+            (&c.phrases.medium, tier_weights.medium),
+            (&c.phrases.weak, tier_weights.weak),
+        ] {
             for p in list {
                 let key = phrase_key(cx, p.get_ref(), p.span())?;
                 if !seen.insert(key) {
-                    return Err(cx.error_at(p.span(), format!("phrase \"{}\" is listed twice in category \"{code}\"", p.get_ref())));
+                    return Err(cx.error_at(
+                        p.span(),
+                        format!("phrase \"{}\" is listed twice in category \"{code}\"", p.get_ref()),
+                    ));
                 }
                 phrases.push(WeightedPhrase { phrase: p.get_ref().clone(), weight });
             }
@@ -704,7 +716,9 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
             ));
         }
         Some(c) if c.emergency => {
-            return Err(cx.error_at(classifier.general_category.span(), "general_category cannot be an emergency category"));
+            return Err(
+                cx.error_at(classifier.general_category.span(), "general_category cannot be an emergency category")
+            );
         }
         Some(_) => {}
     }
@@ -736,6 +750,7 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         min_confidence,
         confidence_margin,
         ignore: strings(&classifier.ignore)?,
+        unaccented_single_word_factor,
     };
     let emergency = EmergencySettings {
         threshold,
@@ -755,7 +770,8 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         context_window: area_recognition.context_window,
     };
 
-    let model = Model::build(&category_list, &rules, &area_list, &gazetteer, &classifier, &emergency, &area_recognition);
+    let model =
+        Model::build(&category_list, &rules, &area_list, &gazetteer, &classifier, &emergency, &area_recognition);
     Ok(Province {
         code: province.code.into_inner(),
         name: province.name,
@@ -784,7 +800,9 @@ fn checked_code(cx: &Cx<'_>, code: &Spanned<String>, what: &str) -> Res<String> 
     let c = code.get_ref();
     let ok = !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
     if !ok {
-        return Err(cx.error_at(code.span(), format!("{what} code \"{c}\" must be lowercase ASCII letters, digits or _")));
+        return Err(
+            cx.error_at(code.span(), format!("{what} code \"{c}\" must be lowercase ASCII letters, digits or _"))
+        );
     }
     Ok(c.clone())
 }
@@ -800,6 +818,14 @@ fn non_negative(cx: &Cx<'_>, value: &Spanned<f64>, what: &str) -> Res<f64> {
     let v = *value.get_ref();
     if !(v.is_finite() && v >= 0.0) {
         return Err(cx.error_at(value.span(), format!("{what} must be a number >= 0")));
+    }
+    Ok(v)
+}
+
+fn fraction(cx: &Cx<'_>, value: &Spanned<f64>, what: &str) -> Res<f64> {
+    let v = *value.get_ref();
+    if !(0.0..=1.0).contains(&v) {
+        return Err(cx.error_at(value.span(), format!("{what} must be between 0 and 1")));
     }
     Ok(v)
 }
@@ -887,8 +913,9 @@ fn build_calendar(cx: &Cx<'_>, raw: Spanned<RawCalendar>) -> Res<Calendar> {
 
     let mut working_days = Vec::new();
     for d in raw.working_days.get_ref() {
-        let day = parse_weekday(d.get_ref())
-            .ok_or_else(|| cx.error_at(d.span(), format!("\"{}\" is not a weekday (mon, tue, wed, thu, fri, sat, sun)", d.get_ref())))?;
+        let day = parse_weekday(d.get_ref()).ok_or_else(|| {
+            cx.error_at(d.span(), format!("\"{}\" is not a weekday (mon, tue, wed, thu, fri, sat, sun)", d.get_ref()))
+        })?;
         if working_days.contains(&day) {
             return Err(cx.error_at(d.span(), format!("\"{}\" is listed twice", d.get_ref())));
         }
@@ -900,12 +927,13 @@ fn build_calendar(cx: &Cx<'_>, raw: Spanned<RawCalendar>) -> Res<Calendar> {
 
     let mut working_hours: Vec<(Time, Time)> = Vec::new();
     for h in raw.working_hours.get_ref() {
-        let (start, end) = parse_interval(h.get_ref())
-            .ok_or_else(|| cx.error_at(h.span(), format!("\"{}\" must look like \"07:30-11:30\" with start before end", h.get_ref())))?;
-        if let Some(&(_, last_end)) = working_hours.last() {
-            if start < last_end {
-                return Err(cx.error_at(h.span(), "working hours must be in order and not overlap"));
-            }
+        let (start, end) = parse_interval(h.get_ref()).ok_or_else(|| {
+            cx.error_at(h.span(), format!("\"{}\" must look like \"07:30-11:30\" with start before end", h.get_ref()))
+        })?;
+        if let Some(&(_, last_end)) = working_hours.last()
+            && start < last_end
+        {
+            return Err(cx.error_at(h.span(), "working hours must be in order and not overlap"));
         }
         working_hours.push((start, end));
     }
@@ -915,8 +943,9 @@ fn build_calendar(cx: &Cx<'_>, raw: Spanned<RawCalendar>) -> Res<Calendar> {
 
     let mut fixed_holidays = Vec::new();
     for h in &raw.fixed_holidays {
-        let (month, day) = parse_month_day(h.date.get_ref())
-            .ok_or_else(|| cx.error_at(h.date.span(), format!("\"{}\" must be a day of the year like \"09-02\"", h.date.get_ref())))?;
+        let (month, day) = parse_month_day(h.date.get_ref()).ok_or_else(|| {
+            cx.error_at(h.date.span(), format!("\"{}\" must be a day of the year like \"09-02\"", h.date.get_ref()))
+        })?;
         fixed_holidays.push(FixedHoliday { month, day, name: h.name.clone() });
     }
 
@@ -1058,7 +1087,8 @@ mod tests {
     #[test]
     fn calendar_knows_weekends_and_holidays() {
         let p = Province::bundled();
-        let day = |y, m, d| Date::from_calendar_date(y, Month::try_from(m).unwrap_or(Month::January), d).unwrap_or(Date::MIN);
+        let day =
+            |y, m, d| Date::from_calendar_date(y, Month::try_from(m).unwrap_or(Month::January), d).unwrap_or(Date::MIN);
         assert!(p.calendar.is_working_day(day(2025, 3, 12))); // a Wednesday
         assert!(!p.calendar.is_working_day(day(2025, 3, 15))); // a Saturday
         assert!(!p.calendar.is_working_day(day(2025, 9, 2))); // National Day, fixed

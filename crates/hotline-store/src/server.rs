@@ -21,6 +21,9 @@ pub struct ServerOptions {
     pub port: Option<u16>,
     /// Kill the server when this process dies, even by SIGKILL (Linux), so no orphan holds the store lock.
     pub kill_with_parent: bool,
+    /// fsync every write before acknowledging it (`sync_interval: always`). Always true in the system; false
+    /// only to measure what durability costs (examples/append_cost.rs).
+    pub fsync_before_ack: bool,
 }
 
 /// A nats-server child process. Dropping it kills the server.
@@ -165,11 +168,16 @@ impl NatsServer {
     async fn spawn(&mut self) -> Result<(), ServerError> {
         let dir = &self.opts.dir;
         let listen = if self.port == 0 { "127.0.0.1:-1".to_owned() } else { format!("127.0.0.1:{}", self.port) };
+        let sync = if self.opts.fsync_before_ack {
+            "  # fsync before every acknowledgement (see docs/durability.md)\n  sync_interval: always\n"
+        } else {
+            "  # MEASUREMENT ONLY: the server's default background fsync; a power cut loses acknowledged writes\n"
+        };
         let config = format!(
             "# Written by hotline; edits are overwritten at start.\n\
              server_name: hotline\n\
              listen: {listen}\n\
-             jetstream {{\n  store_dir: {store}\n  # fsync before every acknowledgement (see docs/durability.md)\n  sync_interval: always\n}}\n",
+             jetstream {{\n  store_dir: {store}\n{sync}}}\n",
             store = quote(&dir.join("store")),
         );
         let config_path = dir.join("nats-server.conf");

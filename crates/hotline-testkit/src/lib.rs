@@ -35,6 +35,7 @@ impl TestNats {
             dir: dir.path().join("nats"),
             port: None,
             kill_with_parent: true,
+            fsync_before_ack: true,
         })
         .await
         .expect("nats-server starts");

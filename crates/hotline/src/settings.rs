@@ -273,6 +273,22 @@ mod tests {
     }
 
     #[test]
+    fn docs_configuration_md_names_every_setting_and_its_variable() {
+        let doc = include_str!("../../../docs/configuration.md");
+        for key in KEYS {
+            assert!(doc.contains(&format!("`{key}")), "docs/configuration.md does not document `{key}`");
+            if *key != "nats" && *key != "channels" {
+                let var = format!("`HOTLINE_{}`", key.to_ascii_uppercase());
+                assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
+            }
+        }
+        for nested in ["replicas", "port", "request_timeout_secs"] {
+            let var = format!("`HOTLINE_NATS__{}`", nested.to_ascii_uppercase());
+            assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
+        }
+    }
+
+    #[test]
     fn a_broken_settings_file_names_the_file_and_line() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("hotline.toml");

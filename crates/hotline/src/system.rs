@@ -12,7 +12,7 @@ use hotline_channel_app::AppChannel;
 use hotline_domain::province::Province;
 use hotline_projections::TimelineReader;
 use hotline_runtime::{DRAIN_TIMEOUT, Shutdown, ShutdownTrigger};
-use hotline_store::server::{NatsServer, ServerOptions, find_binary};
+use hotline_store::server::{MIN_VERSION, NatsServer, ServerError, ServerOptions, find_binary, version_of};
 use hotline_store::{EventStore, JetStreamConfig, JetStreamStore};
 use tokio::task::JoinSet;
 
@@ -74,7 +74,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
         Some(url) => (url.clone(), None),
         None => {
             let binary = match &settings.nats_server {
-                Some(path) => path.clone(),
+                Some(path) => checked_binary(path)?,
                 None => find_binary()?,
             };
             let server = NatsServer::start(ServerOptions {
@@ -82,6 +82,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
                 dir: settings.data_dir.join(NATS_DIR),
                 port: settings.nats.port,
                 kill_with_parent: true,
+                fsync_before_ack: true,
             })
             .await?;
             let url = server.url();
@@ -200,6 +201,15 @@ async fn connect(settings: &Settings, url: &str, mut shutdown: Shutdown) -> anyh
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// The nats-server the settings name, if it runs and is new enough.
+fn checked_binary(path: &Path) -> Result<PathBuf, ServerError> {
+    match version_of(path) {
+        Some(v) if v >= MIN_VERSION => Ok(path.to_owned()),
+        Some((major, minor)) => Err(ServerError::NotFound(format!(" (nats_server = {} is {major}.{minor})", path.display()))),
+        None => Err(ServerError::NotFound(format!(" (nats_server = {} does not run)", path.display()))),
     }
 }
 

@@ -1,8 +1,18 @@
 //! The classifier and router measured on the labelled dev petitions, plus behaviour tests of routing and of the
 //! province config's validation (broken configs must name the right line).
 
+use std::io::Write;
+
 use hotline_domain::classify::{MatchKind, RouteDecision, RouteRequest, normalize};
-use hotline_domain::province::{Deadline, Province};
+use hotline_domain::province::{Deadline, Province, ProvinceError};
+
+/// Prints straight to the process's stderr: libtest captures `eprintln!` unless `--nocapture`, and the figures
+/// should show in every run.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 const DEV: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/petitions-dev.jsonl"));
 
@@ -61,7 +71,7 @@ impl Figures {
     }
 
     fn print(&self, label: &str) {
-        eprintln!(
+        report!(
             "[{label}] category accuracy {}/{} = {:.1}% ({} sent to triage); emergencies flagged {}/{} = {:.0}%, \
              false alarms {}; area {}/{} = {:.1}% ({} left unknown)",
             self.correct,
@@ -78,13 +88,13 @@ impl Figures {
             self.area_unknown,
         );
         for m in &self.misses {
-            eprintln!("    miss {m}");
+            report!("    miss {m}");
         }
         for f in &self.false_alarms {
-            eprintln!("    false alarm {f}");
+            report!("    false alarm {f}");
         }
         for a in &self.area_misses {
-            eprintln!("    area {a}");
+            report!("    area {a}");
         }
     }
 }
@@ -105,7 +115,7 @@ fn measure<'a>(province: &Province, petitions: impl Iterator<Item = &'a Petition
                     p.id,
                     p.category,
                     got.unwrap_or("triage"),
-                    d.triage_reason.as_deref().unwrap_or_else(|| if d.emergency { "emergency" } else { "" })
+                    d.triage_reason.as_deref().unwrap_or(if d.emergency { "emergency" } else { "" })
                 ));
             }
         }
@@ -152,8 +162,8 @@ fn dev_set_accuracy_and_emergency_recall() {
     let all = petitions();
     assert_eq!(all.len(), 130);
     let full = measure(&province, all.iter());
-    let tuning = measure(&province, all.iter().filter(|p| number(p) % 2 == 1));
-    let held_out = measure(&province, all.iter().filter(|p| number(p) % 2 == 0));
+    let tuning = measure(&province, all.iter().filter(|p| !number(p).is_multiple_of(2)));
+    let held_out = measure(&province, all.iter().filter(|p| number(p).is_multiple_of(2)));
     tuning.print("tuning half (odd ids)");
     held_out.print("held-out half (even ids)");
     full.print("full dev set");
@@ -170,9 +180,13 @@ fn dev_set_accuracy_and_emergency_recall() {
 fn explain() {
     let province = Province::bundled();
     let ids = std::env::var("DEV_IDS").unwrap_or_default();
-    for p in petitions().iter().filter(|p| ids.split(',').any(|id| id.trim() == p.id)) {
-        let d = route(&province, &full_text(p));
-        eprintln!("== {} (expected {}, emergency {}): {}", p.id, p.category, p.emergency, normalize(&full_text(p)));
+    let wanted = |id: &str| ids.split(',').any(|w| w.trim() == id);
+    let dev = petitions();
+    let dev = dev.iter().map(|p| (p.id.as_str(), p.category.as_str(), p.emergency, full_text(p)));
+    let fresh = FRESH.iter().map(|&(id, category, emergency, text)| (id, category, emergency, text.to_owned()));
+    for (id, category, emergency, text) in dev.chain(fresh).filter(|p| wanted(p.0)) {
+        let d = route(&province, &text);
+        eprintln!("== {id} (expected {category}, emergency {emergency}): {}", normalize(&text));
         eprintln!("{}", serde_json::to_string_pretty(&d).unwrap_or_default());
     }
 }
@@ -182,56 +196,324 @@ fn explain() {
 /// slow ambulance last month, "cháy hàng" = sold out, "nguy cơ cháy nổ" = risk of fire).
 /// (id, expected category, emergency, text)
 const FRESH: &[(&str, &str, bool, &str)] = &[
-    ("f01", "admin_procedure", false, "Tôi nộp hồ sơ xin cấp lại giấy khai sinh cho con tại UBND phường Hiệp Thành đã 10 ngày mà chưa có kết quả, cán bộ hẹn hết lần này đến lần khác."),
+    (
+        "f01",
+        "admin_procedure",
+        false,
+        "Tôi nộp hồ sơ xin cấp lại giấy khai sinh cho con tại UBND phường Hiệp Thành đã 10 ngày mà chưa có kết quả, cán bộ hẹn hết lần này đến lần khác.",
+    ),
     ("f02", "admin_procedure", false, "lam the can cuoc cho me o cong an xa ma 2 thang chua co the, hoi thi bao cho"),
-    ("f03", "admin_procedure", false, "I applied for a temporary residence certificate at the ward office three weeks ago and still have no answer. My visa renewal needs it."),
-    ("f04", "traffic_accident", false, "Xe tải tông xe máy ở ngã ba Mười Muộn, người đi xe máy bị thương ở chân, xe tải bỏ chạy."),
-    ("f05", "traffic_accident", false, "vua co vu va cham giua 2 xe may tren DT743 doan gan cho, ko ai bi nang nhung ket xe"),
-    ("f06", "traffic_infrastructure", false, "Đường vào khu dân cư bị sụt lún, ổ gà chi chít, trời mưa là nước ngập không đi được."),
+    (
+        "f03",
+        "admin_procedure",
+        false,
+        "I applied for a temporary residence certificate at the ward office three weeks ago and still have no answer. My visa renewal needs it.",
+    ),
+    (
+        "f04",
+        "traffic_accident",
+        false,
+        "Xe tải tông xe máy ở ngã ba Mười Muộn, người đi xe máy bị thương ở chân, xe tải bỏ chạy.",
+    ),
+    (
+        "f05",
+        "traffic_accident",
+        false,
+        "vua co vu va cham giua 2 xe may tren DT743 doan gan cho, ko ai bi nang nhung ket xe",
+    ),
+    (
+        "f06",
+        "traffic_infrastructure",
+        false,
+        "Đường vào khu dân cư bị sụt lún, ổ gà chi chít, trời mưa là nước ngập không đi được.",
+    ),
     ("f07", "traffic_infrastructure", false, "den tin hieu o nga tu Phu Van bi hong 3 ngay roi chua ai sua"),
-    ("f08", "traffic_infrastructure", false, "The traffic lights at the big intersection near the market have been off for two days, it is chaos at rush hour."),
-    ("f09", "security_order", false, "Nhà tôi bị trộm đột nhập lúc rạng sáng, lấy mất 2 chiếc xe máy. Đề nghị công an điều tra."),
+    (
+        "f08",
+        "traffic_infrastructure",
+        false,
+        "The traffic lights at the big intersection near the market have been off for two days, it is chaos at rush hour.",
+    ),
+    (
+        "f09",
+        "security_order",
+        false,
+        "Nhà tôi bị trộm đột nhập lúc rạng sáng, lấy mất 2 chiếc xe máy. Đề nghị công an điều tra.",
+    ),
     ("f10", "security_order", false, "nhom thanh nien tu tap danh nhau truoc quan net moi toi, dan trong hem so lam"),
     ("f11", "security_order", false, "Hàng xóm mở nhạc to hát karaoke đến 1 giờ sáng, nhắc nhở thì bị chửi lại."),
-    ("f12", "environment", false, "Cơ sở tái chế nhựa trong hẻm xả khói đen và mùi nhựa cháy khét vào ban đêm, người dân bị ho, khó thở."),
+    (
+        "f12",
+        "environment",
+        false,
+        "Cơ sở tái chế nhựa trong hẻm xả khói đen và mùi nhựa cháy khét vào ban đêm, người dân bị ho, khó thở.",
+    ),
     ("f13", "environment", false, "rac thai do bay ra bai dat trong canh truong hoc, hoi thoi qua"),
     ("f14", "environment", false, "Công ty xi mạ xả nước thải màu xanh ra kênh, cá chết hàng loạt."),
-    ("f15", "construction_urban", false, "Nhà đối diện đang xây dựng lấn ra vỉa hè gần 2m, không có giấy phép, phường chưa xử lý."),
+    (
+        "f15",
+        "construction_urban",
+        false,
+        "Nhà đối diện đang xây dựng lấn ra vỉa hè gần 2m, không có giấy phép, phường chưa xử lý.",
+    ),
     ("f16", "construction_urban", false, "quan an lan chiem het via he, nguoi di bo phai di xuong duong"),
-    ("f17", "electricity", false, "Khu phố tôi bị cúp điện từ 6 giờ sáng đến giờ chưa có điện lại, không có thông báo trước."),
+    (
+        "f17",
+        "electricity",
+        false,
+        "Khu phố tôi bị cúp điện từ 6 giờ sáng đến giờ chưa có điện lại, không có thông báo trước.",
+    ),
     ("f18", "electricity", false, "hoa don tien dien thang nay tang gap doi, nghi cong to bi sai"),
-    ("f19", "electricity", false, "Dây điện bị đứt rơi xuống đường sau cơn mưa, rất nguy hiểm cho người đi đường, đề nghị điện lực xử lý gấp."),
+    (
+        "f19",
+        "electricity",
+        false,
+        "Dây điện bị đứt rơi xuống đường sau cơn mưa, rất nguy hiểm cho người đi đường, đề nghị điện lực xử lý gấp.",
+    ),
     ("f20", "water_supply", false, "Nước máy nhà tôi có màu đục và mùi lạ mấy ngày nay, không dám dùng để nấu ăn."),
     ("f21", "water_supply", false, "mat nuoc tu sang toi gio ma ko thay thong bao gi het"),
-    ("f22", "water_supply", false, "The water pipe in front of my house broke and water is flooding the street since this morning."),
-    ("f23", "health_food", false, "Quán cơm gần công ty bán thức ăn ôi thiu, hôm qua nhiều công nhân ăn xong bị đau bụng, tiêu chảy."),
+    (
+        "f22",
+        "water_supply",
+        false,
+        "The water pipe in front of my house broke and water is flooding the street since this morning.",
+    ),
+    (
+        "f23",
+        "health_food",
+        false,
+        "Quán cơm gần công ty bán thức ăn ôi thiu, hôm qua nhiều công nhân ăn xong bị đau bụng, tiêu chảy.",
+    ),
     ("f24", "health_food", false, "Bệnh viện bắt bệnh nhân chờ khám cả buổi sáng, nhân viên thái độ hách dịch."),
     ("f25", "health_food", false, "co so lam banh mi ko dam bao ve sinh, chuot gian bo khap noi"),
-    ("f26", "labor_social", false, "Công ty nợ lương công nhân 3 tháng, không đóng bảo hiểm xã hội, giám đốc đã bỏ trốn."),
+    (
+        "f26",
+        "labor_social",
+        false,
+        "Công ty nợ lương công nhân 3 tháng, không đóng bảo hiểm xã hội, giám đốc đã bỏ trốn.",
+    ),
     ("f27", "labor_social", false, "bi cty cho nghi viec ma ko tra tro cap, ko chot so bhxh"),
-    ("f28", "labor_social", false, "My employer has not paid my salary for two months and refuses to give me a labour contract."),
-    ("f29", "land", false, "Gia đình tôi bị thu hồi đất làm đường nhưng giá bồi thường quá thấp so với giá thị trường, chưa được bố trí tái định cư."),
+    (
+        "f28",
+        "labor_social",
+        false,
+        "My employer has not paid my salary for two months and refuses to give me a labour contract.",
+    ),
+    (
+        "f29",
+        "land",
+        false,
+        "Gia đình tôi bị thu hồi đất làm đường nhưng giá bồi thường quá thấp so với giá thị trường, chưa được bố trí tái định cư.",
+    ),
     ("f30", "land", false, "hang xom xay tuong lan sang dat nha toi 1m, hoa giai ko thanh"),
-    ("f31", "land", false, "Xin hỏi thủ tục chuyển mục đích sử dụng đất từ đất nông nghiệp lên thổ cư cần những giấy tờ gì?"),
-    ("f32", "education", false, "Trường mầm non thu tiền học phí và tiền ăn tăng cao, không họp phụ huynh thông báo trước."),
+    (
+        "f31",
+        "land",
+        false,
+        "Xin hỏi thủ tục chuyển mục đích sử dụng đất từ đất nông nghiệp lên thổ cư cần những giấy tờ gì?",
+    ),
+    (
+        "f32",
+        "education",
+        false,
+        "Trường mầm non thu tiền học phí và tiền ăn tăng cao, không họp phụ huynh thông báo trước.",
+    ),
     ("f33", "education", false, "co giao danh hoc sinh lop 2 bi bam tim tay"),
     ("f34", "education", false, "The school refused to enroll my son because we don't have permanent residence here."),
     ("f35", "info_request", false, "Cho tôi hỏi số điện thoại đường dây nóng của công an tỉnh là số nào?"),
     ("f36", "info_request", false, "Xin cảm ơn tổng đài đã hỗ trợ gia đình tôi rất nhiệt tình."),
     ("f37", "info_request", false, "What are the opening hours of the public administration center on Saturdays?"),
-    ("f38", "emergency_fire", true, "Cháy lớn tại một xưởng may trong KCN, khói bốc cao, công nhân đang chạy ra ngoài, gọi cứu hỏa gấp!"),
+    (
+        "f38",
+        "emergency_fire",
+        true,
+        "Cháy lớn tại một xưởng may trong KCN, khói bốc cao, công nhân đang chạy ra ngoài, gọi cứu hỏa gấp!",
+    ),
     ("f39", "emergency_fire", true, "chay nha o hem 12 duong Nguyen Trai, lua lan qua nha ben canh, cuu voi"),
-    ("f40", "emergency_fire", true, "Có người nhảy xuống sông Sài Gòn ở cầu Phú Cường, đề nghị lực lượng cứu hộ cứu nạn đến ngay."),
-    ("f41", "emergency_fire", true, "A gas cylinder exploded in a restaurant, the kitchen is on fire and two people are trapped."),
+    (
+        "f40",
+        "emergency_fire",
+        true,
+        "Có người nhảy xuống sông Sài Gòn ở cầu Phú Cường, đề nghị lực lượng cứu hộ cứu nạn đến ngay.",
+    ),
+    (
+        "f41",
+        "emergency_fire",
+        true,
+        "A gas cylinder exploded in a restaurant, the kitchen is on fire and two people are trapped.",
+    ),
     ("f42", "emergency_medical", true, "Ông cụ bị ngã quỵ bất tỉnh ngoài chợ, không còn thở đều, cần xe cấp cứu gấp."),
     ("f43", "emergency_medical", true, "co ng bi tai nan nam bat dong giua duong, mau chay nhieu, goi 115 giup"),
     ("f44", "emergency_medical", true, "My neighbour is having a heart attack, please send an ambulance now!"),
-    ("f45", "emergency_medical", true, "Tôi phản ánh hẻm nhà tôi không có đèn đường nhiều tháng nay. Vừa rồi bà cụ hàng xóm bị đột quỵ, méo miệng, không nói được, con cháu đi vắng, cần cấp cứu ngay."),
-    ("f46", "security_order", false, "Đề nghị kiểm tra công tác phòng cháy chữa cháy tại quán karaoke trong hẻm, lối thoát hiểm bị khóa, sợ xảy ra cháy."),
-    ("f47", "health_food", false, "Tháng trước ba tôi lên cơn đau tim, gọi 115 gần 1 tiếng xe cấp cứu mới tới. Đề nghị Sở Y tế xem lại."),
+    (
+        "f45",
+        "emergency_medical",
+        true,
+        "Tôi phản ánh hẻm nhà tôi không có đèn đường nhiều tháng nay. Vừa rồi bà cụ hàng xóm bị đột quỵ, méo miệng, không nói được, con cháu đi vắng, cần cấp cứu ngay.",
+    ),
+    (
+        "f46",
+        "security_order",
+        false,
+        "Đề nghị kiểm tra công tác phòng cháy chữa cháy tại quán karaoke trong hẻm, lối thoát hiểm bị khóa, sợ xảy ra cháy.",
+    ),
+    (
+        "f47",
+        "health_food",
+        false,
+        "Tháng trước ba tôi lên cơn đau tim, gọi 115 gần 1 tiếng xe cấp cứu mới tới. Đề nghị Sở Y tế xem lại.",
+    ),
     ("f48", "info_request", false, "Bánh trung thu ở tiệm đầu hẻm cháy hàng, cho hỏi chỗ nào còn bán?"),
     ("f49", "electricity", false, "Cột điện trước nhà bị nghiêng, có nguy cơ cháy nổ, đề nghị điện lực kiểm tra."),
-    ("f50", "traffic_accident", false, "Hôm qua con tôi bị xe máy tông khi qua đường, gãy chân, người gây tai nạn không chịu bồi thường."),
+    (
+        "f50",
+        "traffic_accident",
+        false,
+        "Hôm qua con tôi bị xe máy tông khi qua đường, gãy chân, người gây tai nạn không chịu bồi thường.",
+    ),
+    (
+        "g01",
+        "admin_procedure",
+        false,
+        "Em đi làm sổ hộ khẩu... à không, xác nhận cư trú cho con nhập học, lên phường 3 lần đều bảo thiếu giấy, mỗi lần đòi một kiểu.",
+    ),
+    ("g02", "admin_procedure", false, "xin xac nhan doc than de lam ho so ket hon ma xa bat cho 2 tuan"),
+    (
+        "g03",
+        "traffic_accident",
+        false,
+        "Sáng nay trên Quốc lộ 13 có xe khách đâm vào dải phân cách, nhiều hành khách bị xây xát, xe nằm chắn đường.",
+    ),
+    (
+        "g04",
+        "traffic_accident",
+        false,
+        "Chồng tôi bị ô tô quẹt ngã khi đi làm về, tài xế bỏ đi, chúng tôi muốn biết làm sao tìm ra chủ xe.",
+    ),
+    (
+        "g05",
+        "traffic_infrastructure",
+        false,
+        "Cây xanh ven đường gãy đổ chắn ngang lối đi từ chiều qua, xe cộ phải đi vòng rất xa.",
+    ),
+    (
+        "g06",
+        "traffic_infrastructure",
+        false,
+        "duong ngap nang moi khi mua, xe may chet may giua duong, cong bi nghet lau roi",
+    ),
+    (
+        "g07",
+        "traffic_infrastructure",
+        false,
+        "Đoạn đường mới làm xong chưa được 1 tháng đã bong tróc, lồi lõm, nghi thi công ẩu.",
+    ),
+    (
+        "g08",
+        "security_order",
+        false,
+        "Có người lạ gọi điện tự xưng công an, yêu cầu chuyển tiền vào tài khoản để phục vụ điều tra, mẹ tôi bị mất 200 triệu.",
+    ),
+    ("g09", "security_order", false, "moi dem deu co nhom thanh nien chay xe lang lach, no po inh oi tren duong"),
+    (
+        "g10",
+        "security_order",
+        false,
+        "Quán nhậu đầu hẻm mở nhạc xập xình tới khuya, thanh niên say rượu gây gổ với người đi đường.",
+    ),
+    (
+        "g11",
+        "environment",
+        false,
+        "Lò gạch thủ công gần nhà tôi đốt suốt ngày đêm, bụi và khói bám đầy nhà, trẻ con ho suốt.",
+    ),
+    ("g12", "environment", false, "Người dân chặt phá cây rừng phòng hộ, đốt để làm rẫy, đề nghị kiểm lâm kiểm tra."),
+    ("g13", "environment", false, "Xưởng cưa gỗ hoạt động ồn ào từ 5 giờ sáng, mùn cưa bay khắp xóm."),
+    (
+        "g14",
+        "construction_urban",
+        false,
+        "Chủ đầu tư dự án chung cư cho xe chở vật liệu ra vào làm đất cát rơi vãi khắp đường, công trường không rửa xe.",
+    ),
+    ("g15", "construction_urban", false, "nha ben canh coi noi them tang 3 khong xin phep, do xa ban qua san nha toi"),
+    ("g16", "electricity", false, "Trạm biến áp trong xóm kêu ù ù suốt đêm, thỉnh thoảng chập nổ, người dân lo lắng."),
+    ("g17", "electricity", false, "dien chap chon ca tuan nay, tu lanh may lanh hu het"),
+    ("g18", "water_supply", false, "Đường ống cấp nước chính bị vỡ khi thi công, cả khu phố không có nước từ hôm qua."),
+    ("g19", "water_supply", false, "Xin hỏi muốn lắp đặt đồng hồ nước mới thì liên hệ ở đâu, chi phí bao nhiêu?"),
+    (
+        "g20",
+        "health_food",
+        false,
+        "Nhà thuốc gần chợ bán thuốc kháng sinh không cần đơn, còn bán cả thuốc không rõ nguồn gốc.",
+    ),
+    (
+        "g21",
+        "health_food",
+        false,
+        "Trẻ em trong xóm bị tay chân miệng nhiều, trường mầm non vẫn cho học bình thường, đề nghị y tế vào cuộc.",
+    ),
+    (
+        "g22",
+        "labor_social",
+        false,
+        "Công ty bắt công nhân làm 12 tiếng mỗi ngày, chủ nhật cũng làm, không trả tiền tăng ca.",
+    ),
+    (
+        "g23",
+        "labor_social",
+        false,
+        "Gia đình tôi thuộc diện hộ cận nghèo nhưng năm nay không được cấp thẻ bảo hiểm y tế, xã nói hết suất.",
+    ),
+    ("g24", "labor_social", false, "toi bi tai nan lao dong gay tay ma cong ty ko chiu chi tra vien phi"),
+    (
+        "g25",
+        "land",
+        false,
+        "Tôi mua mảnh đất bằng giấy tay năm 2015, giờ muốn làm sổ thì xã nói đất nằm trong quy hoạch cây xanh.",
+    ),
+    ("g26", "land", false, "dat nha toi bi nguoi khac rao lai chiem dung, da bao xa nhieu lan"),
+    (
+        "g27",
+        "education",
+        false,
+        "Con tôi bị các bạn cùng lớp bắt nạt, đánh hội đồng trong giờ ra chơi, giáo viên biết mà không xử lý.",
+    ),
+    (
+        "g28",
+        "education",
+        false,
+        "Trường bắt phụ huynh mua đồng phục, sách vở tại trường với giá cao hơn ngoài thị trường.",
+    ),
+    ("g29", "info_request", false, "Cho hỏi lịch cắt điện tuần sau ở khu vực Phú Lợi xem ở đâu?"),
+    ("g30", "info_request", false, "Where can I find the list of hospitals that accept foreign health insurance?"),
+    ("g31", "emergency_fire", true, "Xe container bốc cháy trên cao tốc, lửa lớn, tài xế chưa thoát ra được!!"),
+    (
+        "g32",
+        "emergency_fire",
+        true,
+        "nha kho bi sap do mua lon, co 3 cong nhan bi vui ben duoi, can luc luong cuu nan gap",
+    ),
+    ("g33", "emergency_medical", true, "Con tôi 3 tuổi bị hóc kẹo, tím tái, không thở được, xin cứu với!"),
+    ("g34", "emergency_medical", true, "co anh cong nhan bi may cuon tay, mat nhieu mau lam, xe cap cuu o dau"),
+    (
+        "g35",
+        "security_order",
+        false,
+        "Tháng trước khu tôi có một vụ cháy nhà, nhưng nay nhóm người lạ cứ đến đòi nợ, đe dọa gia đình nạn nhân.",
+    ),
+    (
+        "g36",
+        "environment",
+        false,
+        "Diễn tập phòng cháy chữa cháy ở khu công nghiệp làm khói mù mịt, đề nghị lần sau thông báo cho dân biết trước.",
+    ),
+    ("g37", "info_request", false, "Vé xem bóng đá cháy vé từ sớm, cho hỏi có kênh nào bán vé chính thức không ạ?"),
+    (
+        "g38",
+        "traffic_infrastructure",
+        false,
+        "Hồi tuần trước có vụ tai nạn làm một người bất tỉnh ở ngã tư này, xin lắp thêm đèn tín hiệu.",
+    ),
 ];
 
 #[test]
@@ -251,9 +533,280 @@ fn fresh_petitions_and_emergency_traps() {
             emergency_errors.push(format!("{id}: emergency expected {emergency}, got {}", d.emergency));
         }
     }
-    eprintln!("[fresh petitions] category accuracy {correct}/{} = {:.1}%", FRESH.len(), 100.0 * correct as f64 / FRESH.len() as f64);
+    report!(
+        "[fresh petitions] category accuracy {correct}/{} = {:.1}%",
+        FRESH.len(),
+        100.0 * correct as f64 / FRESH.len() as f64
+    );
     for m in misses.iter().chain(&emergency_errors) {
-        eprintln!("    {m}");
+        report!("    {m}");
     }
     assert!(emergency_errors.is_empty(), "{emergency_errors:?}");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Routing behaviour.
+
+fn request<'a>(text: &'a str, category: Option<&'a str>, area: Option<&'a str>) -> RouteRequest<'a> {
+    RouteRequest { text, category, area }
+}
+
+#[test]
+fn emergency_buried_in_a_long_complaint_is_found() {
+    let province = Province::bundled();
+    let text = "Kính gửi Đường dây nóng 1022. Tôi đã nhiều lần phản ánh việc quán nhậu đầu hẻm lấn chiếm vỉa hè, bày \
+                bàn ghế ra tận lòng đường, mở nhạc ồn ào tới khuya, phường lập biên bản rồi mà vẫn vậy. Hồ sơ tôi \
+                gửi UBND phường từ tháng 3 chưa ai trả lời. Tối nay lúc đang viết thư này thì có một thanh niên đi \
+                xe máy ngang qua bị ngã, đập đầu xuống đường, hiện nằm bất động, chảy nhiều máu. Đề nghị điều xe \
+                cấp cứu tới ngay. Trân trọng.";
+    let d = province.route(&request(text, None, Some("thuanan")));
+    assert!(d.emergency);
+    assert_eq!(d.category.as_deref(), Some("emergency_medical"));
+    assert_eq!(d.agency.as_deref(), Some("ems"));
+    assert!(d.matched.iter().any(|m| m.kind == MatchKind::Emergency && m.phrase == "nằm bất động"), "{d:?}");
+
+    // Even when the channel filed it under another category.
+    let d = province.route(&request(text, Some("construction_urban"), None));
+    assert!(d.emergency);
+    assert_eq!(d.category.as_deref(), Some("emergency_medical"));
+    assert!(d.matched.iter().any(|m| m.kind == MatchKind::Rule && m.phrase.contains("overrides")));
+
+    // A fire typed without accents, with a call for the fire brigade.
+    let d = route(&province, "CHAY XUONG GO O AN THANH, KHOI DEN MU MIT, GOI CUU HOA GAP");
+    assert!(d.emergency, "{d:?}");
+    assert_eq!(d.agency.as_deref(), Some("fire_rescue"));
+}
+
+#[test]
+fn emergency_traps_are_not_alarms() {
+    let province = Province::bundled();
+    let traps = [
+        "Đề nghị đoàn kiểm tra phòng cháy chữa cháy quán karaoke trên đường Yersin, không có bình chữa cháy.",
+        "Please arrange a fire safety inspection of the karaoke bar on our street, the fire exits are locked.",
+        "Tháng trước mẹ tôi bị đột quỵ, gọi 115 gần một tiếng xe cấp cứu mới tới, đề nghị Sở Y tế chấn chỉnh.",
+        "The ambulance service was very slow last month when my father collapsed; please improve it.",
+        "Bánh trung thu tiệm đầu hẻm cháy hàng từ sáng, giá bán lại bị đẩy lên gấp đôi.",
+        "xe tai chay lon xon tren QL13 rat nguy hiem",
+        "Trạm biến áp đầu hẻm có nguy cơ cháy nổ, dây điện chằng chịt.",
+        "Chủ nhà trọ không trang bị bình chữa cháy, lối thoát hiểm bị khóa, sợ xảy ra cháy thì không ai chạy kịp.",
+        "Cột điện trước trường bị rò điện, phụ huynh sợ trẻ em bị điện giật, đề nghị điện lực kiểm tra gấp.",
+    ];
+    for text in traps {
+        let d = route(&province, text);
+        assert!(!d.emergency, "false alarm on {text:?}: {:?}", d.matched);
+    }
+}
+
+#[test]
+fn ambiguous_ward_names_need_their_area_nearby() {
+    let province = Province::bundled();
+    let area = |text: &str| route(&province, text).area;
+    // Tân Bình is a ward of Dĩ An and a commune of Bắc Tân Uyên.
+    assert_eq!(area("Mất nước ở phường Tân Bình ba ngày nay."), None);
+    assert_eq!(area("Mất nước ở phường Tân Bình, TP Dĩ An ba ngày nay.").as_deref(), Some("dian"));
+    assert_eq!(area("Mất nước ở xã Tân Bình, huyện Bắc Tân Uyên.").as_deref(), Some("bactanuyen"));
+    assert_eq!(area("mat nuoc o Tan Hiep Phu Giao").as_deref(), Some("phugiao"));
+    assert_eq!(area("Đường ở phường An Bình hư hỏng nặng."), None);
+    // Unambiguous wards and landmarks decide alone; a longer name wins over the shorter one inside it.
+    assert_eq!(area("Kẹt xe ở ngã tư 550 từ sáng").as_deref(), Some("dian"));
+    assert_eq!(area("Nước máy ở Chánh Phú Hòa bị đục").as_deref(), Some("bencat"));
+    assert_eq!(area("Đèn đường ở Bắc Tân Uyên hư").as_deref(), Some("bactanuyen"));
+    assert_eq!(area("nuoc may o Hiep An co mau vang").as_deref(), Some("tdm"));
+    // The channel's area wins, by code or by name.
+    assert_eq!(province.route(&request("Mất nước ở Dĩ An", None, Some("tdm"))).area.as_deref(), Some("tdm"));
+    assert_eq!(province.route(&request("Mất nước", None, Some("Bến Cát"))).area.as_deref(), Some("bencat"));
+}
+
+#[test]
+fn channel_category_is_kept_and_routed_by_area() {
+    let province = Province::bundled();
+    let d = province.route(&request("Có chuyện muốn báo", Some("security_order"), Some("dian")));
+    assert_eq!(d.category.as_deref(), Some("security_order"));
+    assert_eq!(d.agency.as_deref(), Some("police_dian"));
+    assert_eq!(d.confidence, 1.0);
+    assert!(!d.emergency);
+    assert_eq!(d.triage_reason, None);
+
+    let d = province.route(&request("Có chuyện muốn báo", Some("security_order"), None));
+    assert_eq!(d.agency.as_deref(), Some("police"));
+    let d = province.route(&request("Nhà bên cạnh xây lấn vỉa hè ở Lái Thiêu", None, None));
+    assert_eq!((d.category.as_deref(), d.agency.as_deref()), (Some("construction_urban"), Some("ubnd_thuanan")));
+    let d = province.route(&request("Nhà bên cạnh xây lấn vỉa hè", None, None));
+    assert_eq!(d.agency.as_deref(), Some("doc"));
+
+    // A channel that files an emergency category directly (an SOS button) gets an emergency.
+    let d = province.route(&request("", Some("emergency_fire"), None));
+    assert!(d.emergency);
+    assert_eq!(d.agency.as_deref(), Some("fire_rescue"));
+}
+
+#[test]
+fn text_without_evidence_goes_to_triage() {
+    let province = Province::bundled();
+    for text in ["", "alo alo", "Xin chào, tôi tên là Minh.", "??? 😡😡😡"] {
+        let d = route(&province, text);
+        assert_eq!(d.category, None, "{text:?}");
+        assert_eq!(d.agency, None);
+        assert!(d.triage_reason.is_some());
+        assert!(!d.emergency);
+    }
+    // Confidence means something: a clear petition is surer than a mixed one.
+    let clear = route(&province, "Mất điện cả khu phố từ sáng, điện lực không thông báo, cúp điện liên tục.");
+    let mixed = route(&province, "Mất điện và mất nước cả ngày.");
+    assert_eq!(clear.category.as_deref(), Some("electricity"));
+    assert!(clear.confidence > mixed.confidence, "{} vs {}", clear.confidence, mixed.confidence);
+}
+
+#[test]
+fn odd_input_never_panics() {
+    let province = Province::bundled();
+    let long = "cháy ".repeat(5_000);
+    let inputs = [
+        "",
+        " ",
+        "\n\n\n",
+        "\u{0}\u{1}\u{7f}",
+        "\u{301}\u{303}\u{323}",
+        "a\u{301}\u{301}\u{301}\u{301}",
+        "Đ",
+        "đc ko j ng bn",
+        "ǅǈ ﬁ ß ẞ İ",
+        "🔥🔥🔥 🚑",
+        "\u{202e}reversed\u{202c} text",
+        "火事です！救急車を呼んでください",
+        "ql dt đt kcn ql13a đt74",
+        ". . . ! ? ; …",
+        "1.5.6.7,8/9 24/24 115 114",
+        long.as_str(),
+    ];
+    for text in inputs {
+        for category in [None, Some("land"), Some("no_such_category")] {
+            for area in [None, Some("dian"), Some("no_such_area"), Some("")] {
+                let d = province.route(&request(text, category, area));
+                assert!((0.0..=1.0).contains(&d.confidence), "{text:?}: {}", d.confidence);
+                assert_eq!(d.category.is_none(), d.agency.is_none());
+                let _ = serde_json::to_string(&d).unwrap_or_default();
+            }
+        }
+        let _ = normalize(text);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Broken configurations: each must name the line of the offending item and say why.
+
+/// The bundled config with `from` replaced once by `to`; returns the text and the 1-based line of `to`.
+fn broken(from: &str, to: &str) -> (String, usize) {
+    let text = Province::BUNDLED;
+    let at = text.find(from).unwrap_or_else(|| panic!("{from:?} is not in the bundled config"));
+    let broken = format!("{}{}{}", &text[..at], to, &text[at + from.len()..]);
+    let line = text[..at].matches('\n').count() + 1;
+    (broken, line)
+}
+
+fn parse_error(text: &str) -> ProvinceError {
+    match Province::parse(text, "test.toml") {
+        Ok(_) => panic!("the broken config was accepted"),
+        Err(e) => e,
+    }
+}
+
+fn assert_error(from: &str, to: &str, message: &str) {
+    assert_error_at(from, to, to, message);
+}
+
+/// Like `assert_error`, when the error belongs to another line than the edit: the line of `at` (first match).
+fn assert_error_at(from: &str, to: &str, at: &str, message: &str) {
+    let (text, edited) = broken(from, to);
+    let line = if at == to {
+        edited
+    } else {
+        let offset = text.find(at).unwrap_or_else(|| panic!("{at:?} is not in the config"));
+        text[..offset].matches('\n').count() + 1
+    };
+    let e = parse_error(&text);
+    assert_eq!(e.origin, "test.toml");
+    assert_eq!(e.line, line, "wrong line for {to:?}: {e}");
+    assert!(e.message.contains(message), "{e} does not say {message:?}");
+    assert!(e.to_string().starts_with(&format!("test.toml:{line}:")), "{e}");
+}
+
+#[test]
+fn toml_syntax_errors_give_line_and_column() {
+    let (text, line) = broken("hotline = \"1022\"", "hotline = \"1022\" oops");
+    let e = parse_error(&text);
+    assert_eq!((e.line, e.column), (line, 18), "{e}");
+    let (text, line) = broken("min_score = 1.5", "min_score = 1.5.5");
+    assert_eq!(parse_error(&text).line, line);
+    let (text, line) = broken("[calendar]\ntimezone", "[calendar\ntimezone");
+    assert_eq!(parse_error(&text).line, line);
+    let text = format!("{}\n[[this is not toml\n", Province::BUNDLED);
+    assert_eq!(parse_error(&text).line, text.lines().count());
+}
+
+#[test]
+fn semantic_errors_point_at_the_item() {
+    assert_error("route = \"evn\"", "route = \"evm\"", "unknown agency \"evm\"");
+    assert_error("code = \"education\"", "code = \"land\"", "duplicate category code \"land\"");
+    // Removing one area's police breaks the area-dependent route, which is where the error points.
+    assert_error_at(
+        "code = \"police_dautieng\"",
+        "code = \"police_dt\"",
+        "route = \"police_{area}\"",
+        "\"police_dautieng\", which is not defined",
+    );
+    assert_error(
+        "route = \"ubnd_{area}\"\nroute_without_area = \"doc\"",
+        "route = \"ubnd_{area}\"",
+        "route_without_area",
+    );
+    assert_error(
+        "working_days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]",
+        "working_days = []",
+        "at least one working day",
+    );
+    assert_error(
+        "working_hours = [\"07:30-11:30\", \"13:00-17:00\"]",
+        "working_hours = [\"11:30-07:30\"]",
+        "07:30-11:30",
+    );
+    assert_error("deadline = \"immediate\"", "deadline = \"2 working days\"", "emergency category must have deadline");
+    assert_error("deadline = \"3 working days\"", "deadline = \"soon\"", "not understood");
+    assert_error("triage_agency = \"hotline_desk\"", "triage_agency = \"desk\"", "not a defined agency");
+    assert_error("{ date = \"2025-04-07\"", "{ date = \"2025-04-31\"", "must be a date");
+    assert_error("{ date = \"2025-09-01\"", "{ date = \"2024-09-01\"", "not in year 2025");
+    assert_error("code = \"tdm\"", "code = \"TDM\"", "lowercase");
+    assert_error("kind = \"district\"", "kind = \"province\"", "\"city\" or \"district\"");
+    assert_error("min_confidence = 0.2", "min_confidence = 1.2", "between 0 and 1");
+    // A misspelt key is an error, not a silently ignored setting.
+    assert_error("route_without_area = \"police\"", "route_without_aera = \"police\"", "unknown field");
+}
+
+#[test]
+fn a_category_without_phrases_must_be_the_general_one() {
+    // Empty the phrases of "electricity": every phrase list between its header and the next category.
+    let text = Province::BUNDLED;
+    let start = text.find("code = \"electricity\"").unwrap_or(0);
+    let end = start + text[start..].find("[[categories]]").unwrap_or(0);
+    let section = &text[start..end];
+    let cut = section.find("[categories.phrases]").unwrap_or(section.len());
+    let emptied = format!("{}{}{}", &text[..start], &section[..cut], &text[end..]);
+    let e = parse_error(&emptied);
+    assert_eq!(e.line, text[..start].matches('\n').count() + 1, "{e}");
+    assert!(e.message.contains("has no phrases"), "{e}");
+
+    // The general category may have none.
+    let start = text.find("code = \"info_request\"").unwrap_or(0);
+    let end = start + text[start..].find("# ====").unwrap_or(0);
+    let section = &text[start..end];
+    let cut = section.find("[categories.phrases]").unwrap_or(section.len());
+    let emptied = format!("{}{}\n{}", &text[..start], &section[..cut], &text[end..]);
+    let province = Province::parse(&emptied, "test.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(province.category("info_request").map(|c| c.deadline), Some(Deadline::WorkingDays(1)));
+}
+
+#[test]
+fn names_shared_with_another_areas_name_are_refused() {
+    // "Dĩ An" listed as a place of Thuận An would make every Dĩ An petition ambiguous.
+    assert_error("\"Lái Thiêu\",", "\"Dĩ An\",", "the name of area \"dian\"");
 }
