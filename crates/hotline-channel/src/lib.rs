@@ -20,7 +20,7 @@ pub use intake::{Accepted, InboundPetition, Intake, IntakeError};
 pub struct ChannelContext {
     /// Where inbound petitions go.
     pub intake: Intake,
-    /// The adapter's own configuration section (`[channels.<name>]`, or `HOTLINE_CHANNELS__<NAME>__*`).
+    /// The adapter's own configuration section (`[<name>]` in the settings file, or `HOTLINE_<NAME>__*`).
     pub config: serde_json::Value,
     /// Raised when the process stops: finish in-flight work and return.
     pub shutdown: Shutdown,

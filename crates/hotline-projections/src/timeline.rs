@@ -266,7 +266,7 @@ fn query_ticket(c: &Connection, column: &str, value: &str) -> Result<Option<Tick
 pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdown) -> Result<(), ProjectionError> {
     let writer = Arc::new(Mutex::new(TimelineWriter::open(&path)?));
     tracing::info!(path = %path.display(), "timeline projection started");
-    while !shutdown.is_raised() {
+    'subscribe: while !shutdown.is_raised() {
         let position = {
             let w = writer.lock().map_err(|_| ProjectionError::Worker("writer lock poisoned".to_owned()))?;
             w.position()?
@@ -288,7 +288,7 @@ pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdo
         };
         loop {
             let first = tokio::select! {
-                _ = shutdown.wait() => return Ok(()),
+                _ = shutdown.wait() => break 'subscribe,
                 c = commits.next() => c,
             };
             let mut batch = match first {

@@ -3,7 +3,7 @@
 //!
 //! Environment naming: `HOTLINE_<KEY>` for a top-level key, `__` between nesting levels, all upper case:
 //! `HOTLINE_HTTP_ADDR` = `http_addr`, `HOTLINE_NATS__REPLICAS` = `[nats] replicas`,
-//! `HOTLINE_CHANNELS__ZALO__OA_SECRET` = `[channels.zalo] oa_secret`. `NATS_URL` is also read, as `nats_url`.
+//! `HOTLINE_ZALO__OA_SECRET` = `[zalo] oa_secret`. `NATS_URL` is also read, as `nats_url`.
 //! Every key is listed in docs/configuration.md.
 
 use std::fmt;
@@ -38,9 +38,43 @@ pub struct Settings {
     pub log: String,
     #[serde(default)]
     pub nats: NatsSettings,
-    /// Per-channel settings, `[channels.<name>]`, handed to each adapter as is.
+    /// Channel sections, one per channel adapter, handed to it as they are: `[app]`, `[sms]`, `[email]`,
+    /// `[zalo]`, `[phone]`. They hold vendor secrets, so their `Debug` shows keys only.
     #[serde(default)]
-    pub channels: toml::Table,
+    pub app: ChannelSection,
+    #[serde(default)]
+    pub sms: ChannelSection,
+    #[serde(default)]
+    pub email: ChannelSection,
+    #[serde(default)]
+    pub zalo: ChannelSection,
+    #[serde(default)]
+    pub phone: ChannelSection,
+}
+
+impl Settings {
+    /// The section of the channel `name`, if it is a known channel.
+    pub fn channel(&self, name: &str) -> Option<&ChannelSection> {
+        match name {
+            "app" => Some(&self.app),
+            "sms" => Some(&self.sms),
+            "email" => Some(&self.email),
+            "zalo" => Some(&self.zalo),
+            "phone" => Some(&self.phone),
+            _ => None,
+        }
+    }
+}
+
+/// A channel's settings as written. Printing it shows the keys, never the values (they include secrets).
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ChannelSection(pub toml::Table);
+
+impl fmt::Debug for ChannelSection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.keys().map(|k| (k, "***"))).finish()
+    }
 }
 
 /// NATS JetStream settings.
@@ -81,8 +115,13 @@ fn five() -> u64 {
 }
 
 /// Top-level keys, for telling a setting from an unrelated `HOTLINE_*` variable.
-const KEYS: &[&str] =
-    &["http_addr", "data_dir", "nats_url", "nats_server", "admin_token", "province", "log", "nats", "channels"];
+const KEYS: &[&str] = &[
+    "http_addr", "data_dir", "nats_url", "nats_server", "admin_token", "province", "log", "nats", "app", "sms", "email",
+    "zalo", "phone",
+];
+/// Channel sections (top-level tables).
+#[cfg(test)]
+const CHANNELS: &[&str] = &["app", "sms", "email", "zalo", "phone"];
 /// `HOTLINE_*` variables that are not settings.
 const NOT_SETTINGS: &[&str] = &["HOTLINE_CONFIG"];
 
@@ -248,13 +287,14 @@ mod tests {
     fn environment_overrides_the_file_and_flags_override_both() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("hotline.toml");
-        std::fs::write(&file, "http_addr = \"0.0.0.0:1\"\n[nats]\nreplicas = 3\n[channels.zalo]\noa_secret = \"a\"\n").expect("write");
+        std::fs::write(&file, "http_addr = \"0.0.0.0:1\"\n[nats]\nreplicas = 3\n[zalo]\noa_secret = \"a\"\n").expect("write");
         let s = Settings::load(
             Some(&file),
             env(&[
                 ("HOTLINE_HTTP_ADDR", "127.0.0.1:2"),
                 ("HOTLINE_NATS__REQUEST_TIMEOUT_SECS", "9"),
-                ("HOTLINE_CHANNELS__ZALO__OA_SECRET", "from-env"),
+                ("HOTLINE_ZALO__OA_SECRET", "from-env"),
+                ("HOTLINE_SMS__GATEWAY", "esms"),
                 ("HOTLINE_ADMIN_TOKEN", "12345"),
                 ("HOTLINE_UNRELATED_THING", "x"),
                 ("NATS_URL", "nats://10.0.0.1:4222"),
@@ -265,11 +305,14 @@ mod tests {
         assert_eq!(s.http_addr, "127.0.0.1:2");
         assert_eq!(s.nats.replicas, 3);
         assert_eq!(s.nats.request_timeout_secs, 9);
-        assert_eq!(s.channels["zalo"]["oa_secret"].as_str(), Some("from-env"));
+        assert_eq!(s.zalo.0["oa_secret"].as_str(), Some("from-env"));
+        assert_eq!(s.channel("sms").map(|c| c.0["gateway"].as_str()), Some(Some("esms")));
         assert_eq!(s.admin_token.as_ref().map(Secret::expose), Some("12345"));
         assert_eq!(s.nats_url.as_deref(), Some("nats://10.0.0.1:4222"));
         assert_eq!(s.data_dir, PathBuf::from("/srv/h"));
-        assert!(!format!("{s:?}").contains("12345"), "secrets never print");
+        let printed = format!("{s:?}");
+        assert!(!printed.contains("12345") && !printed.contains("from-env"), "secrets never print: {printed}");
+        assert!(printed.contains("oa_secret"), "keys do: {printed}");
     }
 
     #[test]
@@ -277,7 +320,7 @@ mod tests {
         let doc = include_str!("../../../docs/configuration.md");
         for key in KEYS {
             assert!(doc.contains(&format!("`{key}")), "docs/configuration.md does not document `{key}`");
-            if *key != "nats" && *key != "channels" {
+            if *key != "nats" && !CHANNELS.contains(key) {
                 let var = format!("`HOTLINE_{}`", key.to_ascii_uppercase());
                 assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
             }

@@ -174,9 +174,8 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
 
 fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Shutdown) -> ChannelContext {
     let config = settings
-        .channels
-        .get(name)
-        .and_then(|v| serde_json::to_value(v).ok())
+        .channel(name)
+        .and_then(|section| serde_json::to_value(&section.0).ok())
         .unwrap_or(serde_json::Value::Null);
     ChannelContext { intake, config, shutdown }
 }
