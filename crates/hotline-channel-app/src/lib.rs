@@ -14,7 +14,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hotline_channel::http::{ApiError, JsonBody, MAX_BODY_BYTES};
 use hotline_channel::{
-    ChannelAdapter, ChannelContext, ChannelError, DeliveryError, DeliveryReceipt, InboundPetition, Intake,
+    ChannelAdapter, ChannelContext, ChannelError, DeliveryError, DeliveryReceipt, Intake, NewPetition,
     OutboundMessage,
 };
 use hotline_domain::event::{Citizen, Location};
@@ -90,7 +90,7 @@ async fn submit(
     JsonBody(request): JsonBody<PetitionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let key = idempotency_key(&headers)?;
-    let petition = InboundPetition {
+    let petition = NewPetition {
         channel: CHANNEL.to_owned(),
         channel_ref: key,
         text: request.text,

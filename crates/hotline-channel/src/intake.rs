@@ -7,7 +7,6 @@
 
 use std::sync::Arc;
 
-use hotline_domain::event::{Citizen, Location};
 use hotline_domain::province::Province;
 use hotline_domain::ticket::NewPetition;
 use hotline_domain::{Actor, Command, CommandMeta, DomainError, Envelope, Reference, Ticket, TicketEvent};
@@ -19,19 +18,6 @@ use uuid::Uuid;
 const TICKET_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_0a4e_9d2b_4c1e_8f3a_1022_0000_0001);
 /// Reference attempts before giving up (a clash is ~1 in 10^10 per attempt).
 const REFERENCE_ATTEMPTS: u32 = 16;
-
-/// A petition as a channel received it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct InboundPetition {
-    pub channel: String,
-    /// The channel's id for this message; makes retries idempotent.
-    pub channel_ref: Option<String>,
-    pub text: String,
-    pub subject: Option<String>,
-    pub category: Option<String>,
-    pub citizen: Option<Citizen>,
-    pub location: Option<Location>,
-}
 
 /// A stored petition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +62,7 @@ impl Intake {
     }
 
     /// Validates and stores a petition. Returns only once `PetitionReceived` is stored.
-    pub async fn submit(&self, petition: InboundPetition) -> Result<Accepted, IntakeError> {
+    pub async fn submit(&self, petition: NewPetition) -> Result<Accepted, IntakeError> {
         self.validate(&petition)?;
         if !self.store.is_connected() {
             return Err(IntakeError::Unavailable("not connected to the event log".to_owned()));
@@ -87,16 +73,7 @@ impl Intake {
         };
         let reference = self.claim_reference(ticket_id).await?;
         let channel = petition.channel.clone();
-        let command = Command::ReceivePetition(NewPetition {
-            reference: reference.clone(),
-            channel: petition.channel,
-            channel_ref: petition.channel_ref,
-            text: petition.text,
-            subject: petition.subject,
-            category: petition.category,
-            citizen: petition.citizen,
-            location: petition.location,
-        });
+        let command = Command::ReceivePetition { reference: reference.clone(), petition };
         let events = Ticket::default().decide(command).map_err(|e| match e {
             DomainError::EmptyText => IntakeError::Invalid { code: "empty_text", message: e.to_string() },
             other => IntakeError::Invalid { code: "invalid_petition", message: other.to_string() },
@@ -143,7 +120,7 @@ impl Intake {
         Err(IntakeError::Unavailable("no free reference found".to_owned()))
     }
 
-    fn validate(&self, p: &InboundPetition) -> Result<(), IntakeError> {
+    fn validate(&self, p: &NewPetition) -> Result<(), IntakeError> {
         let invalid = |code, message: String| Err(IntakeError::Invalid { code, message });
         if p.text.trim().is_empty() {
             return invalid("empty_text", "a petition needs some text".to_owned());

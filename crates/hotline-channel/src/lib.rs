@@ -1,6 +1,6 @@
 //! Channels: how petitions come in and answers go out. Every channel (app, SMS, email, Zalo, phone) is an
 //! adapter crate implementing [`ChannelAdapter`]; this crate holds the trait, the [`ChannelContext`] handed to
-//! each adapter, the shared [`Intake`] that turns an inbound petition into a stored ticket, and the HTTP error
+//! each adapter, the shared [`Intake`] that turns a channel's [`NewPetition`] into a stored ticket, and the HTTP error
 //! shape channels and the API share.
 
 pub mod http;
@@ -13,7 +13,8 @@ use hotline_domain::Reference;
 use hotline_runtime::Shutdown;
 use uuid::Uuid;
 
-pub use intake::{Accepted, InboundPetition, Intake, IntakeError};
+pub use hotline_domain::ticket::NewPetition;
+pub use intake::{Accepted, Intake, IntakeError};
 
 /// Everything an adapter gets from the system: its publisher, its configuration, its shutdown signal.
 #[derive(Clone)]

@@ -61,17 +61,18 @@ pub struct Ticket {
 /// What someone asks a ticket to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// A channel received a petition: open the ticket.
-    ReceivePetition(NewPetition),
+    /// A channel received a petition: open the ticket under `reference`.
+    ReceivePetition { reference: Reference, petition: NewPetition },
     /// The router decided where the petition goes.
     Route(RouteCommand),
 }
 
-/// A petition as a channel hands it over, already validated against the province config.
-#[derive(Debug, Clone, PartialEq)]
+/// A petition as a channel hands it over (intake validates it against the province config).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewPetition {
-    pub reference: Reference,
+    /// Channel name: `app`, `sms`, `email`, `zalo`, `phone`.
     pub channel: String,
+    /// The channel's own id for this message; makes retries idempotent.
     pub channel_ref: Option<String>,
     pub text: String,
     pub subject: Option<String>,
@@ -128,7 +129,7 @@ impl Ticket {
     /// already fulfilled: a redelivered route request routes nothing twice), or a rejection.
     pub fn decide(&self, command: Command) -> Result<Vec<TicketEvent>, DomainError> {
         match command {
-            Command::ReceivePetition(p) => {
+            Command::ReceivePetition { reference, petition: p } => {
                 if self.exists() {
                     return Err(DomainError::AlreadyExists);
                 }
@@ -136,7 +137,7 @@ impl Ticket {
                     return Err(DomainError::EmptyText);
                 }
                 Ok(vec![TicketEvent::PetitionReceived(PetitionReceived {
-                    reference: p.reference,
+                    reference,
                     channel: p.channel,
                     channel_ref: p.channel_ref,
                     text: p.text,

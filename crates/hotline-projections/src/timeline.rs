@@ -62,21 +62,14 @@ impl TimelineWriter {
 
     /// The log position of the last applied commit (0 when none).
     pub fn position(&self) -> Result<u64, ProjectionError> {
-        let position: Option<i64> = self
-            .conn
-            .query_row("SELECT position FROM checkpoint WHERE projection = ?1", [NAME], |r| r.get(0))
-            .optional()?;
-        Ok(position.map_or(0, |p| p as u64))
+        read_position(&self.conn)
     }
 
     /// Applies commits in one transaction with the position they reach. Commits at or before the stored
     /// position are skipped, so applying a batch twice changes nothing.
     pub fn apply(&mut self, commits: &[Commit]) -> Result<u64, ProjectionError> {
         let tx = self.conn.transaction()?;
-        let mut position: u64 = tx
-            .query_row("SELECT position FROM checkpoint WHERE projection = ?1", [NAME], |r| r.get::<_, i64>(0))
-            .optional()?
-            .map_or(0, |p| p as u64);
+        let mut position = read_position(&tx)?;
         for commit in commits {
             if commit.position <= position {
                 continue;
@@ -94,6 +87,13 @@ impl TimelineWriter {
         tx.commit()?;
         Ok(position)
     }
+}
+
+/// The stored log position of the projection (0 when none).
+fn read_position(conn: &Connection) -> Result<u64, ProjectionError> {
+    let position: Option<i64> =
+        conn.query_row("SELECT position FROM checkpoint WHERE projection = ?1", [NAME], |r| r.get(0)).optional()?;
+    Ok(position.map_or(0, |p| p as u64))
 }
 
 fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> Result<(), ProjectionError> {
@@ -185,13 +185,7 @@ impl TimelineReader {
 
     /// The log position the projection has applied.
     pub async fn position(&self) -> Result<u64, ProjectionError> {
-        self.with(|c| {
-            let p: Option<i64> = c
-                .query_row("SELECT position FROM checkpoint WHERE projection = ?1", [NAME], |r| r.get(0))
-                .optional()?;
-            Ok(p.map_or(0, |p| p as u64))
-        })
-        .await
+        self.with(read_position).await
     }
 
     pub async fn ticket(&self, id: Uuid) -> Result<Option<TicketView>, ProjectionError> {

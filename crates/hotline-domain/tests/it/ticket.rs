@@ -24,16 +24,10 @@ fn given(events: Vec<TicketEvent>) -> Ticket {
     Ticket::from_history(&envelopes)
 }
 
-fn petition(text: &str) -> NewPetition {
-    NewPetition {
+fn petition(text: &str) -> Command {
+    Command::ReceivePetition {
         reference: Reference::derive(TICKET, 0),
-        channel: "app".to_owned(),
-        channel_ref: None,
-        text: text.to_owned(),
-        subject: None,
-        category: None,
-        citizen: None,
-        location: None,
+        petition: NewPetition { channel: "app".to_owned(), text: text.to_owned(), ..Default::default() },
     }
 }
 
@@ -66,20 +60,20 @@ fn route(category: Option<&str>, agency: Option<&str>) -> RouteCommand {
 
 #[test]
 fn a_new_petition_opens_a_ticket() {
-    let then = given(vec![]).decide(Command::ReceivePetition(petition("Ổ gà trên Quốc lộ 13")));
+    let then = given(vec![]).decide(petition("Ổ gà trên Quốc lộ 13"));
     let events = then.expect("accepted");
     assert!(matches!(&events[..], [TicketEvent::PetitionReceived(p)] if p.text == "Ổ gà trên Quốc lộ 13"));
 }
 
 #[test]
 fn a_petition_without_text_is_refused() {
-    let then = given(vec![]).decide(Command::ReceivePetition(petition("   \n")));
+    let then = given(vec![]).decide(petition("   \n"));
     assert_eq!(then, Err(DomainError::EmptyText));
 }
 
 #[test]
 fn a_ticket_is_opened_only_once() {
-    let then = given(vec![received()]).decide(Command::ReceivePetition(petition("again")));
+    let then = given(vec![received()]).decide(petition("again"));
     assert_eq!(then, Err(DomainError::AlreadyExists));
 }
 
