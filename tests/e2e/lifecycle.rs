@@ -92,3 +92,34 @@ fn a_broken_province_config_fails_at_start_with_the_file_and_line() {
     let out = std::process::Command::new(binary()).arg("check-config").output().expect("runs");
     assert!(out.status.success(), "the bundled config is valid: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_killed_embedded_nats_server_is_restarted_and_intake_recovers() {
+    let system = start();
+    let first = system.post_petition(&json!({"text": "Ổ gà trên Quốc lộ 13 đoạn qua Lái Thiêu"}), None);
+    assert_eq!(first.status, 202);
+    let pid_file = system.data_dir.join("nats").join("nats-server.pid");
+    let pid: i32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("pid");
+    // SAFETY: kill(2) on the embedded server's pid with a valid signal.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    let started = Instant::now();
+    let accepted = loop {
+        let r = system.post_petition(&json!({"text": "Mất nước ở phường Phú Hòa"}), Some("after-nats-crash"));
+        if r.status == 202 {
+            break r;
+        }
+        assert_eq!(r.status, 503, "meanwhile intake says unavailable: {}", r.text());
+        assert!(started.elapsed() < Duration::from_secs(30), "nats-server was not restarted");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("intake back {:?} after the embedded nats-server was killed", started.elapsed());
+    let new_pid: i32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("pid");
+    assert_ne!(new_pid, pid, "a new server process");
+    let id = accepted.json()["ticket_id"].as_str().expect("id").to_owned();
+    system.wait_for_ticket(&id, Duration::from_secs(30), |t| t["status"] == "routed");
+    let first_id = first.json()["ticket_id"].as_str().expect("id").to_owned();
+    system.wait_for_ticket(&first_id, Duration::from_secs(30), |t| t["status"] == "routed");
+}

@@ -177,8 +177,10 @@ impl NatsServer {
             "# Written by hotline; edits are overwritten at start.\n\
              server_name: hotline\n\
              listen: {listen}\n\
+             pid_file: {pid}\n\
              jetstream {{\n  store_dir: {store}\n{sync}}}\n",
             store = quote(&dir.join("store")),
+            pid = quote(&dir.join("nats-server.pid")),
         );
         let config_path = dir.join("nats-server.conf");
         std::fs::write(&config_path, config)?;
