@@ -52,8 +52,45 @@ fn bad_requests_get_the_right_status_and_a_json_error_and_store_nothing() {
     let r = system.request("GET", "/v1/nowhere", &[], b"");
     assert_eq!((r.status, error_code(&r).as_str()), (404, "not_found"));
 
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(crate::projected_tickets(&system), 0, "no bad request stored a ticket");
+    let r = system.post_petition(&json!(["a petition in an array"]), None);
+    assert_eq!((r.status, error_code(&r).as_str()), (422, "invalid_request"), "{}", r.text());
+
+    let r = system.post_petition(&json!({"text": "Ổ gà", "categry": "environment"}), None);
+    assert_eq!((r.status, error_code(&r).as_str()), (422, "invalid_request"), "{}", r.text());
+    assert!(r.text().contains("categry") && !r.text().contains("PetitionRequest"), "names the field, not our types: {}", r.text());
+
+    let r = system.request("GET", "/v1/petitions", &[], b"");
+    assert_eq!((r.status, error_code(&r).as_str()), (405, "method_not_allowed"), "{}", r.text());
+    let r = system.request("DELETE", "/v1/tickets/x", &[], b"");
+    assert_eq!((r.status, error_code(&r).as_str()), (405, "method_not_allowed"), "{}", r.text());
+    let r = system.get("/v1/tickets/%FF");
+    assert_eq!((r.status, error_code(&r).as_str()), (400, "invalid_path"), "{}", r.text());
+
+    // Nothing reached the log: its position is still 0 (not just "nothing projected yet").
+    let health = system.request("GET", "/healthz", &[], b"").json();
+    assert_eq!(health["log_position"], 0, "no bad request stored anything: {health}");
+    assert_eq!(crate::projected_tickets(&system), 0);
+}
+
+#[test]
+fn a_reused_idempotency_key_with_any_other_field_is_refused_without_naming_the_other_ticket() {
+    let system = start();
+    let body = json!({"text": "Mất nước 3 ngày", "citizen": {"phone": "0912000111"}, "location": {"area": "dian"}});
+    let first = system.post_petition(&body, Some("key-shared-by-mistake"));
+    assert_eq!(first.status, 202);
+    let reference = first.json()["reference"].as_str().expect("reference").to_owned();
+    for changed in [
+        json!({"text": "Mất nước 3 ngày", "citizen": {"phone": "0988777666"}, "location": {"area": "dian"}}),
+        json!({"text": "Mất nước 3 ngày", "citizen": {"phone": "0912000111"}, "location": {"area": "tdm"}}),
+        json!({"text": "Mất nước 3 ngày", "citizen": {"phone": "0912000111"}}),
+    ] {
+        let r = system.post_petition(&changed, Some("key-shared-by-mistake"));
+        assert_eq!((r.status, error_code(&r).as_str()), (422, "idempotency_key_reused"), "{changed}: {}", r.text());
+        assert!(!r.text().contains(&reference), "the other ticket is not named: {}", r.text());
+    }
+    let same = system.post_petition(&body, Some("key-shared-by-mistake"));
+    assert_eq!(same.status, 202);
+    assert_eq!(same.json(), first.json());
 }
 
 #[test]

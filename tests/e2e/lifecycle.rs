@@ -54,8 +54,9 @@ fn without_nats_intake_answers_503_and_stores_nothing_then_recovers() {
 
     runtime.block_on(nats.server.restart()).expect("nats restarts");
     let deadline = Instant::now() + Duration::from_secs(20);
+    // A different key: if the refused request had been stored after all, it would show in the count below.
     let accepted = loop {
-        let r = system.post_petition(&json!({"text": "Phản ánh khi NATS đang tắt"}), Some("while-down-1"));
+        let r = system.post_petition(&json!({"text": "Phản ánh khi NATS đang tắt"}), Some("after-restart-1"));
         if r.status == 202 {
             break r;
         }
@@ -66,6 +67,52 @@ fn without_nats_intake_answers_503_and_stores_nothing_then_recovers() {
     system.wait_for_ticket(&id, Duration::from_secs(15), |t| t["status"] == "needs_triage");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(crate::projected_tickets(&system), 2, "exactly the two acknowledged petitions exist");
+}
+
+#[test]
+fn a_stalled_nats_gives_outcome_unknown_and_a_keyed_retry_finds_the_one_ticket() {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let nats = runtime.block_on(TestNats::start());
+    let url = nats.url();
+    let system = System::start(binary(), &[("NATS_URL", &url), ("HOTLINE_NATS__REQUEST_TIMEOUT_SECS", "2")]);
+    let pid = libc::pid_t::try_from(nats.server.pid().expect("running")).expect("pid");
+    let signal = |sig| {
+        // SAFETY: kill(2) on our own nats-server child with a valid signal.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    };
+    // A stalled server keeps its connections open: the write is sent, but no answer comes.
+    signal(libc::SIGSTOP);
+    let body = json!({"text": "Đèn tín hiệu giao thông ở ngã tư 550 bị hỏng"});
+    let started = Instant::now();
+    let r = system.post_petition(&body, Some("stalled-1"));
+    let answered = started.elapsed();
+    signal(libc::SIGCONT);
+    assert_eq!(r.status, 503, "{}", r.text());
+    // The stall catches whichever write is in flight: the reference claim (nothing of the petition was sent:
+    // `unavailable`) or the append (sent, not confirmed: `outcome_unknown`). Either way the client learns it
+    // within the deadline, and its keyed retry below ends with exactly one ticket.
+    let code = r.json()["error"]["code"].as_str().unwrap_or_default().to_owned();
+    assert!(code == "outcome_unknown" || code == "unavailable", "{}", r.text());
+    eprintln!("{code} answered after {answered:?} (deadline 2 s)");
+    assert!(answered < Duration::from_secs(10), "one deadline for the whole intake, not one per step: {answered:?}");
+
+    // The retry with the same key finds whatever happened: one ticket, never two.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let accepted = loop {
+        let r = system.post_petition(&body, Some("stalled-1"));
+        if r.status == 202 {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "no recovery: {} {}", r.status, r.text());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let id = accepted.json()["ticket_id"].as_str().expect("id").to_owned();
+    system.wait_for_ticket(&id, Duration::from_secs(20), |t| t["status"] == "routed");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(crate::projected_tickets(&system), 1);
 }
 
 #[test]

@@ -28,5 +28,14 @@ pub fn router(state: ApiState, channel_routes: Vec<Router>) -> Router {
     for routes in channel_routes {
         app = app.merge(routes);
     }
-    app.fallback(hotline_channel::http::fallback)
+    app.method_not_allowed_fallback(hotline_channel::http::method_not_allowed).fallback(hotline_channel::http::fallback)
+}
+
+/// A channel's routes served alone (`hotline serve app`), with the health check and the shared error shape.
+pub fn channel_router(store: Arc<dyn EventStore>, channel_routes: Vec<Router>) -> Router {
+    let mut app = routes::health_only(store);
+    for routes in channel_routes {
+        app = app.merge(routes);
+    }
+    app.method_not_allowed_fallback(hotline_channel::http::method_not_allowed).fallback(hotline_channel::http::fallback)
 }

@@ -1,15 +1,19 @@
 //! The API's handlers.
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use hotline_channel::http::{ApiError, JsonBody, MAX_BODY_BYTES};
+use hotline_channel::http::{ApiError, JsonBody, MAX_BODY_BYTES, PathParam};
+use hotline_channel::validate_codes;
 use hotline_domain::classify::RouteRequest;
 use hotline_domain::summary::{Lang, summarize};
 use hotline_domain::Reference;
 use hotline_projections::TicketView;
+use hotline_store::EventStore;
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -26,19 +30,40 @@ pub fn routes(state: ApiState) -> Router {
         .with_state(state)
 }
 
+/// Health: 503 when the log is unreachable. The projection's lag (log position minus applied position) is
+/// reported, and a lag that does not shrink means the projection is stuck; it does not fail the check, since
+/// intake still works.
 async fn healthz(State(state): State<ApiState>) -> impl IntoResponse {
-    let nats = state.store.is_connected();
-    let position = state.reader.position().await.ok();
+    let mut response = health(state.store.as_ref()).await;
+    let applied = state.reader.position().await.ok();
+    if let (Some(body), Some(applied)) = (response.1.0.as_object_mut(), applied) {
+        body.insert("projection_position".into(), applied.into());
+        if let Some(log) = body.get("log_position").and_then(serde_json::Value::as_u64) {
+            body.insert("projection_lag".into(), log.saturating_sub(applied).into());
+        }
+    }
+    response
+}
+
+async fn health(store: &dyn EventStore) -> (StatusCode, Json<serde_json::Value>) {
+    let nats = store.is_connected();
+    let log_position = if nats { store.last_position().await.ok() } else { None };
     let status = if nats { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = serde_json::json!({
         "status": if nats { "ok" } else { "degraded" },
         "nats": if nats { "connected" } else { "disconnected" },
-        "projection_position": position,
+        "log_position": log_position,
     });
     (status, Json(body))
 }
 
+/// Just `GET /healthz`, for processes that serve only a channel.
+pub fn health_only(store: Arc<dyn EventStore>) -> Router {
+    Router::new().route("/healthz", get(|State(store): State<Arc<dyn EventStore>>| async move { health(store.as_ref()).await })).with_state(store)
+}
+
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ExplainRequest {
     text: String,
     #[serde(default)]
@@ -49,16 +74,7 @@ struct ExplainRequest {
 
 /// Runs the router's rules on a text and says what they decided and why. Stores nothing.
 async fn explain(State(state): State<ApiState>, JsonBody(req): JsonBody<ExplainRequest>) -> Result<impl IntoResponse, ApiError> {
-    if let Some(category) = req.category.as_deref() {
-        if state.province.category(category).is_none() {
-            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_category", format!("unknown category `{category}`")));
-        }
-    }
-    if let Some(area) = req.area.as_deref() {
-        if state.province.area(area).is_none() {
-            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_area", format!("unknown area `{area}`")));
-        }
-    }
+    validate_codes(&state.province, req.category.as_deref(), req.area.as_deref())?;
     let decision = state.province.route(&RouteRequest {
         text: &req.text,
         category: req.category.as_deref(),
@@ -78,12 +94,12 @@ async fn find(state: &ApiState, key: &str) -> Result<TicketView, ApiError> {
     found.map_err(ApiError::internal)?.ok_or_else(|| ApiError::not_found("ticket"))
 }
 
-async fn ticket(State(state): State<ApiState>, headers: HeaderMap, Path(key): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn ticket(State(state): State<ApiState>, headers: HeaderMap, PathParam(key): PathParam) -> Result<impl IntoResponse, ApiError> {
     state.admin_token.check(&headers)?;
     Ok(Json(find(&state, &key).await?))
 }
 
-async fn timeline(State(state): State<ApiState>, headers: HeaderMap, Path(key): Path<String>) -> Result<impl IntoResponse, ApiError> {
+async fn timeline(State(state): State<ApiState>, headers: HeaderMap, PathParam(key): PathParam) -> Result<impl IntoResponse, ApiError> {
     state.admin_token.check(&headers)?;
     let view = find(&state, &key).await?;
     let lang = Lang::from_accept_language(headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));

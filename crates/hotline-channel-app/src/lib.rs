@@ -31,6 +31,7 @@ pub struct AppChannel;
 
 /// The body of `POST /v1/petitions`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PetitionRequest {
     pub text: String,
     #[serde(default)]
@@ -44,6 +45,7 @@ pub struct PetitionRequest {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CitizenRequest {
     pub name: Option<String>,
     pub phone: Option<String>,
@@ -51,6 +53,7 @@ pub struct CitizenRequest {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LocationRequest {
     pub area: Option<String>,
     pub lat: Option<f64>,

@@ -63,16 +63,26 @@ impl From<IntakeError> for ApiError {
     fn from(e: IntakeError) -> ApiError {
         match e {
             IntakeError::Invalid { code, message } => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message),
-            IntakeError::KeyReused { .. } => {
+            IntakeError::KeyReused => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused", e.to_string())
             }
             IntakeError::Unavailable(detail) => ApiError::unavailable(detail),
+            IntakeError::OutcomeUnknown(detail) => {
+                tracing::warn!(error = %detail, "answering 503: outcome unknown");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "outcome_unknown",
+                    "the petition was sent to the event log but not confirmed in time, so it may have been stored; \
+                     retry with the same Idempotency-Key to get its ticket without creating a second one",
+                )
+            }
         }
     }
 }
 
-/// `Json<T>` whose rejections are [`ApiError`]s: 400 for malformed JSON, 422 for JSON of the wrong shape, 413
-/// for a body over the limit, 415 without a JSON content type.
+/// A JSON object body whose rejections are [`ApiError`]s: 400 for malformed JSON, 422 for anything but an
+/// object or an object of the wrong shape (unknown fields included: a misspelt field is an error, not ignored),
+/// 413 for a body over the limit, 415 without a JSON content type.
 pub struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
@@ -83,10 +93,29 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(JsonBody(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let Json(value) = Json::<serde_json::Value>::from_request(req, state).await.map_err(json_rejection)?;
+        if !value.is_object() {
+            return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", "the body must be a JSON object"));
         }
+        // serde's own words ("missing field `text`", "unknown field `categry`, expected one of ...") name the
+        // field without naming our types.
+        serde_json::from_value(value)
+            .map(JsonBody)
+            .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", e.to_string()))
+    }
+}
+
+/// A path parameter as a string, with a bad one (invalid percent-encoding) answered in the shared shape.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(p)| PathParam(p))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))
     }
 }
 
@@ -110,4 +139,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
 /// Rejection for an unmatched route, in the shared shape.
 pub async fn fallback() -> ApiError {
     ApiError::not_found("route")
+}
+
+/// Rejection for a known route called with the wrong method, in the shared shape.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
 }

@@ -6,18 +6,24 @@
 //! the idempotency record: no time window applies.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use hotline_domain::province::Province;
 use hotline_domain::ticket::NewPetition;
+use hotline_domain::event::PetitionReceived;
 use hotline_domain::{Actor, Command, CommandMeta, DomainError, Envelope, Reference, Ticket, TicketEvent};
 use hotline_store::{AppendError, Claim, EventStore, StoreError};
 use time::OffsetDateTime;
+use tokio::time::{Instant, timeout_at};
 use uuid::Uuid;
 
 /// Namespace of ticket ids derived from a channel's message id.
 const TICKET_NAMESPACE: Uuid = Uuid::from_u128(0x6c1f_0a4e_9d2b_4c1e_8f3a_1022_0000_0001);
 /// Reference attempts before giving up (a clash is ~1 in 10^10 per attempt).
 const REFERENCE_ATTEMPTS: u32 = 16;
+
+/// How long one intake may take, end to end, unless set with [`Intake::with_deadline`].
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A stored petition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,12 +39,17 @@ pub enum IntakeError {
     /// The petition itself is wrong; `code` is stable for clients.
     #[error("{message}")]
     Invalid { code: &'static str, message: String },
-    /// The same channel id was used before for a different petition.
-    #[error("this idempotency key was already used for a different petition ({reference})")]
-    KeyReused { reference: Reference },
+    /// The same channel id was used before for a different petition. (The other ticket is not named: it may
+    /// be another citizen's.)
+    #[error("this idempotency key was already used for a different petition; use a new key for a new petition")]
+    KeyReused,
     /// Nothing was stored; try again.
     #[error("the petition could not be stored now: {0}")]
     Unavailable(String),
+    /// The petition was sent to the log but not confirmed in time: it may be stored. A retry with the same
+    /// channel id (Idempotency-Key) finds it without creating a second ticket.
+    #[error("the petition was not confirmed in time and may have been stored: {0}")]
+    OutcomeUnknown(String),
 }
 
 /// Turns inbound petitions into tickets. Cheap to clone.
@@ -46,11 +57,19 @@ pub enum IntakeError {
 pub struct Intake {
     store: Arc<dyn EventStore>,
     province: Arc<Province>,
+    /// The whole intake (reference claim and append) finishes within this, or answers.
+    deadline: Duration,
 }
 
 impl Intake {
     pub fn new(store: Arc<dyn EventStore>, province: Arc<Province>) -> Intake {
-        Intake { store, province }
+        Intake { store, province, deadline: DEFAULT_DEADLINE }
+    }
+
+    /// Sets how long one intake may take before it answers "unavailable" or "outcome unknown".
+    pub fn with_deadline(mut self, deadline: Duration) -> Intake {
+        self.deadline = deadline;
+        self
     }
 
     pub fn province(&self) -> &Province {
@@ -61,17 +80,23 @@ impl Intake {
         &self.store
     }
 
-    /// Validates and stores a petition. Returns only once `PetitionReceived` is stored.
+    /// Validates and stores a petition. Returns `Ok` only once `PetitionReceived` is stored; `Unavailable`
+    /// only when nothing of the petition was stored; `OutcomeUnknown` when the append was sent but not
+    /// confirmed within the deadline.
     pub async fn submit(&self, petition: NewPetition) -> Result<Accepted, IntakeError> {
         self.validate(&petition)?;
         if !self.store.is_connected() {
             return Err(IntakeError::Unavailable("not connected to the event log".to_owned()));
         }
+        let deadline = Instant::now() + self.deadline;
         let ticket_id = match &petition.channel_ref {
             Some(key) => Uuid::new_v5(&TICKET_NAMESPACE, format!("{}\n{}", petition.channel, key).as_bytes()),
             None => Uuid::now_v7(),
         };
-        let reference = self.claim_reference(ticket_id).await?;
+        // A claim that times out may still land later: an unused reservation, never a petition.
+        let reference = timeout_at(deadline, self.claim_reference(ticket_id))
+            .await
+            .map_err(|_| IntakeError::Unavailable(format!("no reference confirmed within {:?}", self.deadline)))??;
         let channel = petition.channel.clone();
         let command = Command::ReceivePetition { reference: reference.clone(), petition };
         let events = Ticket::default().decide(command).map_err(|e| match e {
@@ -85,24 +110,31 @@ impl Intake {
             causation_id: None,
         };
         let envelopes = Envelope::seal(ticket_id, 0, events.clone(), &meta, Uuid::now_v7);
-        match self.store.append(ticket_id, 0, &envelopes).await {
-            Ok(appended) => Ok(Accepted { ticket_id, reference, duplicate: appended.already_stored }),
-            Err(AppendError::Conflict { .. }) => self.existing(ticket_id, &events).await,
-            Err(AppendError::Store(e)) => Err(unavailable(e)),
+        let unknown = || IntakeError::OutcomeUnknown(format!("no confirmation within {:?}", self.deadline));
+        match timeout_at(deadline, self.store.append(ticket_id, 0, &envelopes)).await {
+            Err(_) => Err(unknown()),
+            Ok(Ok(appended)) => Ok(Accepted { ticket_id, reference, duplicate: appended.already_stored }),
+            Ok(Err(AppendError::Conflict { .. })) => {
+                timeout_at(deadline, self.existing(ticket_id, &events)).await.map_err(|_| unknown())?
+            }
+            Ok(Err(AppendError::Store(StoreError::OutcomeUnknown(e)))) => Err(IntakeError::OutcomeUnknown(e)),
+            Ok(Err(AppendError::Store(e))) => Err(unavailable(e)),
         }
     }
 
-    /// The ticket is already there: a retry of the same petition gets it back; a different petition under the
-    /// same key is refused.
+    /// The ticket is already there: a retry of the same petition gets it back; any difference (text, contact,
+    /// location...) means another petition under the same key, which is refused rather than merged or dropped.
     async fn existing(&self, ticket_id: Uuid, wanted: &[TicketEvent]) -> Result<Accepted, IntakeError> {
         let history = self.store.load(ticket_id).await.map_err(unavailable)?;
         let stored = history.events.first().map(|e| &e.event);
         match (stored, wanted.first()) {
             (Some(TicketEvent::PetitionReceived(s)), Some(TicketEvent::PetitionReceived(w))) => {
-                if s.text == w.text && s.category == w.category && s.channel == w.channel {
+                // The reference is the one thing a retry may legitimately differ in (it is derived again).
+                let retried = PetitionReceived { reference: s.reference.clone(), ..w.clone() };
+                if retried == *s {
                     Ok(Accepted { ticket_id, reference: s.reference.clone(), duplicate: true })
                 } else {
-                    Err(IntakeError::KeyReused { reference: s.reference.clone() })
+                    Err(IntakeError::KeyReused)
                 }
             }
             _ => Err(IntakeError::Unavailable(format!("ticket {ticket_id} exists but does not start with a petition"))),
@@ -121,31 +153,46 @@ impl Intake {
     }
 
     fn validate(&self, p: &NewPetition) -> Result<(), IntakeError> {
-        let invalid = |code, message: String| Err(IntakeError::Invalid { code, message });
         if p.text.trim().is_empty() {
-            return invalid("empty_text", "a petition needs some text".to_owned());
+            return Err(IntakeError::Invalid { code: "empty_text", message: "a petition needs some text".to_owned() });
         }
-        if let Some(category) = &p.category {
-            if self.province.category(category).is_none() {
-                let known: Vec<&str> = self.province.categories().iter().map(|c| c.code.as_str()).collect();
-                return invalid("unknown_category", format!("unknown category `{category}`; known: {}", known.join(", ")));
-            }
-        }
+        let area = p.location.as_ref().and_then(|l| l.area.as_deref());
+        validate_codes(&self.province, p.category.as_deref(), area)?;
         if let Some(location) = &p.location {
-            if let Some(area) = &location.area {
-                if self.province.area(area).is_none() {
-                    let known: Vec<&str> = self.province.areas().iter().map(|a| a.code.as_str()).collect();
-                    return invalid("unknown_area", format!("unknown area `{area}`; known: {}", known.join(", ")));
-                }
-            }
             if location.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v))
                 || location.lon.is_some_and(|v| !(-180.0..=180.0).contains(&v))
             {
-                return invalid("invalid_location", "lat must be within -90..90 and lon within -180..180".to_owned());
+                return Err(IntakeError::Invalid {
+                    code: "invalid_location",
+                    message: "lat must be within -90..90 and lon within -180..180".to_owned(),
+                });
             }
         }
         Ok(())
     }
+}
+
+/// Checks that a category and an area a client named exist in the province configuration.
+pub fn validate_codes(province: &Province, category: Option<&str>, area: Option<&str>) -> Result<(), IntakeError> {
+    if let Some(category) = category {
+        if province.category(category).is_none() {
+            let known: Vec<&str> = province.categories().iter().map(|c| c.code.as_str()).collect();
+            return Err(IntakeError::Invalid {
+                code: "unknown_category",
+                message: format!("unknown category `{category}`; known: {}", known.join(", ")),
+            });
+        }
+    }
+    if let Some(area) = area {
+        if province.area(area).is_none() {
+            let known: Vec<&str> = province.areas().iter().map(|a| a.code.as_str()).collect();
+            return Err(IntakeError::Invalid {
+                code: "unknown_area",
+                message: format!("unknown area `{area}`; known: {}", known.join(", ")),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn unavailable(e: StoreError) -> IntakeError {

@@ -14,7 +14,7 @@ use hotline_runtime::Shutdown;
 use uuid::Uuid;
 
 pub use hotline_domain::ticket::NewPetition;
-pub use intake::{Accepted, Intake, IntakeError};
+pub use intake::{Accepted, DEFAULT_DEADLINE, Intake, IntakeError, validate_codes};
 
 /// Everything an adapter gets from the system: its publisher, its configuration, its shutdown signal.
 #[derive(Clone)]

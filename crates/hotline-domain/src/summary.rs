@@ -25,6 +25,10 @@ impl Lang {
             let q = pieces
                 .find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.parse::<f32>().ok()))
                 .unwrap_or(1.0);
+            if q <= 0.0 {
+                // q=0 means "not acceptable".
+                continue;
+            }
             let lang = if tag == "vi" || tag.starts_with("vi-") {
                 Lang::Vi
             } else if tag == "en" || tag.starts_with("en-") {
@@ -99,5 +103,7 @@ mod tests {
         assert_eq!(Lang::from_accept_language(Some("fr, en;q=0.5, vi;q=0.8")), Lang::Vi);
         assert_eq!(Lang::from_accept_language(Some("de")), Lang::Vi);
         assert_eq!(Lang::from_accept_language(Some("vi;q=0.1, en-GB;q=0.2")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("en;q=0, vi;q=0.1")), Lang::Vi);
+        assert_eq!(Lang::from_accept_language(Some("vi;q=0, en;q=0.1")), Lang::En);
     }
 }

@@ -6,8 +6,16 @@ use rusqlite::Connection;
 /// data, so the simplest migration is always "drop and rebuild from the log".
 pub const VERSION: i64 = 1;
 
-pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
+pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError> {
     let conn = Connection::open(path)?;
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > VERSION {
+        return Err(crate::ProjectionError::Worker(format!(
+            "{} has schema version {found}, newer than this build's {VERSION}: run the newer hotline, or delete the \
+             file to rebuild it from the log",
+            path.display()
+        )));
+    }
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // WAL: readers (the API, other processes) never block the writer. NORMAL sync is enough for derived data:
     // a lost tail is re-applied from the log after the stored position.
@@ -16,7 +24,9 @@ pub fn open(path: &std::path::Path) -> rusqlite::Result<Connection> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS checkpoint (
             projection TEXT PRIMARY KEY,
-            position   INTEGER NOT NULL
+            position   INTEGER NOT NULL,
+            -- The log the position belongs to (EventStore::log_id): another log's positions mean nothing here.
+            log_id     TEXT
         );
         CREATE TABLE IF NOT EXISTS tickets (
             ticket_id   TEXT PRIMARY KEY,

@@ -65,6 +65,27 @@ impl TimelineWriter {
         read_position(&self.conn)
     }
 
+    /// Binds the projection to the log `log_id`. When it was built from another log (a wiped or replaced
+    /// store, another server, a restored backup), its rows and position mean nothing here: they are dropped and
+    /// the projection rebuilds from the start of this log. Returns true when it was reset.
+    pub fn bind_to_log(&mut self, log_id: &str) -> Result<bool, ProjectionError> {
+        let tx = self.conn.transaction()?;
+        let stored: Option<Option<String>> = tx
+            .query_row("SELECT log_id FROM checkpoint WHERE projection = ?1", [NAME], |r| r.get(0))
+            .optional()?;
+        let reset = matches!(&stored, Some(Some(id)) if id != log_id);
+        if reset {
+            tx.execute_batch("DELETE FROM timeline; DELETE FROM tickets; DELETE FROM checkpoint;")?;
+        }
+        tx.execute(
+            "INSERT INTO checkpoint (projection, position, log_id) VALUES (?1, 0, ?2)
+             ON CONFLICT (projection) DO UPDATE SET log_id = excluded.log_id",
+            params![NAME, log_id],
+        )?;
+        tx.commit()?;
+        Ok(reset)
+    }
+
     /// Applies commits in one transaction with the position they reach. Commits at or before the stored
     /// position are skipped, so applying a batch twice changes nothing.
     pub fn apply(&mut self, commits: &[Commit]) -> Result<u64, ProjectionError> {
@@ -234,8 +255,11 @@ fn query_ticket(c: &Connection, column: &str, value: &str) -> Result<Option<Tick
     let view = stmt
         .query_row([value], |r| {
             let id: String = r.get(0)?;
+            let ticket_id = id
+                .parse()
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
             Ok(TicketView {
-                ticket_id: id.parse().unwrap_or_default(),
+                ticket_id,
                 reference: r.get(1)?,
                 status: r.get(2)?,
                 category: r.get(3)?,
@@ -260,7 +284,26 @@ fn query_ticket(c: &Connection, column: &str, value: &str) -> Result<Option<Tick
 pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdown) -> Result<(), ProjectionError> {
     let writer = Arc::new(Mutex::new(TimelineWriter::open(&path)?));
     tracing::info!(path = %path.display(), "timeline projection started");
+    let mut bound = false;
     'subscribe: while !shutdown.is_raised() {
+        if !bound {
+            match store.log_id().await {
+                Ok(log_id) => {
+                    let mut w = writer.lock().map_err(|_| ProjectionError::Worker("writer lock poisoned".to_owned()))?;
+                    if w.bind_to_log(&log_id)? {
+                        tracing::warn!(%log_id, "the projection was built from another log; rebuilding it from this one");
+                    }
+                    bound = true;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "projection cannot identify the log; retrying in 1 s");
+                    tokio::select! {
+                        _ = shutdown.wait() => break 'subscribe,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => continue 'subscribe,
+                    }
+                }
+            }
+        }
         let position = {
             let w = writer.lock().map_err(|_| ProjectionError::Worker("writer lock poisoned".to_owned()))?;
             w.position()?

@@ -42,6 +42,10 @@ pub enum RouteError {
     Contended(Uuid),
     #[error("ticket {0} has no PetitionReceived")]
     NoPetition(Uuid),
+    /// The log delivered the ticket's petition but reading the ticket found nothing: a replica that lags the
+    /// stream leader (direct gets may be served by any replica). Try again later; never acknowledge it as done.
+    #[error("ticket {0} is not readable yet")]
+    NotVisibleYet(Uuid),
 }
 
 /// Routes tickets. Cheap to clone.
@@ -126,8 +130,10 @@ impl Router {
         for _ in 0..CONFLICT_RETRIES {
             let history = self.store.load(ticket).await?;
             let state = Ticket::from_history(&history.events);
-            if state.status != Status::Received {
-                return Ok(Outcome::AlreadyDone);
+            match state.status {
+                Status::Received => {}
+                Status::Routed | Status::NeedsTriage => return Ok(Outcome::AlreadyDone),
+                Status::None => return Err(RouteError::NotVisibleYet(ticket)),
             }
             let Some((received_env, received)) = history.events.iter().find_map(|e| match &e.event {
                 TicketEvent::PetitionReceived(p) => Some((e, p)),

@@ -16,6 +16,8 @@ use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
 use hotline_domain::event::{decode_commit, encode_commit};
 use hotline_domain::{Envelope, Reference};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -70,15 +72,16 @@ pub struct JetStreamStore {
     refs: kv::Store,
     cfg: JetStreamConfig,
     /// Counts (re)connections. Subscriptions end when it moves, so their owners subscribe again at once instead
-    /// of waiting for missed heartbeats: a restarted server has forgotten their consumers' pull requests.
-    connections: watch::Receiver<u64>,
+    /// of waiting for missed heartbeats: a restarted server has forgotten their consumers' pull requests. The
+    /// store keeps the sender so the count outlives any one subscription.
+    connections: Arc<watch::Sender<u64>>,
 }
 
 impl JetStreamStore {
     /// Connects to `url` and makes sure the stream and the bucket exist.
     pub async fn connect(url: &str, cfg: JetStreamConfig) -> Result<JetStreamStore, StoreError> {
-        let (tx, connections) = watch::channel(0u64);
-        let tx = Arc::new(tx);
+        let connections = Arc::new(watch::Sender::new(0u64));
+        let tx = connections.clone();
         let client = async_nats::ConnectOptions::new()
             .name("hotline")
             .connection_timeout(Duration::from_secs(5))
@@ -99,16 +102,10 @@ impl JetStreamStore {
         JetStreamStore::open_with(client, cfg, connections).await
     }
 
-    /// Uses an existing connection. Subscriptions then learn of reconnections only from missed heartbeats.
-    pub async fn open(client: async_nats::Client, cfg: JetStreamConfig) -> Result<JetStreamStore, StoreError> {
-        let (_tx, connections) = watch::channel(0u64);
-        JetStreamStore::open_with(client, cfg, connections).await
-    }
-
     async fn open_with(
         client: async_nats::Client,
         cfg: JetStreamConfig,
-        connections: watch::Receiver<u64>,
+        connections: Arc<watch::Sender<u64>>,
     ) -> Result<JetStreamStore, StoreError> {
         let js = js::ContextBuilder::new().timeout(cfg.request_timeout).build(client.clone());
         let stream = js
@@ -126,7 +123,13 @@ impl JetStreamStore {
                 ..Default::default()
             })
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| match e.kind() {
+                // The server answered and said no (bad replicas, limits): retrying will not help.
+                js::context::CreateStreamErrorKind::JetStream(err) => {
+                    StoreError::Rejected(format!("cannot create stream {}: {err}", cfg.stream))
+                }
+                _ => unavailable(e),
+            })?;
         let refs = match js.get_key_value(&cfg.refs_bucket).await {
             Ok(store) => store,
             Err(_) => js
@@ -139,18 +142,12 @@ impl JetStreamStore {
                     ..Default::default()
                 })
                 .await
-                .map_err(unavailable)?,
+                .map_err(|e| match e.kind() {
+                    js::context::CreateKeyValueErrorKind::TimedOut => unavailable(e),
+                    _ => StoreError::Rejected(format!("cannot create bucket {}: {e}", cfg.refs_bucket)),
+                })?,
         };
         Ok(JetStreamStore { client, js, stream, refs, cfg, connections })
-    }
-
-    /// The underlying connection, for health checks.
-    pub fn client(&self) -> &async_nats::Client {
-        &self.client
-    }
-
-    pub fn config(&self) -> &JetStreamConfig {
-        &self.cfg
     }
 
     fn subject(&self, ticket: Uuid) -> String {
@@ -172,7 +169,10 @@ impl JetStreamStore {
             return Err(StoreError::Unavailable("not connected to NATS".to_owned()).into());
         }
         let commit_id = first.event_id.to_string();
-        let payload = encode_commit(events).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        // Stamp the time the store takes the commit. Encoded once: every re-send below is the same bytes.
+        let recorded_at = OffsetDateTime::now_utc();
+        let stamped: Vec<Envelope> = events.iter().map(|e| Envelope { recorded_at, ..e.clone() }).collect();
+        let payload = encode_commit(&stamped).map_err(|e| StoreError::Rejected(e.to_string()))?;
         let types = events.iter().map(Envelope::event_type).collect::<Vec<_>>().join(",");
         let subject = self.subject(ticket);
         let mut last_error = String::new();
@@ -210,7 +210,7 @@ impl JetStreamStore {
                 Err(e) => return Err(StoreError::Rejected(e.to_string()).into()),
             }
         }
-        Err(StoreError::Unavailable(format!("append not confirmed after {APPEND_ATTEMPTS} attempts: {last_error}")).into())
+        Err(StoreError::OutcomeUnknown(format!("append not confirmed after {APPEND_ATTEMPTS} attempts: {last_error}")).into())
     }
 
     /// Looks for the commit `commit_id` among the ticket's commits after `after`; returns the version it made.
@@ -272,7 +272,7 @@ impl JetStreamStore {
             let m = m.map_err(unavailable)?;
             to_commit(&m)
         });
-        Ok(until_reconnected(commits, self.connections.clone()))
+        Ok(until_reconnected(commits, self.connections.subscribe()))
     }
 
     async fn durable_subscription(&self, name: &str) -> Result<BoxStream<'static, Result<Delivery, StoreError>>, StoreError> {
@@ -300,7 +300,7 @@ impl JetStreamStore {
             let commit = to_commit(&m)?;
             Ok(Delivery::new(commit, Box::new(JetStreamAcker(m))))
         });
-        Ok(until_reconnected(deliveries, self.connections.clone()))
+        Ok(until_reconnected(deliveries, self.connections.subscribe()))
     }
 
     async fn claim(&self, reference: &Reference, ticket: Uuid) -> Result<Claim, StoreError> {
@@ -359,6 +359,16 @@ impl EventStore for JetStreamStore {
         .boxed()
     }
 
+    fn log_id(&self) -> BoxFuture<'_, Result<String, StoreError>> {
+        async move {
+            let mut stream = self.js.get_stream(&self.cfg.stream).await.map_err(unavailable)?;
+            let info = stream.info().await.map_err(unavailable)?;
+            let created = info.created.format(&Rfc3339).map_err(|e| StoreError::Rejected(e.to_string()))?;
+            Ok(format!("{}@{created}", self.cfg.stream))
+        }
+        .boxed()
+    }
+
     fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
     }
@@ -387,11 +397,9 @@ fn until_reconnected<T: Send + 'static>(
         let (mut items, mut connections) = state?;
         tokio::select! {
             item = items.next() => item.map(|item| (item, Some((items, connections)))),
-            changed = connections.changed() => match changed {
-                Ok(()) => Some((Err(StoreError::Unavailable("reconnected to NATS; subscribe again".to_owned())), None)),
-                // The connection's owner is gone: no more reconnections to watch for.
-                Err(_) => items.next().await.map(|item| (item, None)),
-            },
+            Ok(()) = connections.changed() => {
+                Some((Err(StoreError::Unavailable("reconnected to NATS; subscribe again".to_owned())), None))
+            }
         }
     })
     .boxed()

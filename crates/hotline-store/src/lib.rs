@@ -78,9 +78,13 @@ pub enum AppendError {
 /// An infrastructure failure: the caller cannot fix it by changing the request.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The log cannot be reached now (server down, leader election, timeout). Retryable.
+    /// The log cannot be reached now (server down, leader election). Nothing was written. Retryable.
     #[error("the event log is unavailable: {0}")]
     Unavailable(String),
+    /// A write was sent but not confirmed in time: it may or may not be stored. Retry the same write (same
+    /// commit, same expectation): the store recognises its own earlier write.
+    #[error("the write was not confirmed in time and may or may not be stored: {0}")]
+    OutcomeUnknown(String),
     /// A stored message this code cannot read.
     #[error("stored message at position {position} cannot be read: {source}")]
     Decode { position: u64, source: DecodeError },
@@ -155,6 +159,10 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The last position in the log (0 when empty).
     fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
+
+    /// Identifies this log: positions from one log mean nothing in another. A projection stores it with its
+    /// position and rebuilds when it changes (a wiped store, another server, a restored backup).
+    fn log_id(&self) -> BoxFuture<'_, Result<String, StoreError>>;
 
     /// Whether the store is reachable right now, without a round trip. A quick "no" lets intake answer 503 at once.
     fn is_connected(&self) -> bool;

@@ -82,13 +82,13 @@ impl fmt::Debug for ChannelSection {
 #[serde(deny_unknown_fields)]
 pub struct NatsSettings {
     /// Replicas of the log stream: 1 on one node, 3 on a cluster.
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "number")]
     pub replicas: usize,
     /// Client port of the embedded server; unset picks a free port at each start.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "optional_number")]
     pub port: Option<u16>,
-    /// Seconds a NATS request may take before the log counts as unavailable.
-    #[serde(default = "five")]
+    /// Seconds a NATS request may take before the log counts as unavailable; also the whole intake's deadline.
+    #[serde(default = "five", deserialize_with = "number")]
     pub request_timeout_secs: u64,
 }
 
@@ -125,6 +125,27 @@ const CHANNELS: &[&str] = &["app", "sms", "email", "zalo", "phone"];
 /// `HOTLINE_*` variables that are not settings.
 const NOT_SETTINGS: &[&str] = &["HOTLINE_CONFIG"];
 
+/// A number written as a number (settings file) or as text (environment variables are text).
+fn number<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + TryFrom<i64>,
+{
+    match toml::Value::deserialize(d)? {
+        toml::Value::Integer(i) => T::try_from(i).map_err(|_| serde::de::Error::custom(format!("{i} is out of range"))),
+        toml::Value::String(s) => s.trim().parse().map_err(|_| serde::de::Error::custom(format!("`{s}` is not a number"))),
+        other => Err(serde::de::Error::custom(format!("expected a number, found {}", other.type_str()))),
+    }
+}
+
+fn optional_number<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + TryFrom<i64>,
+{
+    number(d).map(Some)
+}
+
 /// A secret value: never printed, never logged.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -146,13 +167,7 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // Accept any scalar: an all-digit secret from the environment arrives as a number.
-        let v = toml::Value::deserialize(d)?;
-        match v {
-            toml::Value::String(s) => Ok(Secret(s)),
-            toml::Value::Integer(i) => Ok(Secret(i.to_string())),
-            other => Err(serde::de::Error::custom(format!("a secret must be a string, not {}", other.type_str()))),
-        }
+        String::deserialize(d).map(Secret)
     }
 }
 
@@ -181,18 +196,19 @@ impl Settings {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| SettingsError(format!("{}: cannot read: {e}", path.display())))?;
-                let table: toml::Table = toml::from_str(&text)
+                // Check the file alone first, from its text, so every error (syntax, unknown key, wrong type)
+                // names the file and the line.
+                toml::from_str::<Settings>(&text)
                     .map_err(|e| SettingsError(format!("{}: {}", path.display(), located(&text, &e))))?;
-                // Check the file alone first, so its errors name the file and line.
-                Settings::deserialize(toml::Value::Table(table.clone()))
-                    .map_err(|e| SettingsError(format!("{}: {e}", path.display())))?;
-                table
+                toml::from_str::<toml::Table>(&text)
+                    .map_err(|e| SettingsError(format!("{}: {}", path.display(), located(&text, &e))))?
             }
             None => toml::Table::new(),
         };
         for (name, value) in env {
             if let Some(path) = env_key(&name) {
-                insert(&mut table, &path, scalar(&value));
+                // Always text: a token "007" or a phone number "+84..." must stay exactly as written.
+                insert(&mut table, &path, toml::Value::String(value));
             } else if name == "NATS_URL" && !value.is_empty() {
                 table.insert("nats_url".to_owned(), toml::Value::String(value));
             }
@@ -224,16 +240,6 @@ fn env_key(name: &str) -> Option<Vec<String>> {
     Some(path)
 }
 
-fn scalar(value: &str) -> toml::Value {
-    if let Ok(i) = value.parse::<i64>() {
-        toml::Value::Integer(i)
-    } else if let Ok(b) = value.parse::<bool>() {
-        toml::Value::Boolean(b)
-    } else {
-        toml::Value::String(value.to_owned())
-    }
-}
-
 fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) {
     let Some((last, parents)) = path.split_last() else { return };
     let mut current = table;
@@ -245,11 +251,6 @@ fn insert(table: &mut toml::Table, path: &[String], value: toml::Value) {
         let toml::Value::Table(t) = entry else { return };
         current = t;
     }
-    // Strings stay strings where the file had a string (e.g. a numeric-looking address).
-    let value = match (current.get(last), value) {
-        (Some(toml::Value::String(_)), toml::Value::Integer(i)) => toml::Value::String(i.to_string()),
-        (_, v) => v,
-    };
     current.insert(last.clone(), value);
 }
 
@@ -295,7 +296,8 @@ mod tests {
                 ("HOTLINE_NATS__REQUEST_TIMEOUT_SECS", "9"),
                 ("HOTLINE_ZALO__OA_SECRET", "from-env"),
                 ("HOTLINE_SMS__GATEWAY", "esms"),
-                ("HOTLINE_ADMIN_TOKEN", "12345"),
+                ("HOTLINE_ADMIN_TOKEN", "0012345"),
+                ("HOTLINE_SMS__SENDER", "+84912345678"),
                 ("HOTLINE_UNRELATED_THING", "x"),
                 ("NATS_URL", "nats://10.0.0.1:4222"),
             ]),
@@ -307,11 +309,12 @@ mod tests {
         assert_eq!(s.nats.request_timeout_secs, 9);
         assert_eq!(s.zalo.0["oa_secret"].as_str(), Some("from-env"));
         assert_eq!(s.channel("sms").map(|c| c.0["gateway"].as_str()), Some(Some("esms")));
-        assert_eq!(s.admin_token.as_ref().map(Secret::expose), Some("12345"));
+        assert_eq!(s.admin_token.as_ref().map(Secret::expose), Some("0012345"), "leading zeros survive");
+        assert_eq!(s.sms.0["sender"].as_str(), Some("+84912345678"), "a phone number stays text");
         assert_eq!(s.nats_url.as_deref(), Some("nats://10.0.0.1:4222"));
         assert_eq!(s.data_dir, PathBuf::from("/srv/h"));
         let printed = format!("{s:?}");
-        assert!(!printed.contains("12345") && !printed.contains("from-env"), "secrets never print: {printed}");
+        assert!(!printed.contains("0012345") && !printed.contains("from-env"), "secrets never print: {printed}");
         assert!(printed.contains("oa_secret"), "keys do: {printed}");
     }
 
@@ -340,6 +343,11 @@ mod tests {
         assert!(e.0.contains("hotline.toml") && e.0.contains("line 3"), "{e}");
         std::fs::write(&file, "htp_addr = \"x\"\n").expect("write");
         let e = Settings::load(Some(&file), env(&[]), &Overrides::default()).expect_err("unknown key");
-        assert!(e.0.contains("unknown field `htp_addr`"), "{e}");
+        assert!(e.0.contains("unknown field `htp_addr`") && e.0.contains("line 1"), "{e}");
+        std::fs::write(&file, "log = \"info\"\n[nats]\nreplicas = \"three\"\n").expect("write");
+        let e = Settings::load(Some(&file), env(&[]), &Overrides::default()).expect_err("wrong type");
+        assert!(e.0.contains("`three` is not a number") && e.0.contains("line 3"), "{e}");
+        let e = Settings::load(None, env(&[("HOTLINE_NATS__PORT", "eighty")]), &Overrides::default()).expect_err("env");
+        assert!(e.0.contains("`eighty` is not a number"), "{e}");
     }
 }

@@ -11,9 +11,9 @@ use hotline_channel::{ChannelAdapter, ChannelContext, Intake};
 use hotline_channel_app::AppChannel;
 use hotline_domain::province::Province;
 use hotline_projections::TimelineReader;
-use hotline_runtime::{DRAIN_TIMEOUT, Shutdown, ShutdownTrigger};
+use hotline_runtime::{DRAIN_TIMEOUT, Shutdown};
 use hotline_store::server::{MIN_VERSION, NatsServer, ServerError, ServerOptions, find_binary, version_of};
-use hotline_store::{EventStore, JetStreamConfig, JetStreamStore};
+use hotline_store::{EventStore, JetStreamConfig, JetStreamStore, StoreError};
 use tokio::task::JoinSet;
 
 use crate::settings::Settings;
@@ -67,7 +67,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create the data dir {}", settings.data_dir.display()))?;
     let admin_token = admin_token(&settings)?;
 
-    let (trigger, shutdown) = hotline_runtime::shutdown();
+    let shutdown = stop_on_signal();
     let mut tasks = JoinSet::new();
 
     let (url, embedded) = match &settings.nats_url {
@@ -87,20 +87,28 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
             .await?;
             let url = server.url();
             std::fs::write(settings.data_dir.join(NATS_URL_FILE), format!("{url}\n"))?;
-            tracing::info!(%url, store = %settings.data_dir.join(NATS_DIR).display(), "embedded nats-server started");
+            if shutdown.is_raised() {
+                println!("hotline: stopped during start-up");
+                return Ok(());
+            }
+            tracing::info!(url = %redact(&url), store = %settings.data_dir.join(NATS_DIR).display(), "embedded nats-server started");
             (url, Some(server))
         }
     };
     let supervisor = embedded.map(|server| tokio::spawn(supervise_nats(server, shutdown.clone())));
 
-    let store: Arc<dyn EventStore> = Arc::new(connect(&settings, &url, shutdown.clone()).await?);
+    let Some(store) = connect(&settings, &url, shutdown.clone()).await? else {
+        println!("hotline: stopped during start-up");
+        return Ok(());
+    };
+    let store: Arc<dyn EventStore> = Arc::new(store);
     let projections_path = settings.data_dir.join(PROJECTIONS_FILE);
     let reader = TimelineReader::open(&projections_path)?;
 
     tasks.spawn(run_projections(store.clone(), projections_path, shutdown.clone()));
     tasks.spawn(hotline_router::Router::new(store.clone(), province.clone()).run(shutdown.clone()));
 
-    let intake = Intake::new(store.clone(), province.clone());
+    let intake = intake(&settings, store.clone(), province.clone());
     let channels: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(AppChannel)];
     let mut channel_routes = Vec::new();
     for channel in &channels {
@@ -124,7 +132,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     }
     tasks.spawn(serve_http(listener, app, shutdown.clone()));
 
-    wait_and_drain(trigger, tasks).await;
+    drain(shutdown, tasks).await;
     if let Some(supervisor) = supervisor {
         if let Ok(mut server) = supervisor.await {
             server.stop(Duration::from_secs(10)).await;
@@ -142,8 +150,12 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         .ok_or_else(|| anyhow!("`hotline serve` runs against a NATS server you run: set NATS_URL (or use `hotline up`)"))?;
     let province = Arc::new(load_province(&settings)?);
     std::fs::create_dir_all(&settings.data_dir)?;
-    let (trigger, shutdown) = hotline_runtime::shutdown();
-    let store: Arc<dyn EventStore> = Arc::new(connect(&settings, &url, shutdown.clone()).await?);
+    let shutdown = stop_on_signal();
+    let Some(store) = connect(&settings, &url, shutdown.clone()).await? else {
+        println!("hotline: stopped during start-up");
+        return Ok(());
+    };
+    let store: Arc<dyn EventStore> = Arc::new(store);
     let projections_path = settings.data_dir.join(PROJECTIONS_FILE);
     let mut tasks = JoinSet::new();
     match component {
@@ -153,23 +165,34 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         Component::Projections => {
             tasks.spawn(run_projections(store, projections_path, shutdown.clone()));
         }
-        Component::Api | Component::App => {
+        Component::Api => {
             let admin_token = admin_token(&settings)?;
             let reader = TimelineReader::open(&projections_path)?;
-            let mut channel_routes = Vec::new();
-            if component == Component::App {
-                let intake = Intake::new(store.clone(), province.clone());
-                let ctx = channel_context(&settings, "app", intake, shutdown.clone());
-                channel_routes.extend(AppChannel.http_routes(&ctx));
-            }
-            let app = hotline_api::router(ApiState { province, reader, store, admin_token }, channel_routes);
+            let app = hotline_api::router(ApiState { province, reader, store, admin_token }, Vec::new());
             let listener = bind(&settings.http_addr).await?;
-            println!("hotline: {component:?} listening on http://{}", listener.local_addr()?);
+            println!("hotline: api listening on http://{}", listener.local_addr()?);
+            tasks.spawn(serve_http(listener, app, shutdown.clone()));
+        }
+        Component::App => {
+            let channel: Arc<dyn ChannelAdapter> = Arc::new(AppChannel);
+            let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
+            let app = hotline_api::channel_router(store, channel.http_routes(&ctx).into_iter().collect());
+            tasks.spawn(async move {
+                if let Err(e) = channel.run(ctx).await {
+                    tracing::error!(error = %e, "channel stopped");
+                }
+            });
+            let listener = bind(&settings.http_addr).await?;
+            println!("hotline: app listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
         }
     }
-    wait_and_drain(trigger, tasks).await;
+    drain(shutdown, tasks).await;
     Ok(())
+}
+
+fn intake(settings: &Settings, store: Arc<dyn EventStore>, province: Arc<Province>) -> Intake {
+    Intake::new(store, province).with_deadline(Duration::from_secs(settings.nats.request_timeout_secs))
 }
 
 fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Shutdown) -> ChannelContext {
@@ -180,21 +203,28 @@ fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Sh
     ChannelContext { intake, config, shutdown }
 }
 
-/// Connects to NATS, retrying until it answers or shutdown is raised.
-async fn connect(settings: &Settings, url: &str, mut shutdown: Shutdown) -> anyhow::Result<JetStreamStore> {
+/// Connects to NATS, retrying until it answers, or returns None when shutdown is raised first. A server that
+/// answers but refuses our stream or bucket (wrong replicas, limits) is an error at once: retrying cannot help.
+async fn connect(settings: &Settings, url: &str, mut shutdown: Shutdown) -> anyhow::Result<Option<JetStreamStore>> {
     let cfg = JetStreamConfig {
         replicas: settings.nats.replicas,
         request_timeout: Duration::from_secs(settings.nats.request_timeout_secs),
         ..JetStreamConfig::default()
     };
+    let shown = redact(url);
     let mut delay = Duration::from_millis(200);
     loop {
-        match JetStreamStore::connect(url, cfg.clone()).await {
-            Ok(store) => return Ok(store),
+        let attempt = tokio::select! {
+            _ = shutdown.wait() => return Ok(None),
+            a = JetStreamStore::connect(url, cfg.clone()) => a,
+        };
+        match attempt {
+            Ok(store) => return Ok(Some(store)),
+            Err(StoreError::Rejected(reason)) => bail!("NATS at {shown} refused the event log's set-up: {reason}"),
             Err(e) => {
-                tracing::warn!(%url, error = %e, "cannot reach NATS yet; retrying");
+                tracing::warn!(url = %shown, error = %e, "cannot reach NATS yet; retrying");
                 tokio::select! {
-                    _ = shutdown.wait() => bail!("stopped before NATS at {url} answered"),
+                    _ = shutdown.wait() => return Ok(None),
                     _ = tokio::time::sleep(delay) => {}
                 }
                 delay = (delay * 2).min(Duration::from_secs(5));
@@ -253,11 +283,22 @@ async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, mut sh
     }
 }
 
-/// Waits for SIGINT/SIGTERM, raises shutdown, and gives the components [`DRAIN_TIMEOUT`] to finish.
-async fn wait_and_drain(trigger: ShutdownTrigger, mut tasks: JoinSet<()>) {
-    hotline_runtime::terminate_signal().await;
-    tracing::info!("stopping: draining in-flight work");
-    trigger.trigger();
+/// A shutdown signal raised by the first SIGINT or SIGTERM, listened for from now on (start-up included).
+fn stop_on_signal() -> Shutdown {
+    let (trigger, shutdown) = hotline_runtime::shutdown();
+    tokio::spawn(async move {
+        hotline_runtime::terminate_signal().await;
+        tracing::info!("stopping: draining in-flight work");
+        trigger.trigger();
+        // The trigger lives on: dropping it would count as raised anyway, but keep the intent plain.
+        std::future::pending::<()>().await;
+    });
+    shutdown
+}
+
+/// Waits for shutdown, then gives the components [`DRAIN_TIMEOUT`] to finish.
+async fn drain(mut shutdown: Shutdown, mut tasks: JoinSet<()>) {
+    shutdown.wait().await;
     let drained = tokio::time::timeout(DRAIN_TIMEOUT, async { while tasks.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         tracing::warn!("drain timed out after {} s; stopping anyway", DRAIN_TIMEOUT.as_secs());
@@ -271,15 +312,25 @@ fn admin_token(settings: &Settings) -> anyhow::Result<AdminToken> {
         return Ok(AdminToken::new(token.expose()));
     }
     let path = settings.data_dir.join(ADMIN_TOKEN_FILE);
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        let token = text.trim();
-        if !token.is_empty() {
-            return Ok(AdminToken::new(token));
-        }
-    }
     let token = format!("hl_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    write_private(&path, &format!("{token}\n"))?;
-    Ok(AdminToken::new(&token))
+    // Written to a temporary file, then linked into place only if no token exists: of several processes
+    // starting together on one data dir, one token wins and every process reads that one.
+    let tmp = settings.data_dir.join(format!(".{ADMIN_TOKEN_FILE}.{}", std::process::id()));
+    write_private(&tmp, &format!("{token}\n"))?;
+    let linked = std::fs::hard_link(&tmp, &path);
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(AdminToken::new(&token)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let existing = text.trim();
+            if existing.is_empty() {
+                bail!("{} is empty: delete it to have a new admin token generated", path.display());
+            }
+            Ok(AdminToken::new(existing))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
 }
 
 fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -294,4 +345,24 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     Ok(())
+}
+
+/// A NATS URL fit for logs: `nats://user:secret@host` becomes `nats://***@host`.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}***{}", &url[..scheme + 3], &url[at..]),
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn credentials_in_nats_urls_never_reach_the_log() {
+        assert_eq!(redact("nats://alice:s3cr3t@10.0.0.1:4222"), "nats://***@10.0.0.1:4222");
+        assert_eq!(redact("nats://token@host:4222"), "nats://***@host:4222");
+        assert_eq!(redact("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    }
 }

@@ -57,3 +57,29 @@ async fn applying_a_batch_again_changes_nothing_and_a_reopened_writer_resumes_at
     assert_eq!(timeline.iter().map(|e| (e.seq, e.position)).collect::<Vec<_>>(), [(1, 1), (2, 3)]);
     assert!(reader.ticket(Uuid::now_v7()).await.expect("query").is_none());
 }
+
+#[test]
+fn a_projection_built_from_another_log_is_dropped_and_rebuilt() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.sqlite");
+    let a = Uuid::now_v7();
+    let mut writer = TimelineWriter::open(&path).expect("open");
+    assert!(!writer.bind_to_log("HOTLINE_EVENTS@2026-01-01T00:00:00Z").expect("bind"));
+    writer.apply(&[commit(1, a, 0, vec![received(a)])]).expect("apply");
+    assert!(!writer.bind_to_log("HOTLINE_EVENTS@2026-01-01T00:00:00Z").expect("same log"), "same log: kept");
+    assert_eq!(writer.position().expect("pos"), 1);
+    // The store was wiped and recreated: position 1 of the new log is another commit.
+    assert!(writer.bind_to_log("HOTLINE_EVENTS@2026-02-02T00:00:00Z").expect("new log"), "another log: reset");
+    assert_eq!(writer.position().expect("pos"), 0);
+    let b = Uuid::now_v7();
+    writer.apply(&[commit(1, b, 0, vec![received(b)])]).expect("apply from the new log");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let tickets: Vec<String> = conn
+        .prepare("SELECT ticket_id FROM tickets")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(tickets, vec![b.to_string()], "only the new log's ticket");
+}

@@ -55,6 +55,16 @@ async fn routing_again_after_a_redelivery_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_ticket_whose_history_reads_empty_is_retried_not_acknowledged() {
+    // What a lagging replica looks like: the petition was delivered, but the ticket reads empty.
+    let nats = TestNats::start().await;
+    let store: Arc<dyn EventStore> = Arc::new(nats.store().await);
+    let router = Router::new(store, Arc::new(Province::bundled()));
+    let result = router.route(Uuid::now_v7(), None).await;
+    assert!(matches!(result, Err(hotline_router::RouteError::NotVisibleYet(_))), "{result:?}");
+}
+
+#[tokio::test]
 async fn two_routers_racing_on_one_ticket_route_it_once() {
     let nats = TestNats::start().await;
     let store: Arc<dyn EventStore> = Arc::new(nats.store().await);

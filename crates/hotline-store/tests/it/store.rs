@@ -76,6 +76,20 @@ async fn re_sending_a_stored_commit_after_a_lost_ack_is_recognised_as_our_own_wr
 }
 
 #[tokio::test]
+async fn the_store_stamps_when_it_took_each_commit() {
+    let nats = TestNats::start().await;
+    let store = nats.store().await;
+    let ticket = Uuid::now_v7();
+    let mut events = commit(ticket, 0, vec![received(ticket, "a")]);
+    events[0].occurred_at -= Duration::from_secs(3600);
+    let before = OffsetDateTime::now_utc();
+    store.append(ticket, 0, &events).await.expect("append");
+    let loaded = store.load(ticket).await.expect("load").events;
+    assert_eq!(loaded[0].occurred_at, events[0].occurred_at, "the fact's own time is kept");
+    assert!(loaded[0].recorded_at >= before, "recorded_at is when the store took it");
+}
+
+#[tokio::test]
 async fn a_commit_of_several_events_is_stored_and_read_back_whole_and_in_order() {
     let nats = TestNats::start().await;
     let store = nats.store().await;
@@ -91,7 +105,8 @@ async fn a_commit_of_several_events_is_stored_and_read_back_whole_and_in_order()
     let seqs: Vec<u64> = history.events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, vec![1, 2, 3]);
     assert!(history.events.iter().all(|e| e.ticket_id == ticket), "only this ticket's events");
-    assert_eq!(history.events[1..], events[..]);
+    let without_stamps = |es: &[Envelope]| es.iter().map(|e| Envelope { recorded_at: e.occurred_at, ..e.clone() }).collect::<Vec<_>>();
+    assert_eq!(without_stamps(&history.events[1..]), without_stamps(&events));
 
     let empty = store.load(Uuid::now_v7()).await.expect("unknown ticket");
     assert!(empty.events.is_empty());
@@ -127,9 +142,11 @@ async fn subscribing_from_a_position_or_a_time_starts_exactly_there() {
     assert_eq!(read(Position::Start).await, positions);
     assert_eq!(read(Position::From(positions[3])).await, positions[3..].to_vec());
 
-    let history = store.load(tickets[3]).await.expect("load");
-    let at = history.events[0].recorded_at;
-    // Stored-at times are the server's; subscribing from just before ticket 3's write skips 0..=2.
+    // The server's stored-at time of commit 3 (from a subscription); subscribing from just before it skips
+    // 0..=2, which were stored at least 50 ms earlier.
+    let mut sub = store.subscribe(Position::From(positions[3])).await.expect("subscribe");
+    let at = sub.next().await.expect("commit").expect("ok").stored_at;
+    drop(sub);
     let from_time = read(Position::Time(at - Duration::from_millis(20))).await;
     assert_eq!(from_time, positions[3..].to_vec());
 
@@ -190,6 +207,18 @@ async fn a_reference_is_granted_once_and_a_retry_by_its_owner_is_granted_again()
 }
 
 #[tokio::test]
+async fn the_log_id_names_this_log_and_changes_with_a_new_store() {
+    let a = TestNats::start().await;
+    let b = TestNats::start().await;
+    let (sa, sb) = (a.store().await, b.store().await);
+    let id = sa.log_id().await.expect("id");
+    assert_eq!(id, sa.log_id().await.expect("again"), "stable");
+    assert!(id.starts_with("HOTLINE_EVENTS@"), "{id}");
+    // Stream creation times differ by at least the second server's start-up.
+    assert_ne!(id, sb.log_id().await.expect("other"));
+}
+
+#[tokio::test]
 async fn appends_fail_fast_as_unavailable_while_the_server_is_down_and_work_after_restart() {
     let mut nats = TestNats::start().await;
     let store = nats.store().await;
@@ -198,8 +227,10 @@ async fn appends_fail_fast_as_unavailable_while_the_server_is_down_and_work_afte
     nats.server.kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t2 = Uuid::now_v7();
+    let started = std::time::Instant::now();
     let err = store.append(t2, 0, &commit(t2, 0, vec![received(t2, "during")])).await.expect_err("down");
     assert!(matches!(err, AppendError::Store(hotline_store::StoreError::Unavailable(_))), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(1), "refused without waiting for a timeout: {:?}", started.elapsed());
     nats.server.restart().await.expect("restart");
     // The client reconnects by itself; the acknowledged event survived the kill (fsync before ack).
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
