@@ -149,6 +149,8 @@ impl Word {
 struct Token {
     word: Word,
     sentence: u32,
+    /// Sentences cut further at commas and colons: `[emergency] other_readings` do not run across them.
+    clause: u32,
 }
 
 /// SMS and administrative abbreviations that citizens type, mapped to the words they stand for. Language facts,
@@ -184,6 +186,7 @@ fn abbreviation(word: &str) -> Option<&'static str> {
         "hđnd" | "hdnd" => "hội đồng nhân dân",
         "tnxh" => "tệ nạn xã hội",
         "tngt" => "tai nạn giao thông",
+        "tnạn" | "tnan" => "tai nạn",
         "pccc" => "phòng cháy chữa cháy",
         "cnch" => "cứu nạn cứu hộ",
         "attp" => "an toàn thực phẩm",
@@ -251,47 +254,52 @@ fn tokenize(text: &str) -> Vec<Token> {
 fn split_words(text: &str, from_petition: bool) -> Vec<Token> {
     // NFC first: some phones send decomposed Vietnamese, whose combining marks would otherwise split words.
     let chars: Vec<char> = text.nfc().collect();
-    let mut raw: Vec<(String, u32)> = Vec::new();
+    let mut raw: Vec<(String, u32, u32)> = Vec::new(); // (word, sentence, clause)
     let mut current = String::new();
-    let mut sentence = 0u32;
+    let (mut sentence, mut clause) = (0u32, 0u32);
     for (i, &c) in chars.iter().enumerate() {
         if is_word_char(c) {
             current.push(c);
             continue;
         }
         if !current.is_empty() {
-            raw.push((current.to_lowercase(), sentence));
+            raw.push((current.to_lowercase(), sentence, clause));
             current.clear();
         }
-        if ends_sentence(c, chars.get(i + 1).copied()) {
+        let next = chars.get(i + 1).copied();
+        if ends_sentence(c, next) {
             sentence = sentence.saturating_add(1);
+        }
+        if ends_sentence(c, next) || (matches!(c, ',' | ':') && next.is_none_or(|n| !is_word_char(n))) {
+            clause = clause.saturating_add(1);
         }
     }
     if !current.is_empty() {
-        raw.push((current.to_lowercase(), sentence));
+        raw.push((current.to_lowercase(), sentence, clause));
     }
 
     let mut tokens = Vec::with_capacity(raw.len() + raw.len() / 4);
-    let mut push = |words: &str, sentence: u32| {
+    let mut push = |words: &str, sentence: u32, clause: u32| {
         for w in words.split(' ').filter(|w| !w.is_empty()) {
-            tokens.push(Token { word: Word::new(w, from_petition), sentence });
+            tokens.push(Token { word: Word::new(w, from_petition), sentence, clause });
         }
     };
-    for (i, (word, sentence)) in raw.iter().enumerate() {
+    for (i, (word, sentence, clause)) in raw.iter().enumerate() {
+        let (sentence, clause) = (*sentence, *clause);
         let next_is_number =
-            raw.get(i + 1).is_some_and(|(w, s)| s == sentence && w.starts_with(|c: char| c.is_ascii_digit()));
+            raw.get(i + 1).is_some_and(|(w, s, _)| *s == sentence && w.starts_with(|c: char| c.is_ascii_digit()));
         if let Some((expansion, number)) = road_prefix(word) {
-            push(expansion, *sentence);
-            push(number, *sentence);
+            push(expansion, sentence, clause);
+            push(number, sentence, clause);
         } else if matches!(word.as_str(), "dt" | "đt") {
             // "ĐT 743" is a provincial road; a lone "đt" is a phone.
-            push(if next_is_number { "đường tỉnh" } else { "điện thoại" }, *sentence);
+            push(if next_is_number { "đường tỉnh" } else { "điện thoại" }, sentence, clause);
         } else if word == "ql" && next_is_number {
-            push("quốc lộ", *sentence);
+            push("quốc lộ", sentence, clause);
         } else if let Some(expansion) = abbreviation(word) {
-            push(expansion, *sentence);
+            push(expansion, sentence, clause);
         } else {
-            push(word, *sentence);
+            push(word, sentence, clause);
         }
     }
     tokens
@@ -326,6 +334,10 @@ enum Role {
     Negation,
     Past,
     Present,
+    /// Gives an ambiguous word typed without accents its ordinary meaning ("xe chạy": not "xe cháy").
+    Reading,
+    /// What burns ("nhà", "cây xăng"): settles an ambiguous word next to it, and says what a fire is about.
+    Context,
     /// A place name: of one area, or of several (then ambiguous). `own_name`: the area's own name or alias.
     Place {
         areas: Vec<usize>,
@@ -342,6 +354,8 @@ struct Entry {
     text: String,
     /// Per word: listed in `ambiguous_without_accents`, so a match typed without accents is less sure.
     fragile: Vec<bool>,
+    /// A signal listed in `settled_by_context`: what burns nearby settles it and says what it is about.
+    contextual: bool,
 }
 
 /// The province's phrases, indexed by their first word, built once when the config is parsed.
@@ -352,6 +366,8 @@ pub(crate) struct Model {
     index: HashMap<String, Vec<usize>>,
     /// Keys of the words in `[emergency] ambiguous_without_accents`.
     ambiguous: HashSet<String>,
+    /// Keys of the signals in `[emergency] settled_by_context`.
+    contextual: HashSet<String>,
     /// Words in the longest phrase: how far back an overlapping hit can start.
     max_len: usize,
 }
@@ -401,6 +417,7 @@ impl Model {
                 .flat_map(|w| phrase_words(w))
                 .map(|w| w.key)
                 .collect(),
+            contextual: emergency.settled_by_context.iter().map(|p| phrase_key(p)).collect(),
             ..Model::default()
         };
         for (index, (category, rules)) in categories.iter().zip(rules).enumerate() {
@@ -413,13 +430,15 @@ impl Model {
                 model.add(&p.phrase, role);
             }
         }
-        let lists: [(&[String], Role); 7] = [
+        let lists: [(&[String], Role); 9] = [
             (&classifier.ignore, Role::Ignore),
             (&emergency.urgency, Role::Urgency),
             (&emergency.not_emergency, Role::NotEmergency),
             (&emergency.negations, Role::Negation),
             (&emergency.past, Role::Past),
             (&emergency.present, Role::Present),
+            (&emergency.other_readings, Role::Reading),
+            (&emergency.context, Role::Context),
             (&recognition.street_words, Role::StreetWord),
         ];
         for (list, role) in lists {
@@ -462,9 +481,11 @@ impl Model {
         let Some(first) = words.first() else { return };
         let first = first.fold.clone();
         let fragile = words.iter().map(|w| self.ambiguous.contains(&w.key)).collect();
+        let key: Vec<&str> = words.iter().map(|w| w.key.as_str()).collect();
+        let contextual = matches!(role, Role::Emergency { .. }) && self.contextual.contains(&key.join(" "));
         self.index.entry(first).or_default().push(self.entries.len());
         self.max_len = self.max_len.max(words.len());
-        self.entries.push(Entry { words, role, text: phrase.to_owned(), fragile });
+        self.entries.push(Entry { words, role, text: phrase.to_owned(), fragile, contextual });
     }
 
     /// Drops hits sharing a word with a longer hit of the same family, so a long phrase is not counted again
@@ -483,6 +504,21 @@ impl Model {
         starting_in(masks, hit.start.saturating_sub(self.max_len), hit.start + 1)
             .iter()
             .any(|m| m.start <= hit.start && hit.end <= m.end)
+    }
+
+    /// For emergency detection a mask claims its words: a signal is masked when it lies within a mask, starts
+    /// inside one ("phòng cháy chữa cháy quán karaoke" holds no "cháy quán"), or shares with one the word it rests
+    /// on ("nhà bị cháy xém": "cháy xém" = scorched). A signal containing a whole mask is more specific than the
+    /// mask and still counts ("đốt cháy nhà" despite "đốt cháy").
+    fn claimed(&self, hit: &Hit, masks: &[Hit]) -> bool {
+        let fragile = &self.entries[hit.entry].fragile;
+        starting_in(masks, hit.start.saturating_sub(self.max_len), hit.end).iter().any(|m| {
+            let overlap = m.start < hit.end && hit.start < m.end;
+            let contains_mask = hit.start <= m.start && m.end <= hit.end;
+            let shares_fragile = (m.start.max(hit.start)..m.end.min(hit.end))
+                .any(|p| fragile.get(p - hit.start).copied().unwrap_or(false));
+            overlap && !contains_mask && (m.start <= hit.start || shares_fragile)
+        })
     }
 
     /// Every phrase occurrence in the text, whole words only, within one sentence.
@@ -513,11 +549,51 @@ impl Model {
             .zip(&entry.fragile)
             .any(|((t, w), &fragile)| t.word.blind_to(w) && (fragile || !only_fragile))
     }
+
+    /// Text positions of the hit's ambiguous words (`ambiguous_without_accents`) typed without accents.
+    fn blind_fragile<'a>(&'a self, tokens: &'a [Token], hit: &Hit) -> impl Iterator<Item = usize> + 'a {
+        let entry = &self.entries[hit.entry];
+        let span = tokens.get(hit.start..hit.end).unwrap_or_default();
+        let start = hit.start;
+        span.iter()
+            .zip(&entry.words)
+            .zip(&entry.fragile)
+            .enumerate()
+            .filter(|(_, ((t, w), fragile))| **fragile && t.word.blind_to(w))
+            .map(move |(i, _)| start + i)
+    }
+
+    /// A signal listed in `settled_by_context`, typed with or without accents.
+    fn contextual(&self, hit: &Hit) -> bool {
+        self.entries[hit.entry].contextual
+    }
+}
+
+/// Words strictly between two hits (0 when they touch or overlap).
+fn gap(a: &Hit, b: &Hit) -> usize {
+    b.start.saturating_sub(a.end).max(a.start.saturating_sub(b.end))
 }
 
 /// `x / (x + half)`: 0 at 0, 0.5 at `half`, approaching 1.
 fn saturate(x: f64, half: f64) -> f64 {
     if x <= 0.0 || half <= 0.0 { 0.0 } else { (x / (x + half)).clamp(0.0, 1.0) }
+}
+
+/// How one of `[emergency] other_readings` lies over a signal's ambiguous word typed without accents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Starts inside the signal after its first word and runs past its end. Over a signal whose own words fit no
+    /// other reading, they came first and fix the meaning: it is ignored ("boc chay tren QL13" is "bốc cháy
+    /// trên", not "chạy trên"). With a `SameLetters` or `Inner` reading it tips the balance the other way ("dang
+    /// chay on qua" is "đang chạy ồn quá").
+    Later,
+    /// Lies within the signal without being all of it ("bị chảy" in "nhà bị cháy"): alone, no matter.
+    Inner,
+    /// Exactly the signal's words ("dang chay": "đang chạy" or "đang cháy"): the signal is ambiguous.
+    SameLetters,
+    /// Starts before the signal ("xe chay lon": "xe chạy"), or starts with it and runs past ("chay qua"): the
+    /// word means the other thing and the signal does not count ("xe chay lon xon" is no "cháy lớn").
+    Otherwise,
 }
 
 /// The outcome of emergency detection.
@@ -533,17 +609,23 @@ impl Province {
     /// * Category: the channel's, if given (confidence 1.0). Otherwise each ordinary category scores the sum of
     ///   the weights of its distinct phrases found in the text (a phrase sharing words with a longer matched
     ///   phrase does not count; `[classifier] ignore` phrases count for nothing; a one-word phrase found only
-    ///   because the citizen typed no accents counts `unaccented_single_word_factor` of its weight). The best
-    ///   category wins when
-    ///   its score reaches `min_score` and the confidence reaches `min_confidence`, where
+    ///   because the citizen typed no accents counts `unaccented_single_word_factor` of its weight, unless another
+    ///   phrase of its category, not itself such a lone word, is in the same sentence). The best category wins
+    ///   when its score reaches `min_score` and the confidence reaches `min_confidence`, where
     ///   **confidence = lead / (lead + confidence_margin)**, lead being the best score minus the runner-up's:
     ///   0 for a tie, 0.5 when the lead equals `confidence_margin`, approaching 1 as the lead grows. Below
     ///   either threshold, category and agency are `None` and `triage_reason` says why.
-    /// * Emergency: each emergency category sums its signals (skipping those inside `not_emergency` phrases,
-    ///   right after a negation, or in a sentence about the past; a signal resting on an ambiguous word typed
-    ///   without accents counts `unaccented_factor` of its weight), plus `urgency_bonus` once if an urgency
-    ///   phrase appears. Reaching `threshold` flags the petition and routes it to that emergency category,
-    ///   overriding the channel's category and the classifier; confidence is then score / (score + threshold).
+    /// * Emergency: each emergency category sums its signals, skipping those claimed by a `not_emergency`
+    ///   phrase, right after a negation, or in a sentence about the past. A signal resting on a word of
+    ///   `ambiguous_without_accents` typed without accents does not count when an `other_readings` phrase over
+    ///   that word starts before the signal or runs past it from its start ("xe chay lon xon"); when it is that
+    ///   word alone or spelt exactly like an `other_readings` phrase ("dang chay"), it counts `unaccented_factor`
+    ///   of its weight unless its sentence settles it (a `context` word within `context_window` words, for the
+    ///   signals of `settled_by_context`; or a signal of its category that is not ambiguous). Add `context_bonus`
+    ///   once when a sure signal of `settled_by_context` has a `context` word within `context_window` words, and
+    ///   `urgency_bonus` once if an urgency phrase appears. Reaching `threshold` flags the petition
+    ///   and routes it to that emergency category, overriding the channel's category and the classifier;
+    ///   confidence is then score / (score + threshold).
     /// * Area: the channel's, else the area whose names, wards and landmarks the text mentions most (a tie
     ///   leaves it unknown). A name shared by two areas counts only with one of those areas' names nearby; a
     ///   name right after a street word ("đường Bạch Đằng") counts `street_weight`; a name read only thanks to
@@ -624,7 +706,9 @@ impl Province {
         let mut counted: Vec<(usize, usize, f64)> = Vec::new(); // (entry, category, weight)
         for h in evidence {
             let Role::Category { category, weight } = entries[h.entry].role else { continue };
-            let unsure = entries[h.entry].words.len() == 1 && self.model.blind(tokens, h, false);
+            let unsure = entries[h.entry].words.len() == 1
+                && self.model.blind(tokens, h, false)
+                && !self.corroborated(tokens, h, category, evidence);
             let weight = if unsure { weight * self.classifier.unaccented_single_word_factor } else { weight };
             match counted.iter_mut().find(|(e, ..)| *e == h.entry) {
                 Some(c) => c.2 = c.2.max(weight),
@@ -675,6 +759,19 @@ impl Province {
         (Some(best), confidence, None)
     }
 
+    /// A one-word phrase read only thanks to missing accents is backed by another phrase of its category in the
+    /// same sentence, one that is not itself such a lone word: "lat" next to "xe công nông" is "lật" (overturned).
+    fn corroborated(&self, tokens: &[Token], hit: &Hit, category: usize, evidence: &[Hit]) -> bool {
+        let entries = &self.model.entries;
+        let sentence = |h: &Hit| tokens.get(h.start).map_or(0, |t| t.sentence);
+        evidence.iter().any(|o| {
+            o.entry != hit.entry
+                && sentence(o) == sentence(hit)
+                && matches!(entries[o.entry].role, Role::Category { category: c, .. } if c == category)
+                && !(entries[o.entry].words.len() == 1 && self.model.blind(tokens, o, false))
+        })
+    }
+
     /// Emergency detection; records the signals it counted.
     fn detect_emergency(&self, tokens: &[Token], hits: &[Hit], matched: &mut Vec<Matched>) -> Option<EmergencyFinding> {
         let entries = &self.model.entries;
@@ -703,16 +800,103 @@ impl Province {
                 })
         };
 
+        // How the readings lie over the signal's ambiguous words typed without accents (none for a signal typed
+        // with accents).
+        // A reading does not run across a comma: "cong trinh bi sap, co nguoi ben duoi" holds no "sắp có".
+        let clause = |p: usize| tokens.get(p).map_or(0, |t| t.clause);
+        let readings: Vec<Hit> =
+            role_hits(|r| *r == Role::Reading).filter(|r| clause(r.start) == clause(r.end.saturating_sub(1))).collect();
+        let readings_of = |h: &Hit| {
+            let blind: Vec<usize> = self.model.blind_fragile(tokens, h).collect();
+            starting_in(&readings, h.start.saturating_sub(self.model.max_len), h.end)
+                .iter()
+                .filter(|r| blind.iter().any(|&p| r.start <= p && p < r.end))
+                .map(|r| {
+                    if (r.start, r.end) == (h.start, h.end) {
+                        Reading::SameLetters
+                    } else if r.start < h.start || (r.start == h.start && h.end < r.end) {
+                        Reading::Otherwise
+                    } else if r.end <= h.end {
+                        Reading::Inner
+                    } else {
+                        Reading::Later
+                    }
+                })
+                .collect::<Vec<Reading>>()
+        };
+        // Read otherwise: a reading starts before the signal or runs past it from its start; or the signal's own
+        // words also spell a reading and another reading continues it ("dang chay on qua": "đang chạy ồn quá";
+        // "nha bi chay xuong": "nhà bị cháy" holds "bị chảy", and "bị chảy xuống" continues it).
+        let read_otherwise = |h: &Hit| {
+            let found = readings_of(h);
+            found.contains(&Reading::Otherwise)
+                || (found.contains(&Reading::Later)
+                    && (found.contains(&Reading::SameLetters) || found.contains(&Reading::Inner)))
+        };
         let signals = self.model.longest_only(
             role_hits(|r| matches!(r, Role::Emergency { .. }))
-                .filter(|h| !self.model.masked(h, &masks) && !negated(h) && !in_past(h))
+                .filter(|h| !self.model.claimed(h, &masks) && !negated(h) && !in_past(h) && !read_otherwise(h))
                 .collect(),
         );
+        // Ambiguous: resting on an ambiguous word typed without accents, and either that word alone ("chay") or
+        // a phrase with another reading of the same letters ("dang chay"). A longer phrase with no such reading
+        // says what it says ("boc chay", "chay nha": nobody writes "bọc chạy" or "chạy nhà").
+        let ambiguous = |h: &Hit| {
+            self.model.blind(tokens, h, true)
+                && (entries[h.entry].words.len() == 1 || readings_of(h).contains(&Reading::SameLetters))
+        };
+        let category_of = |h: &Hit| match entries[h.entry].role {
+            Role::Emergency { category, .. } => category,
+            _ => usize::MAX,
+        };
+        // What burns, at most `context_window` words from a signal of `settled_by_context` in its sentence.
+        let contexts: Vec<Hit> =
+            role_hits(|r| *r == Role::Context).filter(|c| !self.model.claimed(c, &masks)).collect();
+        let window = settings.context_window;
+        let context_of = |h: &Hit| {
+            if !self.model.contextual(h) {
+                return None;
+            }
+            starting_in(&contexts, h.start.saturating_sub(window + self.model.max_len), h.end + window + 1)
+                .iter()
+                .find(|c| sentence(c) == sentence(h) && gap(c, h) <= window)
+                .copied()
+        };
+        // Signals that say what they say whatever the accents: they settle the ambiguous ones of their sentence.
+        let clear: Vec<&Hit> = signals.iter().filter(|h| !ambiguous(h)).collect();
+
         // Each distinct phrase once, at its best weight.
         let mut counted: Vec<(usize, usize, f64)> = Vec::new(); // (entry, category, weight)
+        let mut notes: Vec<(usize, String)> = Vec::new(); // (category, why an ambiguous signal counted in full)
+        let mut bonus: Vec<Option<(Hit, Hit)>> = vec![None; self.categories.len()]; // (context, signal)
         for h in &signals {
             let Role::Emergency { category, weight } = entries[h.entry].role else { continue };
-            let weight = if self.model.blind(tokens, h, true) { weight * settings.unaccented_factor } else { weight };
+            let sure = if ambiguous(h) {
+                let text = &entries[h.entry].text;
+                let why = if let Some(c) = context_of(h) {
+                    Some(settled(text, &entries[c.entry].text, "nearby"))
+                } else {
+                    clear
+                        .iter()
+                        .find(|o| category_of(o) == category && sentence(o) == sentence(h) && o.entry != h.entry)
+                        .map(|o| settled(text, &entries[o.entry].text, "in the same sentence"))
+                };
+                if let Some(why) = why {
+                    if !notes.iter().any(|(_, n)| *n == why) {
+                        notes.push((category, why));
+                    }
+                    true
+                } else {
+                    false
+                }
+            } else {
+                true
+            };
+            // What a sure signal of `settled_by_context` is about: a house burning, not a pump burnt out.
+            if sure && let Some(c) = context_of(h) {
+                bonus[category].get_or_insert((c, *h));
+            }
+            let weight = if sure { weight } else { weight * settings.unaccented_factor };
             match counted.iter_mut().find(|(e, ..)| *e == h.entry) {
                 Some(c) => c.2 = c.2.max(weight),
                 None => counted.push((h.entry, category, weight)),
@@ -721,6 +905,11 @@ impl Province {
         let mut scores = vec![0.0; self.categories.len()];
         for &(_, category, weight) in &counted {
             scores[category] += weight;
+        }
+        for (category, found) in bonus.iter().enumerate() {
+            if found.is_some() {
+                scores[category] += settings.context_bonus;
+            }
         }
         let urgency = role_hits(|r| *r == Role::Urgency).find(|h| !self.model.masked(h, &masks) && !in_past(h));
         if urgency.is_some() {
@@ -741,6 +930,21 @@ impl Province {
                 phrase: entries[entry].text.clone(),
                 weight,
             });
+        }
+        for (category, found) in bonus.iter().enumerate() {
+            if let Some((c, h)) = found
+                && settings.context_bonus > 0.0
+            {
+                matched.push(Matched {
+                    kind: MatchKind::Emergency,
+                    code: self.categories[category].code.clone(),
+                    phrase: format!("{} (what \"{}\" is about)", entries[c.entry].text, entries[h.entry].text),
+                    weight: settings.context_bonus,
+                });
+            }
+        }
+        for (category, why) in notes {
+            matched.push(rule(&self.categories[category].code, why));
         }
         if let Some(u) = urgency {
             matched.push(Matched {
@@ -852,6 +1056,11 @@ impl Province {
     }
 }
 
+/// Why a signal typed without accents on an ambiguous word counted its full weight.
+fn settled(signal: &str, by: &str, place: &str) -> String {
+    format!("\"{signal}\" typed without accents read as such: \"{by}\" {place}")
+}
+
 fn rule(code: &str, phrase: String) -> Matched {
     Matched { kind: MatchKind::Rule, code: code.to_owned(), phrase, weight: 0.0 }
 }
@@ -906,5 +1115,10 @@ mod tests {
         let t = tokenize("Giá 1.5 triệu. Xin hỏi TP.HCM\nđâu");
         let sentences: Vec<u32> = t.iter().map(|t| t.sentence).collect();
         assert_eq!(sentences, vec![0, 0, 0, 0, 1, 1, 1, 1, 1, 2]);
+        // Commas cut clauses, not sentences; not inside a number.
+        let t = tokenize("nhà sập, có người bên trong 1,5 m");
+        let clauses: Vec<u32> = t.iter().map(|t| t.clause).collect();
+        assert_eq!(clauses, vec![0, 0, 1, 1, 1, 1, 1, 1, 1]);
+        assert!(t.iter().all(|t| t.sentence == 0));
     }
 }

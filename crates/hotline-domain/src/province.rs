@@ -181,7 +181,8 @@ pub struct ClassifierSettings {
     /// Phrases never counted as evidence (salutations, the hotline's own name).
     pub ignore: Vec<String>,
     /// A one-word phrase matched only because the citizen typed no accents ("so" for "sổ", "số" or "sợ")
-    /// counts this fraction of its weight: a lone unaccented syllable is too ambiguous.
+    /// counts this fraction of its weight: a lone unaccented syllable is too ambiguous, unless another phrase of
+    /// its category in the same sentence backs it up.
     pub unaccented_single_word_factor: f64,
 }
 
@@ -202,10 +203,25 @@ pub struct EmergencySettings {
     pub past: Vec<String>,
     /// ...unless the sentence also says it is happening now ("đang", "vừa").
     pub present: Vec<String>,
-    /// Words whose unaccented spelling usually means something else ("chay" is mostly "chạy", running): a
-    /// signal resting on one of them typed without accents counts `unaccented_factor` of its weight.
+    /// Words whose unaccented spelling often means something else ("chay" is also "chạy", running): a signal
+    /// that is one of them alone, typed without accents, or is spelt like one of `other_readings`, counts
+    /// `unaccented_factor` of its weight unless its sentence settles the reading (see `context`).
     pub ambiguous_without_accents: Vec<String>,
     pub unaccented_factor: f64,
+    /// The ordinary meanings of the ambiguous words ("xe chạy", "tiêu chảy", "sắp bị"), written with accents so
+    /// they only catch words typed without. One spelt exactly like a signal makes it ambiguous; one starting
+    /// before it, or starting with it and running past it, voids it.
+    pub other_readings: Vec<String>,
+    /// What burns ("nhà", "nhà trọ", "bình gas"). Within `context_window` words of a signal of
+    /// `settled_by_context`, it settles an ambiguous reading and adds `context_bonus` once to that emergency:
+    /// "nhà tôi bị cháy" is a fire, "máy bơm bị cháy" is not.
+    pub context: Vec<String>,
+    pub context_window: usize,
+    pub context_bonus: f64,
+    /// The signals that say nothing of what burns or falls, so that `context` can settle them ("cháy", "bị
+    /// cháy": nobody runs a house), unlike "cháy xe", whose "chạy xe" is as natural next to a house. Each is a
+    /// signal phrase of an emergency category resting on a word of `ambiguous_without_accents`.
+    pub settled_by_context: Vec<String>,
 }
 
 /// Knobs of area recognition from the text.
@@ -479,6 +495,17 @@ struct RawEmergency {
     #[serde(default)]
     ambiguous_without_accents: Vec<Spanned<String>>,
     unaccented_factor: Spanned<f64>,
+    // Optional, so a config written before these existed keeps its old behaviour.
+    #[serde(default)]
+    other_readings: Vec<Spanned<String>>,
+    #[serde(default)]
+    context: Vec<Spanned<String>>,
+    #[serde(default)]
+    context_window: usize,
+    #[serde(default)]
+    context_bonus: Option<Spanned<f64>>,
+    #[serde(default)]
+    settled_by_context: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -633,6 +660,10 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
     let threshold = positive(cx, &emergency.threshold, "threshold")?;
     let urgency_bonus = non_negative(cx, &emergency.urgency_bonus, "urgency_bonus")?;
     let unaccented_factor = fraction(cx, &emergency.unaccented_factor, "unaccented_factor")?;
+    let context_bonus = match &emergency.context_bonus {
+        Some(b) => non_negative(cx, b, "context_bonus")?,
+        None => 0.0,
+    };
     let street_weight = non_negative(cx, &area_recognition.street_weight, "street_weight")?;
 
     // Categories.
@@ -752,6 +783,31 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         ignore: strings(&classifier.ignore)?,
         unaccented_single_word_factor,
     };
+    // Context settles signals resting on an ambiguous word: anything else listed there would silently do
+    // nothing, a misspelt signal included.
+    let ambiguous: Vec<String> =
+        emergency.ambiguous_without_accents.iter().map(|w| classify::phrase_key(w.get_ref())).collect();
+    let signals: HashSet<String> = category_list
+        .iter()
+        .zip(&rules)
+        .filter(|(c, _)| c.emergency)
+        .flat_map(|(_, r)| r.phrases.iter().map(|p| classify::phrase_key(&p.phrase)))
+        .collect();
+    for p in &emergency.settled_by_context {
+        let key = classify::phrase_key(p.get_ref());
+        if !signals.contains(&key) {
+            return Err(cx.error_at(
+                p.span(),
+                format!("settled_by_context: \"{}\" is not a phrase of an emergency category", p.get_ref()),
+            ));
+        }
+        if !key.split(' ').any(|w| ambiguous.iter().any(|a| a == w)) {
+            return Err(cx.error_at(
+                p.span(),
+                format!("settled_by_context: \"{}\" has no word of ambiguous_without_accents", p.get_ref()),
+            ));
+        }
+    }
     let emergency = EmergencySettings {
         threshold,
         urgency: strings(&emergency.urgency)?,
@@ -763,6 +819,11 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         present: strings(&emergency.present)?,
         ambiguous_without_accents: strings(&emergency.ambiguous_without_accents)?,
         unaccented_factor,
+        other_readings: strings(&emergency.other_readings)?,
+        context: strings(&emergency.context)?,
+        context_window: emergency.context_window,
+        context_bonus,
+        settled_by_context: strings(&emergency.settled_by_context)?,
     };
     let area_recognition = AreaRecognitionSettings {
         street_words: strings(&area_recognition.street_words)?,

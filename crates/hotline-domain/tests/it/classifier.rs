@@ -778,6 +778,11 @@ fn semantic_errors_point_at_the_item() {
     assert_error("code = \"tdm\"", "code = \"TDM\"", "lowercase");
     assert_error("kind = \"district\"", "kind = \"province\"", "\"city\" or \"district\"");
     assert_error("min_confidence = 0.2", "min_confidence = 1.2", "between 0 and 1");
+    // Context settles signals resting on an ambiguous word; anything else there would silently do nothing.
+    let (from, to) = ("\"cháy\", \"bị cháy\", \"đang cháy\",", "\"cháy\", \"khói\", \"đang cháy\",");
+    assert_error(from, to, "\"khói\" has no word of ambiguous_without_accents");
+    let to = "\"cháy\", \"bi chay\", \"đang cháy\",";
+    assert_error(from, to, "\"bi chay\" is not a phrase of an emergency category");
     // A misspelt key is an error, not a silently ignored setting.
     assert_error("route_without_area = \"police\"", "route_without_aera = \"police\"", "unknown field");
 }
@@ -809,4 +814,323 @@ fn a_category_without_phrases_must_be_the_general_one() {
 fn names_shared_with_another_areas_name_are_refused() {
     // "Dĩ An" listed as a place of Thuận An would make every Dĩ An petition ambiguous.
     assert_error("\"Lái Thiêu\",", "\"Dĩ An\",", "the name of area \"dian\"");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Terse, unaccented, abbreviated emergencies and their look-alikes.
+
+/// Emergencies as citizens type them in a hurry: SMS and Zalo without accents, abbreviations ("ng", "ko", "dc",
+/// "tngt", "kcn"), one strong signal and nothing else, or one sentence of emergency buried in a long complaint;
+/// English too. Written for this test, not taken from the dev set. Missing one is the worst thing the hotline
+/// can do, so every one must be flagged.
+const MUST_FLAG: &[&str] = &[
+    "chay nha gap",
+    "nha chay roi",
+    "chay xuong o kcn song than",
+    "sap nha co nguoi ket",
+    "tai nan nguoi bi thuong nang can xe cap cuu",
+    "co nguoi chet duoi o ho",
+    "dien giat nguoi bat tinh",
+    "nha toi bi chay, cuu voi",
+    "nha ben canh dang chay, khoi den mu mit",
+    "chay lon o xuong go an thanh",
+    "chay o hem 5 duong nguyen trai, khoi nhieu lam",
+    "no binh gas o quan com, co ng bi thuong",
+    "vua nghe no lon o tram bien ap, lua boc cao",
+    "xe bon boc chay tren QL13 doan Lai Uyen",
+    "tuong nha ben sap de len 2 nguoi",
+    "sap gian giao cong trinh o Di An, 3 cong nhan bi de",
+    "be trai bi cuon troi o suoi, ng dan dang tim",
+    "co ng rot xuong kenh ko thay len",
+    "ba toi bi xiu ko tinh, goi 115 giup",
+    "ong noi bi dot quy, meo mieng, can xe cap cuu",
+    "thang nho bi co giat, sot cao, tim tai",
+    "cong nhan bi dien giat tren cot dien, dang treo tren do",
+    "co nguoi bi ket trong thang may chung cu 2 tieng roi, goi 114 ko duoc",
+    "chay phong tro o Thuan Giao, co em be ben trong",
+    "nha tro chay, lua lan qua may phong ben",
+    "tai nan xe may, 1 ng nam bat dong, mau chay nhieu",
+    "Anh chi oi nha em o hem 12 bi chay roi, moi ng ra het nhung con ba cu chua ra dc",
+    "Toi phan anh cong ty xa thai ra kenh da lau, phuong ko xu ly. Gio thi kho hang cua cty dang chay, lua boc cao lam",
+    "Fire in the rented room building behind Vsip 1, people still inside!!",
+    "My father fainted and is not breathing well, need ambulance at Phu Loi ward",
+    "A worker fell from the scaffolding, he is unconscious and bleeding a lot",
+    "The wall of the factory collapsed on workers, some are buried under",
+    "Kid fell into the lake near the park, cannot find him, help please",
+    "Gas explosion at a restaurant in Di An, people injured",
+    "chay rung cao su o Minh Hoa, lua lan nhanh",
+    "ko tho dc, nguc dau lam, goi cap cuu giup toi",
+    "Tôi phản ánh đèn đường hư lâu rồi. Giờ có người té xe trước nhà bất tỉnh, gọi 115 giúp",
+    "tngt tren ql13, 2 ng nam bat dong",
+    "nha sap, ba toi bi de ben duoi",
+    "xuong may o kcn My Phuoc boc chay, cong nhan chay ra ngoai",
+    "co vu no lon o xuong, nghe tieng no rung ca nha",
+    "chay cho Thu Dau Mot, lua lon lam",
+    "co ng nhay cau Phu Cuong",
+    "co ng bi dam mau chay nhieu lam o hem 3",
+    "xe tai lat de len xe may, ng bi ket ben duoi",
+    "ghe cat bi chim tren song Sai Gon, 2 ng mat tich",
+    "Có đám cháy ở bãi rác gần KDC, lửa lan vào nhà dân",
+    "Nhà tôi cháy rồi, cứu với",
+    "Nhà bên cạnh bị cháy, khói bốc nghi ngút",
+    "chay can ho tang 12 chung cu, nhieu nguoi ket tren lau",
+    "Chay o day tro sau cong ty Pouchen, nhieu phong bi lua bao trum",
+    "Cuu voi, nha toi o to 3 khu pho 2 dang chay, con nho con o trong",
+    "kho phe lieu gan cho Lai Thieu chay du doi, khoi den ca troi",
+    "no o nha may hoa chat kcn Viet Huong, nhieu cong nhan bi thuong",
+    "ng dan nghe tieng no lon roi thay lua boc len tu can ho tang 8",
+    "sat lo dat vui nguoi o mo da Tan Dong Hiep",
+    "cong trinh dang xay bi sap, co nguoi ben duoi",
+    "tre em te xuong ho nuoc o khu du lich, chua vot len dc",
+    "ghe cho cat bi lat tren song Dong Nai, 1 ng chua tim thay",
+    "Ba cu hang xom nam bat tinh trong nha, goi ko tra loi",
+    "co nguoi bi xe tong nam giua duong mau me be bet can xe cap cuu",
+    "ba bau dau bung du doi chay mau nhieu o nha tro, chong di lam",
+    "chong toi uong thuoc tu tu, dang oi ra bot",
+    "thang be 2 tuoi bi hoc hat nhan, mat tim",
+    "co ng bi dien giat o tram bien ap, dang nam bat dong",
+    "anh cong nhan te tu gian giao xuong, ko cu dong dc",
+    "xe ben tong xe may, nguoi dieu khien bi thuong nang, chay mau dau",
+    "sos chay nha hem 45 Le Hong Phong",
+    "help!! apartment fire in Binh Duong new city, smoke on 10th floor, we cannot get out",
+    "Someone is lying on the road after a motorbike crash, he is not moving and bleeding",
+    "My wife is pregnant and bleeding heavily, please send ambulance to Tan Dinh",
+    "There is a gas leak in our boarding house, strong smell, people feel dizzy",
+    "Kính gửi đường dây nóng. Tôi đã phản ánh nhiều lần việc xe tải chạy qua hẻm gây bụi. Hiện giờ một chiếc xe tải vừa lùi trúng một cụ già, cụ đang nằm bất động, mọi người gọi 115 không được.",
+    "Xin phản ánh: quán karaoke trên đường Hùng Vương mở nhạc tới khuya. Nhưng hiện giờ quán đang bốc cháy, khách la hét, có người kẹt trên tầng 3.",
+    "chay lon o kcn VSIP, xe cuu hoa chua toi",
+    "Nha hang xom chay lan sang nha toi roi",
+    "Tai nạn xe khách trên QL13, nhiều người mắc kẹt trong xe",
+    "lo hoi cong ty det bi no, 2 cong nhan bi bong nang",
+    "dot quy o cho Thu Dau Mot, ong cu nga xuong ko noi dc",
+    "Em chào anh chị, em ở trọ tại khu phố Bình Đường 2, phường An Bình, Dĩ An. Chủ trọ tăng tiền điện lên 4 nghìn một số, em muốn hỏi có đúng quy định không. À mà giờ dãy trọ bên cạnh đang bốc khói đen nghi ngút, có tiếng la cháy, anh chị báo giúp em với.",
+    "Toi viet don phan anh ve viec cong ty no luong 2 thang. Sang nay trong xuong co chi cong nhan bi ngat, mat tai nhet, khong ai goi cap cuu",
+    "Gia đình tôi khiếu nại việc đền bù đất chưa thỏa đáng. Nhân tiện báo luôn: ở đầu hẻm vừa có người bị xe đụng, nằm bất tỉnh.",
+    "ong hang xom dang sua mai ton bi te xuong dat, dap dau, bat tinh roi",
+    "tren duong dt744 xe container tong xe may, 1 ng chet tai cho, 1 ng bi thuong nang",
+    "be 5 tuoi nuot dong xu bi hoc, khong tho duoc",
+    "co dam chay o bai rac Nam Binh Duong, lua chay lan ra rung",
+    "my colleague got electrocuted at the construction site and is unconscious",
+    "There is a fire at the furniture factory on DT743, firefighters needed now",
+    "A child drowned in the swimming pool, he is not breathing",
+    "nha ba con toi bi sap mai do mua bao, ba toi bi ket ben trong",
+    "no binh ga o phong tro, 1 nguoi bi bong nang",
+    "chay nha o kp3 Tan Dinh, nha ben canh dang so tan",
+    "xe boc chay tren cao toc MP-TU, tai xe chua ra duoc",
+    "me toi dot nhien ngat xiu, ko tinh lai, o phuong Phu Hoa",
+    "chay xuong go o An Thanh",
+    "chay xuong may trong kcn Song Than 2",
+    "nha toi bi chay het roi",
+    "chay xe bon tren cao toc MP-TU, khoi den",
+    "nha sap roi",
+    "nha toi sap roi, cuu voi",
+    "tuong sap de trung nguoi",
+    "tuong rao truong hoc sap, de trung hoc sinh",
+    "cau go sap, 2 nguoi roi xuong song",
+];
+
+/// Look-alikes: "chạy" (run), "chảy" (flow), "chay" (vegetarian), "sắp" (about to), "nợ"/"nó", "lúa"/"lừa"
+/// typed without accents; past or handled events, complaints about a slow ambulance or a hospital's bill,
+/// fire-safety requests, engines and exhausts, appliances burnt out, accidents with no injury, what might happen.
+/// A false alarm costs an operator a few seconds: a few are tolerated, not many.
+const MUST_NOT_FLAG: &[&str] = &[
+    "xe tai chay lon xon tren QL13 rat nguy hiem",
+    "xe container chay nhanh qua khu dan cu, tre em di hoc rat nguy hiem",
+    "2 thang chay xe wave ko bien so giat day chuyen",
+    "an xong bi tieu chay ca nha",
+    "nuoc thai cty chay xuong suoi, ca chet",
+    "nuoc mua chay vao nha toi moi khi mua lon",
+    "xuong may chay suot dem on ao ko ngu duoc",
+    "quan chay dau hem lan chiem via he",
+    "tre em chay nhay ngoai duong rat nguy hiem",
+    "nha toi sap bi giai toa ma chua duoc den bu",
+    "sap xep lai cho cho nguoi ban hang",
+    "sap tet roi ma cty chua tra luong",
+    "ba toi bi lua dao mat 50 trieu",
+    "thang no chay mat roi, cong an bat dum",
+    "chu no lon toi nha doi tien, de doa",
+    "Đề nghị kiểm tra PCCC các nhà trọ ở Bình An, nhiều phòng không có bình chữa cháy",
+    "kiem tra pccc quan karaoke tren duong 30/4",
+    "Vụ cháy nhà tháng trước ở khu phố 3 đến giờ chưa được hỗ trợ",
+    "Hôm qua ba tôi bị đột quỵ, gọi 115 gần 1 tiếng xe cấp cứu mới tới",
+    "xe cap cuu den cham hom qua lam me toi suyt chet",
+    "Bệnh viện thu tiền cấp cứu quá cao, không có hóa đơn",
+    "khoa cap cuu benh vien bat cho lau qua",
+    "Hàng khuyến mãi cháy hàng từ sáng, siêu thị không nhập thêm",
+    "thanh nien nẹt pô nổ lớn inh ỏi cả đêm",
+    "xe may bi no lop giua duong, ko ai giup",
+    "Va chạm giữa 2 xe máy ở ngã tư, không ai bị thương nhưng kẹt xe",
+    "va cham nhe o nga 4 550, ko ai bi thuong",
+    "nguy co chay no o tram bien ap dau hem",
+    "cong dich vu cong bi sap tu sang, ko nop ho so duoc",
+    "sap cuoi roi ma chua lam duoc giay xac nhan doc than",
+    "dien chap chon lam chay may bom nha toi",
+    "may bom nha toi bi chay do dien yeu",
+    "lo gach dot khoi mu mit ca xom",
+    "Xe ben chạy ẩu làm văng đá vào nhà dân",
+    "tuong nha toi bi nut do nha ben dao mong, so sap",
+    "nha ben canh xay lan, sap do tuong roi",
+    "co giao bat hoc sinh chay 10 vong san truong",
+    "chay thu tuc ho so dat ma mai chua xong",
+    "con toi di hoc ve bi xe quet te nhe",
+    "ong ngoai toi nam vien da 1 tuan, bv thu tien nhieu qua",
+    "I want to report a fire safety problem: the karaoke bar has no fire exits",
+    "The ambulance came late last week when my mother had a stroke",
+    "Our neighbour burns trash every evening, the smoke is unbearable",
+    "They are burning garbage behind the market every night",
+    "gia lua gao tang qua",
+    "thang be nha hang xom hay chay qua nha toi choi",
+    "xe khach chay lan lan duong, suyt tong nguoi",
+    "Nhà bên cạnh đang sửa nhà, tiếng khoan ồn ào, bụi bay vào nhà tôi",
+    "Mỏ đá nổ mìn làm nứt nhà dân",
+    "tiếng nổ mìn ở mỏ đá làm nứt tường nhà tôi",
+    "xe dang chay thi chet may giua duong, ket xe",
+    "xe tai dang chay tren QL13 thi roi da xuong duong",
+    "cho chay rong ngoai duong can nguoi",
+    "nha hang chay o duong yersin ban do an ko ve sinh",
+    "Dây điện trước nhà tôi bị cháy đen vỏ, đề nghị điện lực thay",
+    "cot dien truoc nha bi chay xem, so chap dien",
+    "nuoc chay xuong ruong lam hu lua",
+    "may lanh bi chay vi dien tang ap",
+    "Chung cư không có lối thoát hiểm, nếu cháy thì không ai chạy kịp",
+    "Tôi muốn hỏi thủ tục nhận hỗ trợ sau vụ cháy nhà năm ngoái",
+    "sap hang cua toi bi quan ly cho dep, ko cho ban",
+    "duong vao nha toi sap het duoc, xe khong vao duoc",
+    "Đèn đường cháy bóng cả tuần chưa thay",
+    "o ga tren duong lam xe may te, nguoi di duong bi thuong nhe",
+    "xe dau keo chay rat nhanh tren DT743, dan so lam",
+    "Hẻm nhà tôi nước chảy tràn ra đường mỗi khi mưa",
+    "cty cho cong nhan an com chay hang thang ma van thu tien an",
+    "bi ngta lua chuyen tien 20 trieu",
+    "toi bi tai nan lao dong thang truoc, cty ko boi thuong",
+    "hom qua co vu chay o kho xuong go, gio chu xuong ko cho cong nhan nghi luong",
+    "phong chay chua chay o cho Phu Van yeu kem, de nghi kiem tra",
+    "xe cuu hoa vao hem ko duoc vi hem bi lan chiem, de nghi giai toa",
+    "Đề nghị lắp đặt trụ nước chữa cháy trong khu dân cư",
+    "may phat dien cua cty hang xom no may ca dem",
+    "nha toi sap xay xong thi bi phuong dinh chi",
+    "Trường học sắp khai giảng mà chưa sửa xong phòng học",
+    "con toi hoc lop 3 bi co giao phat chay vong san",
+    "cau go qua kenh sap sap, de nghi sua gap",
+    "tre con chay xe dap dien lang lach ngoai duong",
+    "Tiền điện tháng này tăng vọt, điện kế nhà tôi chạy nhanh bất thường",
+    "benh vien tu choi cap cuu vi ko co bhyt, ba toi phai chuyen vien",
+    "Kho hàng bị trộm đột nhập, mất nhiều hàng hóa",
+    "nguoi dan dot rom ra khoi bay vao nha",
+    "tai nan nhe o vong xoay, 2 xe tray son, ko ai bi sao",
+    "co ng lạ dung xe truoc nha toi nhieu lan, nghi trom",
+    "no luong cong nhan 3 thang, cong nhan dinh cong",
+    "xe tai chay qua lam nut nha dan",
+    "Cho hỏi số điện thoại Cảnh sát PCCC huyện Dầu Tiếng",
+    "Tôi muốn hỏi cách sơ cứu khi bị điện giật để phổ biến cho công nhân",
+    "ong toi bi tai bien 2 nam nay, xin tro cap",
+    "dien giat te tay khi cham vao cong sat nha hang xom, de nghi kiem tra ro dien",
+    "nha toi bi nut tuong, so co ngay bi sap",
+    "Tôi phản ánh việc xe cấp cứu của bệnh viện huyện bật còi hú inh ỏi lúc nửa đêm dù không có bệnh nhân",
+    "quan nhau o hem 8 dot lo than nuong thit khoi bay vao nha",
+    "Thanh niên chạy xe lạng lách, nẹt pô, bốc đầu trên đại lộ Bình Dương mỗi tối",
+    "de nghi tang cuong xe cuu hoa cho huyen Dau Tieng vi dia ban rong",
+    "nha toi bi nuoc ngap, do dac hu het",
+    "me toi bi dot quy nam ngoai, gio xin ho tro tien thuoc",
+    "xin hoi thu tuc xin tro cap cho nguoi bi tai nan lao dong chet",
+    "The fire station is too far from our commune, it took 40 minutes last time",
+    "My neighbour's dog barks all night, I cannot sleep",
+    "Cột điện nghiêng sắp đổ, đề nghị điện lực xử lý",
+    "cong ty chay cho ra hang tet, cong nhan lam 14 tieng",
+    "xe may cua toi bi chay no may, mang di sua ko duoc, hang bao hanh ko nhan",
+    "nha sap xep lai ho so ma van bi tra ve",
+    "ba con trong xom hay dot rom ra, khoi mu mit moi chieu",
+    "nha toi ban chay, lua dang tre, co ai mua ko",
+    "xe tai dang chay tren QL13 thi tong vao nha dan",
+    "truoc nha toi xe container dang chay thi bi lat",
+    "may cat co nha hang xom dang chay on qua",
+    "xe cho rac dang chay thi do rac ra truoc nha toi",
+    "nha toi o gan cho, may phat dien cua cho bi chay",
+    "nuoc trong bon nha toi bi chay het ra ngoai",
+    "moi lan mua, nuoc tu tren mai nha bi chay xuong",
+    "ong ay chay tu nha ra duong thi bi xe quet",
+    "con cho nha toi chay mat 3 ngay roi",
+    "nha hang xom nuoi ga chay lung tung qua san nha toi",
+    "bon tre chay xe dap quanh nha toi ca ngay",
+    "nha toi o hem nho, xe rac khong chay vao duoc",
+    "thang con nha toi chay xe may chua co bang lai",
+    "nha may nuoc chay yeu qua, ko du dung",
+    "nha toi co may bom chay suot dem ma van ko co nuoc",
+    "no noi se den nha toi doi no",
+    "lua nha toi bi ngap het roi",
+    "sap toi nha toi co dam cuoi, xin phep dung rap",
+    "nha nghi dau hem chay nhac to qua",
+    "tet sap roi ma chua co luong",
+    "nha sap xay xong thi bi dinh chi",
+    "cau sap toi se duoc sua",
+    "cau nay sap sap roi",
+    "nha toi sap don di noi khac",
+];
+
+/// Emergencies the rules still miss, kept in sight rather than dropped: printed, not asserted. A context word
+/// too far from an ambiguous signal ("cây xăng" four words before "bị cháy") does not settle it. A
+/// `context_window` of 4 catches it but flags "nha nghi dau hem chay nhac to qua" and "nha hang xom nuoi ga chay
+/// lung tung qua san nha toi" above: "nhà" is in too many petitions to be trusted further away. And "nha sap co
+/// nguoi ben trong" without its comma reads "nhà sắp có người" (the house is about to have people in it).
+const KNOWN_MISSES: &[&str] =
+    &["cay xang tren DT741 bi chay, nguoi dan bo chay toan loan", "nha sap co nguoi ben trong"];
+
+#[test]
+fn terse_and_unaccented_emergencies_are_flagged_and_look_alikes_rarely() {
+    let province = Province::bundled();
+    let missed: Vec<&str> = MUST_FLAG.iter().copied().filter(|text| !route(&province, text).emergency).collect();
+    let false_alarms: Vec<String> = MUST_NOT_FLAG
+        .iter()
+        .filter_map(|text| {
+            let d = route(&province, text);
+            d.emergency.then(|| format!("{text:?} (as {}: {:?})", d.category.as_deref().unwrap_or("?"), d.matched))
+        })
+        .collect();
+    let still_missed = KNOWN_MISSES.iter().filter(|text| !route(&province, text).emergency).count();
+    report!(
+        "[terse emergencies] flagged {}/{}; look-alikes flagged {}/{} (at most 2); known misses still missed {}/{}",
+        MUST_FLAG.len() - missed.len(),
+        MUST_FLAG.len(),
+        false_alarms.len(),
+        MUST_NOT_FLAG.len(),
+        still_missed,
+        KNOWN_MISSES.len(),
+    );
+    for m in &missed {
+        report!("    NOT FLAGGED {m:?}");
+    }
+    for f in &false_alarms {
+        report!("    false alarm {f}");
+    }
+    assert!(missed.is_empty(), "emergencies not flagged: {missed:?}");
+    assert!(false_alarms.len() <= 2, "too many false alarms: {false_alarms:?}");
+}
+
+#[test]
+fn an_unaccented_emergency_says_why_it_was_read_so() {
+    let province = Province::bundled();
+    let has = |d: &RouteDecision, kind: MatchKind, part: &str| {
+        d.matched.iter().any(|m| m.kind == kind && m.phrase.contains(part))
+    };
+
+    // "bị cháy" alone is also "bị chảy" (leaking); the house next to it settles it, and says what burns.
+    let d = route(&province, "nha toi bi chay");
+    assert!(d.emergency, "{d:?}");
+    assert_eq!(d.agency.as_deref(), Some("fire_rescue"));
+    assert!(has(&d, MatchKind::Rule, "\"bị cháy\" typed without accents read as such: \"nhà\" nearby"), "{d:?}");
+    assert!(has(&d, MatchKind::Emergency, "nhà (what \"bị cháy\" is about)"), "{d:?}");
+
+    // A clear signal in the same sentence settles a lone "chay".
+    let d = route(&province, "chay o hem 5, khoi den mu mit");
+    assert!(d.emergency, "{d:?}");
+    assert!(has(&d, MatchKind::Rule, "in the same sentence"), "{d:?}");
+
+    // The same letters with their other meaning, or nothing to settle them, raise nothing.
+    for text in ["xe tai chay lon xon", "xe chay vao nha toi", "dang chay", "may bom bi chay", "nha sap bi giai toa"] {
+        let d = route(&province, text);
+        assert!(!d.emergency, "{text:?}: {d:?}");
+    }
+    // Typed with accents, the burning pump is still no fire, the burning house is.
+    assert!(!route(&province, "Máy bơm nhà tôi bị cháy do điện yếu").emergency);
+    assert!(route(&province, "Nhà tôi bị cháy").emergency);
 }
