@@ -53,16 +53,9 @@ fn without_nats_intake_answers_503_and_stores_nothing_then_recovers() {
     assert_eq!(health.status, 503);
 
     runtime.block_on(nats.server.restart()).expect("nats restarts");
-    let deadline = Instant::now() + Duration::from_secs(20);
     // A different key: if the refused request had been stored after all, it would show in the count below.
-    let accepted = loop {
-        let r = system.post_petition(&json!({"text": "Phản ánh khi NATS đang tắt"}), Some("after-restart-1"));
-        if r.status == 202 {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "intake did not recover: {} {}", r.status, r.text());
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let body = json!({"text": "Phản ánh khi NATS đang tắt"});
+    let accepted = system.post_until_accepted(&body, Some("after-restart-1"), Duration::from_secs(20));
     let id = accepted.json()["ticket_id"].as_str().expect("id").to_owned();
     system.wait_for_ticket(&id, Duration::from_secs(15), |t| t["status"] == "needs_triage");
     std::thread::sleep(Duration::from_millis(300));
@@ -100,15 +93,7 @@ fn a_stalled_nats_gives_outcome_unknown_and_a_keyed_retry_finds_the_one_ticket()
     assert!(answered < Duration::from_secs(10), "one deadline for the whole intake, not one per step: {answered:?}");
 
     // The retry with the same key finds whatever happened: one ticket, never two.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let accepted = loop {
-        let r = system.post_petition(&body, Some("stalled-1"));
-        if r.status == 202 {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "no recovery: {} {}", r.status, r.text());
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let accepted = system.post_until_accepted(&body, Some("stalled-1"), Duration::from_secs(20));
     let id = accepted.json()["ticket_id"].as_str().expect("id").to_owned();
     system.wait_for_ticket(&id, Duration::from_secs(20), |t| t["status"] == "routed");
     std::thread::sleep(Duration::from_millis(300));
@@ -153,15 +138,8 @@ fn a_killed_embedded_nats_server_is_restarted_and_intake_recovers() {
         libc::kill(pid, libc::SIGKILL);
     }
     let started = Instant::now();
-    let accepted = loop {
-        let r = system.post_petition(&json!({"text": "Mất nước ở phường Phú Hòa"}), Some("after-nats-crash"));
-        if r.status == 202 {
-            break r;
-        }
-        assert_eq!(r.status, 503, "meanwhile intake says unavailable: {}", r.text());
-        assert!(started.elapsed() < Duration::from_secs(30), "nats-server was not restarted");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let body = json!({"text": "Mất nước ở phường Phú Hòa"});
+    let accepted = system.post_until_accepted(&body, Some("after-nats-crash"), Duration::from_secs(30));
     eprintln!("intake back {:?} after the embedded nats-server was killed", started.elapsed());
     let new_pid: i32 = std::fs::read_to_string(&pid_file).expect("pid file").trim().parse().expect("pid");
     assert_ne!(new_pid, pid, "a new server process");

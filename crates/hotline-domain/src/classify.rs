@@ -702,23 +702,16 @@ impl Province {
         matched: &mut Vec<Matched>,
     ) -> (Option<usize>, f64, Option<String>) {
         let entries = &self.model.entries;
-        // Each distinct phrase once, at its best weight.
-        let mut counted: Vec<(usize, usize, f64)> = Vec::new(); // (entry, category, weight)
+        let mut weighted: Vec<(usize, usize, f64)> = Vec::new(); // (entry, category, weight)
         for h in evidence {
             let Role::Category { category, weight } = entries[h.entry].role else { continue };
             let unsure = entries[h.entry].words.len() == 1
                 && self.model.blind(tokens, h, false)
                 && !self.corroborated(tokens, h, category, evidence);
             let weight = if unsure { weight * self.classifier.unaccented_single_word_factor } else { weight };
-            match counted.iter_mut().find(|(e, ..)| *e == h.entry) {
-                Some(c) => c.2 = c.2.max(weight),
-                None => counted.push((h.entry, category, weight)),
-            }
+            weighted.push((h.entry, category, weight));
         }
-        let mut scores = vec![0.0; self.categories.len()];
-        for &(_, category, weight) in &counted {
-            scores[category] += weight;
-        }
+        let (counted, scores) = score_by_category(weighted, self.categories.len());
         let mut order: Vec<usize> = (0..scores.len()).filter(|&c| scores[c] > 0.0).collect();
         order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
 
@@ -897,15 +890,9 @@ impl Province {
                 bonus[category].get_or_insert((c, *h));
             }
             let weight = if sure { weight } else { weight * settings.unaccented_factor };
-            match counted.iter_mut().find(|(e, ..)| *e == h.entry) {
-                Some(c) => c.2 = c.2.max(weight),
-                None => counted.push((h.entry, category, weight)),
-            }
+            counted.push((h.entry, category, weight));
         }
-        let mut scores = vec![0.0; self.categories.len()];
-        for &(_, category, weight) in &counted {
-            scores[category] += weight;
-        }
+        let (counted, mut scores) = score_by_category(counted, self.categories.len());
         for (category, found) in bonus.iter().enumerate() {
             if found.is_some() {
                 scores[category] += settings.context_bonus;
@@ -1063,6 +1050,23 @@ fn settled(signal: &str, by: &str, place: &str) -> String {
 
 fn rule(code: &str, phrase: String) -> Matched {
     Matched { kind: MatchKind::Rule, code: code.to_owned(), phrase, weight: 0.0 }
+}
+
+/// Each distinct phrase counts once, at its best weight; a category's score is the sum over its phrases.
+/// `weighted` holds (phrase entry, category, weight) per hit; returns the counted phrases and the scores.
+fn score_by_category(weighted: Vec<(usize, usize, f64)>, categories: usize) -> (Vec<(usize, usize, f64)>, Vec<f64>) {
+    let mut best: Vec<(usize, usize, f64)> = Vec::with_capacity(weighted.len());
+    for (entry, category, weight) in weighted {
+        match best.iter_mut().find(|(e, ..)| *e == entry) {
+            Some(b) => b.2 = b.2.max(weight),
+            None => best.push((entry, category, weight)),
+        }
+    }
+    let mut scores = vec![0.0; categories];
+    for &(_, category, weight) in &best {
+        scores[category] += weight;
+    }
+    (best, scores)
 }
 
 #[cfg(test)]

@@ -234,6 +234,21 @@ impl System {
         self.request("POST", "/v1/petitions", &headers, body.to_string().as_bytes())
     }
 
+    /// Posts the petition until it is accepted (202), as a client retrying through an outage would; every
+    /// other answer meanwhile must be a 503. Panics after `limit`.
+    pub fn post_until_accepted(&self, body: &serde_json::Value, key: Option<&str>, limit: Duration) -> Response {
+        let start = Instant::now();
+        loop {
+            let r = self.post_petition(body, key);
+            if r.status == 202 {
+                return r;
+            }
+            assert_eq!(r.status, 503, "meanwhile intake says unavailable: {}", r.text());
+            assert!(start.elapsed() < limit, "intake did not recover within {limit:?}: {}", r.text());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// An authenticated GET.
     pub fn get(&self, path: &str) -> Response {
         let auth = format!("Bearer {}", self.admin_token);
