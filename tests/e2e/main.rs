@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `hotline up` binary with its own embedded nats-server and data dir, driven over
 //! HTTP like a client would. `TEST_LOG=1` shows the system's log.
 
+mod access;
 mod components;
 mod crash;
 mod errors;

@@ -1,7 +1,8 @@
 //! The HTTP API for operators, agencies and admins: ticket queries, timelines, the router's explanation, health.
 //! Channel adapters add their own routes (the app's `POST /v1/petitions`) to the same server.
 
-mod auth;
+pub mod auth;
+pub mod tokens;
 mod routes;
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use hotline_domain::province::Province;
 use hotline_projections::TimelineReader;
 use hotline_store::EventStore;
 
-pub use auth::AdminToken;
+pub use auth::{AdminToken, Auth};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -19,7 +20,7 @@ pub struct ApiState {
     pub province: Arc<Province>,
     pub reader: TimelineReader,
     pub store: Arc<dyn EventStore>,
-    pub admin_token: AdminToken,
+    pub auth: Auth,
 }
 
 /// The whole HTTP surface: API routes plus the channels' routes.

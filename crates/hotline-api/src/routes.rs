@@ -12,6 +12,7 @@ use hotline_channel::validate_codes;
 use hotline_domain::classify::RouteRequest;
 use hotline_domain::summary::{Lang, summarize};
 use hotline_domain::Reference;
+use hotline_domain::access::Principal;
 use hotline_projections::TicketView;
 use hotline_store::EventStore;
 use serde::Deserialize;
@@ -26,6 +27,8 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/route/explain", post(explain))
         .route("/v1/tickets/{key}", get(ticket))
         .route("/v1/tickets/{key}/timeline", get(timeline))
+        .route("/v1/admin/tokens", post(create_token).get(list_tokens))
+        .route("/v1/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -83,6 +86,13 @@ async fn explain(State(state): State<ApiState>, JsonBody(req): JsonBody<ExplainR
     Ok(Json(decision))
 }
 
+/// The ticket `key` names, if the caller may see it: a ticket outside an agency's reach is "not found", so its
+/// existence does not leak.
+async fn visible(state: &ApiState, principal: &Principal, key: &str) -> Result<TicketView, ApiError> {
+    let view = find(state, key).await?;
+    if principal.may_see(view.agency.as_deref()) { Ok(view) } else { Err(ApiError::not_found("ticket")) }
+}
+
 async fn find(state: &ApiState, key: &str) -> Result<TicketView, ApiError> {
     let found = if let Ok(id) = key.parse::<Uuid>() {
         state.reader.ticket(id).await
@@ -95,13 +105,13 @@ async fn find(state: &ApiState, key: &str) -> Result<TicketView, ApiError> {
 }
 
 async fn ticket(State(state): State<ApiState>, headers: HeaderMap, PathParam(key): PathParam) -> Result<impl IntoResponse, ApiError> {
-    state.admin_token.check(&headers)?;
-    Ok(Json(find(&state, &key).await?))
+    let principal = state.auth.principal(&headers).await?;
+    Ok(Json(visible(&state, &principal, &key).await?))
 }
 
 async fn timeline(State(state): State<ApiState>, headers: HeaderMap, PathParam(key): PathParam) -> Result<impl IntoResponse, ApiError> {
-    state.admin_token.check(&headers)?;
-    let view = find(&state, &key).await?;
+    let principal = state.auth.principal(&headers).await?;
+    let view = visible(&state, &principal, &key).await?;
     let lang = Lang::from_accept_language(headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let entries = state.reader.timeline(view.ticket_id).await.map_err(ApiError::internal)?;
     let entries: Vec<serde_json::Value> = entries
@@ -124,4 +134,48 @@ async fn timeline(State(state): State<ApiState>, headers: HeaderMap, PathParam(k
         "language": match lang { Lang::Vi => "vi", Lang::En => "en" },
         "entries": entries,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    role: String,
+    #[serde(default)]
+    agency: Option<String>,
+    name: String,
+}
+
+/// `POST /v1/admin/tokens`: a new API token, shown once.
+async fn create_token(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<TokenRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let admin = state.auth.admin(&headers).await?;
+    let (record, token) = crate::tokens::issue(&state.province, &req.role, req.agency.as_deref(), &req.name, &admin.token_id)
+        .map_err(|message| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_request", message))?;
+    state.auth.registry.create(&record).await.map_err(ApiError::unavailable)?;
+    tracing::info!(id = %record.id, role = record.role.as_str(), by = %admin.token_id, "token created");
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": record.id, "token": token }))))
+}
+
+/// `GET /v1/admin/tokens`: every token (never the token itself, nor its hash).
+async fn list_tokens(State(state): State<ApiState>, headers: HeaderMap) -> Result<impl IntoResponse, ApiError> {
+    state.auth.admin(&headers).await?;
+    let records = state.auth.registry.list().await.map_err(ApiError::unavailable)?;
+    let tokens: Vec<serde_json::Value> = records.iter().map(crate::tokens::public_view).collect();
+    Ok(Json(serde_json::json!({ "tokens": tokens })))
+}
+
+/// `DELETE /v1/admin/tokens/{id}`: revokes a token at once; it stays listed as revoked.
+async fn revoke_token(State(state): State<ApiState>, headers: HeaderMap, PathParam(id): PathParam) -> Result<impl IntoResponse, ApiError> {
+    let admin = state.auth.admin(&headers).await?;
+    let revoked = state.auth.registry.revoke(&id, time::OffsetDateTime::now_utc()).await.map_err(ApiError::unavailable)?;
+    match revoked {
+        Some(_) => {
+            tracing::info!(%id, by = %admin.token_id, "token revoked");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        None => Err(ApiError::not_found("token")),
+    }
 }

@@ -19,8 +19,14 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
     pub kind: ActorKind,
-    /// The channel name, service name, or user/token id, by kind.
+    /// The channel name, service name, or token id, by kind.
     pub id: String,
+    /// A person's or token's readable name, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The agency an agency user acts for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agency: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,10 +44,10 @@ pub enum ActorKind {
 
 impl Actor {
     pub fn channel(name: &str) -> Actor {
-        Actor { kind: ActorKind::Channel, id: name.to_owned() }
+        Actor { kind: ActorKind::Channel, id: name.to_owned(), name: None, agency: None }
     }
     pub fn system(service: &str) -> Actor {
-        Actor { kind: ActorKind::System, id: service.to_owned() }
+        Actor { kind: ActorKind::System, id: service.to_owned(), name: None, agency: None }
     }
 }
 

@@ -2,6 +2,7 @@
 //! no clock, no async runtime. Everything a decision needs (the province configuration, the time, new ids) is
 //! passed in.
 
+pub mod access;
 pub mod classify;
 pub mod event;
 pub mod province;

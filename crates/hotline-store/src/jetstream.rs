@@ -22,7 +22,8 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::{
-    Acker, AppendError, Appended, Claim, Commit, Delivery, EventStore, History, Position, StoreError, Version,
+    Acker, AppendError, Appended, Claim, Commit, Delivery, EventStore, History, Position, StoreError, TokenRecord,
+    TokenRegistry, Version,
 };
 
 /// Names and limits of the JetStream objects the store uses.
@@ -36,6 +37,8 @@ pub struct JetStreamConfig {
     pub replicas: usize,
     /// Key-value bucket of claimed references.
     pub refs_bucket: String,
+    /// Key-value bucket of API tokens (hashes only).
+    pub tokens_bucket: String,
     /// How long one request (publish ack, direct get) may take before it counts as unavailable.
     pub request_timeout: Duration,
     /// How long a durable subscription waits for an ack before it redelivers: after a crash, what was in flight
@@ -50,6 +53,7 @@ impl Default for JetStreamConfig {
             subject_prefix: "hotline.events".to_owned(),
             replicas: 1,
             refs_bucket: "hotline_refs".to_owned(),
+            tokens_bucket: "hotline_tokens".to_owned(),
             request_timeout: Duration::from_secs(5),
             ack_wait: Duration::from_secs(10),
         }
@@ -70,6 +74,7 @@ pub struct JetStreamStore {
     js: js::Context,
     stream: stream::Stream,
     refs: kv::Store,
+    tokens: kv::Store,
     cfg: JetStreamConfig,
     /// Counts (re)connections. Subscriptions end when it moves, so their owners subscribe again at once instead
     /// of waiting for missed heartbeats: a restarted server has forgotten their consumers' pull requests. The
@@ -130,24 +135,9 @@ impl JetStreamStore {
                 }
                 _ => unavailable(e),
             })?;
-        let refs = match js.get_key_value(&cfg.refs_bucket).await {
-            Ok(store) => store,
-            Err(_) => js
-                .create_key_value(kv::Config {
-                    bucket: cfg.refs_bucket.clone(),
-                    description: "ticket reference -> ticket id; a reference is never reused".to_owned(),
-                    history: 1,
-                    storage: StorageType::File,
-                    num_replicas: cfg.replicas,
-                    ..Default::default()
-                })
-                .await
-                .map_err(|e| match e.kind() {
-                    js::context::CreateKeyValueErrorKind::TimedOut => unavailable(e),
-                    _ => StoreError::Rejected(format!("cannot create bucket {}: {e}", cfg.refs_bucket)),
-                })?,
-        };
-        Ok(JetStreamStore { client, js, stream, refs, cfg, connections })
+        let refs = bucket(&js, &cfg, &cfg.refs_bucket, "ticket reference -> ticket id; a reference is never reused").await?;
+        let tokens = bucket(&js, &cfg, &cfg.tokens_bucket, "API token id -> role, agency, name, hash").await?;
+        Ok(JetStreamStore { client, js, stream, refs, tokens, cfg, connections })
     }
 
     fn subject(&self, ticket: Uuid) -> String {
@@ -372,6 +362,99 @@ impl EventStore for JetStreamStore {
     fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
     }
+}
+
+/// Opens a key-value bucket, creating it (file storage, the log's replicas) if it does not exist.
+async fn bucket(js: &js::Context, cfg: &JetStreamConfig, name: &str, description: &str) -> Result<kv::Store, StoreError> {
+    if let Ok(store) = js.get_key_value(name).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: name.to_owned(),
+        description: description.to_owned(),
+        history: 1,
+        storage: StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| match e.kind() {
+        js::context::CreateKeyValueErrorKind::TimedOut => unavailable(e),
+        _ => StoreError::Rejected(format!("cannot create bucket {name}: {e}")),
+    })
+}
+
+impl TokenRegistry for JetStreamStore {
+    fn create<'a>(&'a self, record: &'a TokenRecord) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            let value = serde_json::to_vec(record).map_err(|e| StoreError::Rejected(e.to_string()))?;
+            match self.tokens.create(&record.id, value.into()).await {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    Err(StoreError::Rejected(format!("token id {} exists", record.id)))
+                }
+                Err(e) => Err(unavailable(e)),
+            }
+        }
+        .boxed()
+    }
+
+    fn get<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<TokenRecord>, StoreError>> {
+        async move {
+            if !is_token_key(id) {
+                return Ok(None);
+            }
+            let Some(value) = self.tokens.get(id).await.map_err(unavailable)? else { return Ok(None) };
+            serde_json::from_slice(&value).map(Some).map_err(|e| StoreError::Rejected(format!("token {id}: {e}")))
+        }
+        .boxed()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<TokenRecord>, StoreError>> {
+        async move {
+            let mut keys = self.tokens.keys().await.map_err(unavailable)?;
+            let mut records = Vec::new();
+            while let Some(key) = keys.next().await {
+                let key = key.map_err(unavailable)?;
+                if let Some(record) = TokenRegistry::get(self, &key).await? {
+                    records.push(record);
+                }
+            }
+            records.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+            Ok(records)
+        }
+        .boxed()
+    }
+
+    fn revoke<'a>(&'a self, id: &'a str, at: OffsetDateTime) -> BoxFuture<'a, Result<Option<TokenRecord>, StoreError>> {
+        async move {
+            if !is_token_key(id) {
+                return Ok(None);
+            }
+            loop {
+                let Some(entry) = self.tokens.entry(id).await.map_err(unavailable)? else { return Ok(None) };
+                let mut record: TokenRecord = serde_json::from_slice(&entry.value)
+                    .map_err(|e| StoreError::Rejected(format!("token {id}: {e}")))?;
+                if record.revoked_at.is_some() {
+                    return Ok(Some(record));
+                }
+                record.revoked_at = Some(at);
+                let value = serde_json::to_vec(&record).map_err(|e| StoreError::Rejected(e.to_string()))?;
+                // Optimistic: a concurrent change makes us read again rather than overwrite it.
+                match self.tokens.update(id, value.into(), entry.revision).await {
+                    Ok(_) => return Ok(Some(record)),
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => continue,
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+/// Token ids are lowercase hex; anything else is no key of ours (and could be an invalid NATS subject).
+fn is_token_key(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 struct JetStreamAcker(js::Message);

@@ -7,6 +7,7 @@
 
 mod jetstream;
 pub mod server;
+mod tokens;
 
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use jetstream::{JetStreamConfig, JetStreamStore};
+pub use tokens::{TokenRecord, TokenRegistry};
 
 /// A ticket's version as the store counts it: opaque to callers, 0 for a ticket with no events. On JetStream it
 /// is the stream sequence of the ticket's last commit.

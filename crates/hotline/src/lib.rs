@@ -4,4 +4,4 @@
 pub mod settings;
 mod system;
 
-pub use system::{Component, check_config, serve, up};
+pub use system::{Component, TokenCommand, check_config, serve, token, up};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hotline::settings::{Overrides, Settings};
-use hotline::{Component, check_config, serve, up};
+use hotline::{Component, TokenCommand, check_config, serve, token, up};
 
 #[derive(Debug, Parser)]
 #[command(name = "hotline", version, about = "Provincial citizen hotline (1022) backend")]
@@ -40,6 +40,31 @@ enum Command {
     },
     /// Load and check the settings and the province configuration, then exit.
     CheckConfig,
+    /// Manage API tokens of the running system (found through NATS_URL or <data dir>/nats.url).
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Create a token; it is printed once, alone on the last line.
+    Create {
+        /// operator, agency, supervisor or admin
+        #[arg(long)]
+        role: String,
+        /// The agency an agency token acts for (an agency code of the province configuration)
+        #[arg(long)]
+        agency: Option<String>,
+        /// Who holds it, e.g. "Nguyễn Văn A, Sở GTVT"
+        #[arg(long)]
+        name: String,
+    },
+    /// Revoke a token by its id; it stops working at once.
+    Revoke { id: String },
+    /// List tokens (id, role, agency, state, name); never the tokens themselves.
+    List,
 }
 
 fn main() -> ExitCode {
@@ -82,6 +107,18 @@ fn main() -> ExitCode {
             Command::Up => up(settings).await,
             Command::Serve { component } => serve(settings, component).await,
             Command::CheckConfig => Ok(()),
+            Command::Token { action } => {
+                let command = match action {
+                    TokenAction::Create { role, agency, name } => TokenCommand::Create { role, agency, name },
+                    TokenAction::Revoke { id } => TokenCommand::Revoke { id },
+                    TokenAction::List => TokenCommand::List,
+                };
+                token(settings, command).await.map(|lines| {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                })
+            }
         }
     });
     match result {

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use hotline_api::{AdminToken, ApiState};
+use hotline_api::{AdminToken, ApiState, Auth};
 use hotline_channel::{ChannelAdapter, ChannelContext, Intake};
 use hotline_channel_app::AppChannel;
 use hotline_domain::province::Province;
 use hotline_projections::TimelineReader;
 use hotline_runtime::{DRAIN_TIMEOUT, Shutdown};
 use hotline_store::server::{MIN_VERSION, NatsServer, ServerError, ServerOptions, find_binary, version_of};
-use hotline_store::{EventStore, JetStreamConfig, JetStreamStore, StoreError};
+use hotline_store::{EventStore, JetStreamConfig, JetStreamStore, StoreError, TokenRegistry};
 use tokio::task::JoinSet;
 
 use crate::settings::Settings;
@@ -101,7 +101,9 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
         println!("hotline: stopped during start-up");
         return Ok(());
     };
-    let store: Arc<dyn EventStore> = Arc::new(store);
+    let store = Arc::new(store);
+    let auth = Auth { bootstrap: admin_token, registry: store.clone() };
+    let store: Arc<dyn EventStore> = store;
     let projections_path = settings.data_dir.join(PROJECTIONS_FILE);
     let reader = TimelineReader::open(&projections_path)?;
 
@@ -121,7 +123,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
             }
         });
     }
-    let app = hotline_api::router(ApiState { province, reader, store, admin_token }, channel_routes);
+    let app = hotline_api::router(ApiState { province, reader, store, auth }, channel_routes);
     let listener = bind(&settings.http_addr).await?;
     let addr = listener.local_addr()?;
     std::fs::write(settings.data_dir.join("http.addr"), format!("{addr}\n"))?;
@@ -155,7 +157,9 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         println!("hotline: stopped during start-up");
         return Ok(());
     };
-    let store: Arc<dyn EventStore> = Arc::new(store);
+    let store = Arc::new(store);
+    let registry: Arc<dyn TokenRegistry> = store.clone();
+    let store: Arc<dyn EventStore> = store;
     let projections_path = settings.data_dir.join(PROJECTIONS_FILE);
     let mut tasks = JoinSet::new();
     match component {
@@ -166,9 +170,9 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
             tasks.spawn(run_projections(store, projections_path, shutdown.clone()));
         }
         Component::Api => {
-            let admin_token = admin_token(&settings)?;
+            let auth = Auth { bootstrap: admin_token(&settings)?, registry };
             let reader = TimelineReader::open(&projections_path)?;
-            let app = hotline_api::router(ApiState { province, reader, store, admin_token }, Vec::new());
+            let app = hotline_api::router(ApiState { province, reader, store, auth }, Vec::new());
             let listener = bind(&settings.http_addr).await?;
             println!("hotline: api listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
@@ -229,6 +233,61 @@ async fn connect(settings: &Settings, url: &str, mut shutdown: Shutdown) -> anyh
                 }
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
+        }
+    }
+}
+
+/// What `hotline token` does.
+#[derive(Debug, Clone)]
+pub enum TokenCommand {
+    Create { role: String, agency: Option<String>, name: String },
+    Revoke { id: String },
+    List,
+}
+
+/// `hotline token ...`: manages API tokens of the running system, found the way `hotline up` publishes it
+/// (`nats_url`, else `<data dir>/nats.url`). Returns the lines to print; a created token is the last line.
+pub async fn token(settings: Settings, command: TokenCommand) -> anyhow::Result<Vec<String>> {
+    let url = match &settings.nats_url {
+        Some(url) => url.clone(),
+        None => {
+            let file = settings.data_dir.join(NATS_URL_FILE);
+            std::fs::read_to_string(&file)
+                .map(|s| s.trim().to_owned())
+                .with_context(|| format!("no running system found: {} is missing (start `hotline up` with this data dir, or set NATS_URL)", file.display()))?
+        }
+    };
+    let cfg = JetStreamConfig { replicas: settings.nats.replicas, ..JetStreamConfig::default() };
+    let store = JetStreamStore::connect(&url, cfg)
+        .await
+        .with_context(|| format!("cannot reach the system's NATS at {} (is `hotline up` running?)", redact(&url)))?;
+    match command {
+        TokenCommand::Create { role, agency, name } => {
+            let province = load_province(&settings)?;
+            let (record, token) = hotline_api::tokens::issue(&province, &role, agency.as_deref(), &name, "cli")
+                .map_err(|message| anyhow!(message))?;
+            TokenRegistry::create(&store, &record).await?;
+            let bound = record.agency.as_deref().map(|a| format!(", agency {a}")).unwrap_or_default();
+            Ok(vec![
+                format!("created token {} (role {}{bound}, name {:?})", record.id, record.role.as_str(), record.name),
+                "it is shown only this once: store it now".to_owned(),
+                token,
+            ])
+        }
+        TokenCommand::Revoke { id } => match TokenRegistry::revoke(&store, &id, time::OffsetDateTime::now_utc()).await? {
+            Some(_) => Ok(vec![format!("revoked token {id}")]),
+            None => bail!("no token with id {id}"),
+        },
+        TokenCommand::List => {
+            let records = TokenRegistry::list(&store).await?;
+            Ok(records
+                .iter()
+                .map(|r| {
+                    let state = if r.revoked_at.is_some() { "revoked" } else { "active" };
+                    let agency = r.agency.as_deref().unwrap_or("-");
+                    format!("{}\t{}\t{}\t{}\t{}", r.id, r.role.as_str(), agency, state, r.name)
+                })
+                .collect())
         }
     }
 }

@@ -58,8 +58,9 @@ fn docs_events_md_names_every_event_type_and_field() {
     let doc = include_str!("../../../../docs/events.md");
     let events = every_event();
     assert_eq!(events.len(), TicketEvent::TYPES.len(), "every_event() covers every type");
+    let actor = Actor { name: Some("n".into()), agency: Some("a".into()), ..Actor::system("t") };
     let meta = CommandMeta {
-        actor: Actor::system("t"),
+        actor,
         occurred_at: OffsetDateTime::UNIX_EPOCH,
         correlation_id: Uuid::nil(),
         causation_id: Some(Uuid::nil()),
