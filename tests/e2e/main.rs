@@ -7,6 +7,7 @@ mod crash;
 mod errors;
 mod flow;
 mod lifecycle;
+mod workflow;
 
 use std::path::Path;
 

@@ -2,6 +2,7 @@
 //! Channel adapters add their own routes (the app's `POST /v1/petitions`) to the same server.
 
 pub mod auth;
+mod commands;
 pub mod tokens;
 mod routes;
 

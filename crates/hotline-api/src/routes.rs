@@ -27,6 +27,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/route/explain", post(explain))
         .route("/v1/tickets/{key}", get(ticket))
         .route("/v1/tickets/{key}/timeline", get(timeline))
+        .route("/v1/tickets/{key}/{action}", post(crate::commands::command))
         .route("/v1/admin/tokens", post(create_token).get(list_tokens))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -88,12 +89,12 @@ async fn explain(State(state): State<ApiState>, JsonBody(req): JsonBody<ExplainR
 
 /// The ticket `key` names, if the caller may see it: a ticket outside an agency's reach is "not found", so its
 /// existence does not leak.
-async fn visible(state: &ApiState, principal: &Principal, key: &str) -> Result<TicketView, ApiError> {
+pub(crate) async fn visible(state: &ApiState, principal: &Principal, key: &str) -> Result<TicketView, ApiError> {
     let view = find(state, key).await?;
     if principal.may_see(view.agency.as_deref()) { Ok(view) } else { Err(ApiError::not_found("ticket")) }
 }
 
-async fn find(state: &ApiState, key: &str) -> Result<TicketView, ApiError> {
+pub(crate) async fn find(state: &ApiState, key: &str) -> Result<TicketView, ApiError> {
     let found = if let Ok(id) = key.parse::<Uuid>() {
         state.reader.ticket(id).await
     } else if let Ok(reference) = Reference::parse(key) {
@@ -122,7 +123,7 @@ async fn timeline(State(state): State<ApiState>, headers: HeaderMap, PathParam(k
                 "seq": entry.seq,
                 "at": e.occurred_at.format(&Rfc3339).unwrap_or_default(),
                 "type": e.event_type(),
-                "actor": { "kind": e.actor.kind, "id": e.actor.id },
+                "actor": e.actor,
                 "summary": summarize(&e.event, lang, &state.province),
                 "event_id": e.event_id,
             })

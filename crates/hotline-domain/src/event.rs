@@ -135,6 +135,74 @@ pub struct PetitionNeedsTriage {
     pub area: Option<String>,
 }
 
+/// The assigned agency took the petition on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionAcknowledged {
+    pub agency: String,
+}
+
+/// The agency (or the desk) asked the citizen for more information; the ticket waits for the citizen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InformationRequested {
+    pub question: String,
+}
+
+/// The citizen answered a request for information; the ticket goes back to whoever asked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CitizenReplied {
+    pub text: String,
+}
+
+/// The assigned agency sent the petition back as not its competence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionTransferred {
+    /// The agency that sent it back.
+    pub from_agency: String,
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggested_agency: Option<String>,
+    /// How many times the ticket has been sent back, this time included.
+    pub bounces: u32,
+}
+
+/// The petition was answered, by its agency or from the hotline desk.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionAnswered {
+    pub text: String,
+    /// The agency code of who answered (the desk's code for the desk).
+    pub agency: String,
+}
+
+/// An operator changed the category (and maybe the area); a `PetitionRouted` to the new agency follows in the
+/// same commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionRecategorized {
+    pub category: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
+}
+
+/// An operator linked the petition to another ticket about the same problem. Nothing is deleted: the citizen
+/// gets the other ticket's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarkedDuplicate {
+    pub of_ticket: uuid::Uuid,
+    pub of_reference: Reference,
+}
+
+/// An operator rejected the petition as spam or abuse.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PetitionRejected {
+    pub reason: String,
+}
+
+/// The ticket was closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketClosed {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Every fact about a ticket.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TicketEvent {
@@ -142,32 +210,60 @@ pub enum TicketEvent {
     PetitionCategorized(PetitionCategorized),
     PetitionRouted(PetitionRouted),
     PetitionNeedsTriage(PetitionNeedsTriage),
+    PetitionAcknowledged(PetitionAcknowledged),
+    InformationRequested(InformationRequested),
+    CitizenReplied(CitizenReplied),
+    PetitionTransferred(PetitionTransferred),
+    PetitionAnswered(PetitionAnswered),
+    PetitionRecategorized(PetitionRecategorized),
+    MarkedDuplicate(MarkedDuplicate),
+    PetitionRejected(PetitionRejected),
+    TicketClosed(TicketClosed),
 }
 
-impl TicketEvent {
-    /// The stable type name stored with the event. Never rename one: add a new type instead.
-    pub fn event_type(&self) -> &'static str {
-        match self {
-            TicketEvent::PetitionReceived(_) => "PetitionReceived",
-            TicketEvent::PetitionCategorized(_) => "PetitionCategorized",
-            TicketEvent::PetitionRouted(_) => "PetitionRouted",
-            TicketEvent::PetitionNeedsTriage(_) => "PetitionNeedsTriage",
-        }
-    }
+/// Writes the three per-type tables (name, body, decode) of [`TicketEvent`] from one list, so a new event type
+/// is added in one place.
+macro_rules! event_types {
+    ($($name:ident),* $(,)?) => {
+        impl TicketEvent {
+            /// The stable type name stored with the event. Never rename one: add a new type instead.
+            pub fn event_type(&self) -> &'static str {
+                match self { $(TicketEvent::$name(_) => stringify!($name),)* }
+            }
 
-    /// All type names, for documentation checks.
-    pub const TYPES: &'static [&'static str] =
-        &["PetitionReceived", "PetitionCategorized", "PetitionRouted", "PetitionNeedsTriage"];
+            /// All type names, for documentation checks.
+            pub const TYPES: &'static [&'static str] = &[$(stringify!($name)),*];
 
-    fn body(&self) -> Result<serde_json::Value, serde_json::Error> {
-        match self {
-            TicketEvent::PetitionReceived(e) => serde_json::to_value(e),
-            TicketEvent::PetitionCategorized(e) => serde_json::to_value(e),
-            TicketEvent::PetitionRouted(e) => serde_json::to_value(e),
-            TicketEvent::PetitionNeedsTriage(e) => serde_json::to_value(e),
+            fn body(&self) -> Result<serde_json::Value, serde_json::Error> {
+                match self { $(TicketEvent::$name(e) => serde_json::to_value(e),)* }
+            }
+
+            /// The current shape of a body of `event_type` (after any upcasting).
+            fn from_body(event_type: &str, data: serde_json::Value) -> Option<Result<TicketEvent, serde_json::Error>> {
+                match event_type {
+                    $(stringify!($name) => Some(serde_json::from_value(data).map(TicketEvent::$name)),)*
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
+
+event_types!(
+    PetitionReceived,
+    PetitionCategorized,
+    PetitionRouted,
+    PetitionNeedsTriage,
+    PetitionAcknowledged,
+    InformationRequested,
+    CitizenReplied,
+    PetitionTransferred,
+    PetitionAnswered,
+    PetitionRecategorized,
+    MarkedDuplicate,
+    PetitionRejected,
+    TicketClosed,
+);
 
 /// Metadata of one command, shared by the events it produces.
 #[derive(Debug, Clone, PartialEq)]
@@ -296,13 +392,10 @@ fn upcast(event_type: &str, schema_version: u32, data: serde_json::Value) -> Res
     if schema_version == 0 || schema_version > SCHEMA_VERSION {
         return Err(unknown());
     }
-    Ok(match event_type {
-        "PetitionReceived" => TicketEvent::PetitionReceived(serde_json::from_value(data)?),
-        "PetitionCategorized" => TicketEvent::PetitionCategorized(serde_json::from_value(data)?),
-        "PetitionRouted" => TicketEvent::PetitionRouted(serde_json::from_value(data)?),
-        "PetitionNeedsTriage" => TicketEvent::PetitionNeedsTriage(serde_json::from_value(data)?),
-        _ => return Err(unknown()),
-    })
+    match TicketEvent::from_body(event_type, data) {
+        Some(event) => Ok(event?),
+        None => Err(unknown()),
+    }
 }
 
 /// Encodes the events of one commit (one command) as the JSON array stored in one log message.

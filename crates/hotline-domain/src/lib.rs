@@ -13,3 +13,4 @@ pub mod ticket;
 pub use event::{Actor, ActorKind, CommandMeta, Envelope, TicketEvent};
 pub use reference::Reference;
 pub use ticket::{Command, DomainError, Status, Ticket};
+pub mod calendar;

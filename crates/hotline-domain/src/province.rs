@@ -1,6 +1,6 @@
-//! The province configuration: agencies, areas and their gazetteer, categories with routing rules and classifier
-//! vocabulary, the working-day calendar. Parsed and validated from TOML (`config/province.toml` is the bundled
-//! default); every error names the file, line and column of the offending item so an admin can fix it.
+//! The province configuration: agencies, areas and their gazetteer, categories with routing rules, deadlines and
+//! classifier vocabulary, the working-day calendar. Parsed and validated from TOML (`config/province.toml` is the
+//! bundled default); every error names the file, line and column of the offending item so an admin can fix it.
 //!
 //! The TOML is read into private `Raw*` structs that keep source spans (`toml::Spanned`), then checked and turned
 //! into the public types below. Nothing here does I/O: the caller reads the file and passes its text.
@@ -12,6 +12,7 @@ use serde::Deserialize;
 use time::{Date, Month, Time, UtcOffset, Weekday};
 use toml::Spanned;
 
+use crate::calendar::Span;
 use crate::classify::{self, Model};
 
 /// Where `{area}` stands in an area-dependent route (`police_{area}` becomes `police_dian`).
@@ -66,18 +67,35 @@ pub struct Category {
     /// Dispatched at once, whatever the queue; never chosen by the ordinary classifier, only by emergency
     /// detection or by a channel that gave it.
     pub emergency: bool,
+    /// How long the competent agency has to confirm it took the petition up (the acknowledgement deadline).
+    pub acknowledge: Deadline,
+    /// How long the competent agency has to answer (the resolution deadline). The name predates `acknowledge`.
     pub deadline: Deadline,
 }
 
-/// How long the competent agency has to answer.
+/// A deadline as written in the configuration. [`Deadline::span`] (in `calendar`) turns it into time to count:
+/// working units on the calendar, the others on the wall clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Deadline {
-    /// Emergencies: dispatched at once, never waiting for a working day.
+    /// Emergencies: never waiting for a working day. How long that is comes from
+    /// [`EmergencySettings::immediate_acknowledge`] / [`EmergencySettings::immediate_deadline`], set once for all
+    /// emergency categories.
     Immediate,
-    /// Counted on the working-day calendar.
+    /// Counted on the working-day calendar, one day being a full day of working hours.
     WorkingDays(u32),
     /// Wall-clock hours, whatever the calendar says.
     Hours(u32),
+    /// Counted in working hours only (lunch breaks, nights, weekends and holidays do not count).
+    WorkingHours(u32),
+    /// Wall-clock minutes, whatever the calendar says.
+    Minutes(u32),
+}
+
+impl Deadline {
+    /// Counted on the wall clock: nights, weekends and holidays included. `Immediate` is, by definition.
+    pub fn is_wall_clock(self) -> bool {
+        matches!(self, Deadline::Immediate | Deadline::Hours(_) | Deadline::Minutes(_))
+    }
 }
 
 /// The routing rule and the classifier vocabulary of one category.
@@ -222,6 +240,10 @@ pub struct EmergencySettings {
     /// cháy": nobody runs a house), unlike "cháy xe", whose "chạy xe" is as natural next to a house. Each is a
     /// signal phrase of an emergency category resting on a word of `ambiguous_without_accents`.
     pub settled_by_context: Vec<String>,
+    /// What [`Deadline::Immediate`] stands for in a category's `acknowledge`...
+    pub immediate_acknowledge: Deadline,
+    /// ...and in its `deadline`. Both wall-clock (`Minutes` or `Hours`), never `Immediate` themselves.
+    pub immediate_deadline: Deadline,
 }
 
 /// Knobs of area recognition from the text.
@@ -389,6 +411,7 @@ struct RawCategory {
     code: Spanned<String>,
     name_vi: Spanned<String>,
     name_en: Spanned<String>,
+    acknowledge: Spanned<String>,
     deadline: Spanned<String>,
     #[serde(default)]
     emergency: bool,
@@ -478,6 +501,8 @@ struct RawClassifier {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEmergency {
+    immediate_acknowledge: Spanned<String>,
+    immediate_deadline: Spanned<String>,
     threshold: Spanned<f64>,
     weights: Spanned<RawWeights>,
     #[serde(default)]
@@ -670,23 +695,31 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
     let categories_span = categories.span();
     let mut category_list: Vec<Category> = Vec::new();
     let mut rules = Vec::new();
+    // Each category's acknowledge and deadline as written, checked against each other once the calendar and the
+    // meaning of "immediate" are known.
+    let mut order_checks: Vec<(Range<usize>, String, String)> = Vec::new();
     for c in categories.into_inner() {
         let code = checked_code(cx, &c.code, "category")?;
         if category_list.iter().any(|x| x.code == code) {
             return Err(cx.error_at(c.code.span(), format!("duplicate category code \"{code}\"")));
         }
-        let deadline = parse_deadline(c.deadline.get_ref()).ok_or_else(|| {
-            cx.error_at(
-                c.deadline.span(),
-                format!(
-                    "deadline \"{}\" is not understood: write \"immediate\", \"N working days\" or \"N hours\"",
-                    c.deadline.get_ref()
-                ),
-            )
-        })?;
-        if c.emergency && deadline != Deadline::Immediate {
-            return Err(cx.error_at(c.deadline.span(), "an emergency category must have deadline \"immediate\""));
+        let acknowledge = checked_deadline(cx, &c.acknowledge, "acknowledge")?;
+        let deadline = checked_deadline(cx, &c.deadline, "deadline")?;
+        // Emergencies never wait for a working day: a fire reported on Saturday night is not due on Monday.
+        for (value, written, name) in
+            [(acknowledge, &c.acknowledge, "acknowledge"), (deadline, &c.deadline, "deadline")]
+        {
+            if c.emergency && !value.is_wall_clock() {
+                return Err(cx.error_at(
+                    written.span(),
+                    format!(
+                        "an emergency category must have {name} \"immediate\" or in wall-clock \"N minutes\" / \
+                         \"N hours\", never in working time"
+                    ),
+                ));
+            }
         }
+        order_checks.push((c.acknowledge.span(), c.acknowledge.get_ref().clone(), c.deadline.get_ref().clone()));
         let route = checked_route(cx, &c.route, &agency_index, &area_list, &code)?;
         let route_without_area = match (&c.route_without_area, route.contains(AREA_PLACEHOLDER)) {
             (Some(r), true) => {
@@ -733,7 +766,7 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         let name_vi = non_empty(cx, c.name_vi, "name_vi")?;
         let name_en = non_empty(cx, c.name_en, "name_en")?;
         rules.push((c.code.span(), CategoryRules { category: code.clone(), route, route_without_area, phrases }));
-        category_list.push(Category { code, name_vi, name_en, emergency: c.emergency, deadline });
+        category_list.push(Category { code, name_vi, name_en, emergency: c.emergency, acknowledge, deadline });
     }
     if category_list.is_empty() {
         return Err(cx.error_at(categories_span, "at least one category is needed"));
@@ -808,6 +841,48 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
             ));
         }
     }
+    // What "immediate" means: wall-clock time of its own, else it would mean nothing or wait for a working day.
+    let immediate = |value: &Spanned<String>, key: &str| -> Res<Deadline> {
+        let deadline = checked_deadline(cx, value, key)?;
+        if deadline == Deadline::Immediate || !deadline.is_wall_clock() {
+            return Err(
+                cx.error_at(value.span(), format!("{key} must be wall-clock time: \"N minutes\" or \"N hours\""))
+            );
+        }
+        Ok(deadline)
+    };
+    let immediate_acknowledge = immediate(&emergency.immediate_acknowledge, "immediate_acknowledge")?;
+    let immediate_deadline = immediate(&emergency.immediate_deadline, "immediate_deadline")?;
+    let none = Span::WallMinutes(0);
+    if immediate_acknowledge.span(&calendar, none).minutes() > immediate_deadline.span(&calendar, none).minutes() {
+        return Err(cx.error_at(
+            emergency.immediate_acknowledge.span(),
+            "immediate_acknowledge is longer than immediate_deadline: a petition is acknowledged before it is \
+             answered",
+        ));
+    }
+    // The same for every category. Spans of different kinds (wall clock against working time) compare differently
+    // from one ticket to the next: `Province::deadlines` caps the acknowledgement at the answer for those.
+    let immediate_spans = (immediate_acknowledge.span(&calendar, none), immediate_deadline.span(&calendar, none));
+    for (c, (span, acknowledge, deadline)) in category_list.iter().zip(&order_checks) {
+        let longer =
+            match (c.acknowledge.span(&calendar, immediate_spans.0), c.deadline.span(&calendar, immediate_spans.1)) {
+                (Span::WallMinutes(a), Span::WallMinutes(d)) | (Span::WorkingMinutes(a), Span::WorkingMinutes(d)) => {
+                    a > d
+                }
+                _ => false,
+            };
+        if longer {
+            return Err(cx.error_at(
+                span.clone(),
+                format!(
+                    "acknowledge \"{acknowledge}\" is longer than deadline \"{deadline}\": a petition is acknowledged \
+                     before it is answered"
+                ),
+            ));
+        }
+    }
+
     let emergency = EmergencySettings {
         threshold,
         urgency: strings(&emergency.urgency)?,
@@ -824,6 +899,8 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         context_window: emergency.context_window,
         context_bonus,
         settled_by_context: strings(&emergency.settled_by_context)?,
+        immediate_acknowledge,
+        immediate_deadline,
     };
     let area_recognition = AreaRecognitionSettings {
         street_words: strings(&area_recognition.street_words)?,
@@ -945,9 +1022,28 @@ fn checked_route(
     Ok(r.clone())
 }
 
-/// `"immediate"`, `"N working days"`, `"N hours"`, or the same in Vietnamese (`"ngay lập tức"`,
-/// `"N ngày làm việc"`, `"N giờ"`); case and diacritics do not matter.
+/// A category's `acknowledge` or `deadline`, or an error pointing at it.
+fn checked_deadline(cx: &Cx<'_>, value: &Spanned<String>, key: &str) -> Res<Deadline> {
+    parse_deadline(value.get_ref()).ok_or_else(|| {
+        cx.error_at(
+            value.span(),
+            format!(
+                "{key} \"{}\" is not understood: write \"immediate\", \"N working days\", \"N working hours\", \
+                 \"N hours\" or \"N minutes\"",
+                value.get_ref()
+            ),
+        )
+    })
+}
+
+/// `"immediate"`, `"N working days"`, `"N working hours"`, `"N hours"`, `"N minutes"`, or the same in Vietnamese
+/// (`"ngay lập tức"`, `"N ngày làm việc"`, `"N giờ làm việc"`, `"N giờ"`, `"N phút"`); case and diacritics do not
+/// matter. N is at least 1: a deadline of nothing is written "immediate".
 fn parse_deadline(text: &str) -> Option<Deadline> {
+    // Normalising drops punctuation: without this, "-5 minutes" would read as 5 minutes.
+    if !text.trim_start().starts_with(char::is_alphanumeric) {
+        return None;
+    }
     let norm = classify::normalize(text);
     if norm == "immediate" || norm == "ngay lap tuc" {
         return Some(Deadline::Immediate);
@@ -959,7 +1055,9 @@ fn parse_deadline(text: &str) -> Option<Deadline> {
     }
     match unit {
         "working day" | "working days" | "ngay lam viec" => Some(Deadline::WorkingDays(n)),
+        "working hour" | "working hours" | "gio lam viec" => Some(Deadline::WorkingHours(n)),
         "hour" | "hours" | "gio" => Some(Deadline::Hours(n)),
+        "minute" | "minutes" | "phut" => Some(Deadline::Minutes(n)),
         _ => None,
     }
 }
@@ -1137,6 +1235,16 @@ mod tests {
         assert_eq!(p.categories().len(), 15);
         assert_eq!(p.category("emergency_fire").map(|c| c.deadline), Some(Deadline::Immediate));
         assert_eq!(p.category("land").map(|c| c.deadline), Some(Deadline::WorkingDays(10)));
+        assert_eq!(p.category("land").map(|c| c.acknowledge), Some(Deadline::WorkingHours(4)));
+        assert_eq!(p.category("electricity").map(|c| c.acknowledge), Some(Deadline::WorkingHours(1)));
+        assert_eq!(p.category("emergency_fire").map(|c| c.acknowledge), Some(Deadline::Immediate));
+        assert_eq!(p.emergency.immediate_acknowledge, Deadline::Minutes(5));
+        assert_eq!(p.emergency.immediate_deadline, Deadline::Minutes(60));
+        assert!(
+            p.categories()
+                .iter()
+                .all(|c| !c.emergency || (c.acknowledge.is_wall_clock() && c.deadline.is_wall_clock()))
+        );
         assert_eq!(p.agency_for("security_order", Some("dian")).map(|a| a.code.as_str()), Some("police_dian"));
         assert_eq!(p.agency_for("security_order", None).map(|a| a.code.as_str()), Some("police"));
         assert_eq!(p.agency_for("construction_urban", None).map(|a| a.code.as_str()), Some("doc"));
@@ -1165,8 +1273,17 @@ mod tests {
         assert_eq!(parse_deadline("1 working day"), Some(Deadline::WorkingDays(1)));
         assert_eq!(parse_deadline("5 ngày làm việc"), Some(Deadline::WorkingDays(5)));
         assert_eq!(parse_deadline("24 hours"), Some(Deadline::Hours(24)));
+        assert_eq!(parse_deadline("4 working hours"), Some(Deadline::WorkingHours(4)));
+        assert_eq!(parse_deadline("1 giờ làm việc"), Some(Deadline::WorkingHours(1)));
+        assert_eq!(parse_deadline("2 giờ"), Some(Deadline::Hours(2)));
+        assert_eq!(parse_deadline("5 minutes"), Some(Deadline::Minutes(5)));
+        assert_eq!(parse_deadline("30 phút"), Some(Deadline::Minutes(30)));
+        assert_eq!(parse_deadline("1 minute"), Some(Deadline::Minutes(1)));
         assert_eq!(parse_deadline("soon"), None);
         assert_eq!(parse_deadline("0 hours"), None);
+        assert_eq!(parse_deadline("0 minutes"), None);
+        assert_eq!(parse_deadline("-5 minutes"), None);
+        assert_eq!(parse_deadline("99999999999 minutes"), None);
     }
 
     #[test]

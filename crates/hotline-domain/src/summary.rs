@@ -89,6 +89,28 @@ pub fn summarize(event: &TicketEvent, lang: Lang, province: &Province) -> String
         (TicketEvent::PetitionNeedsTriage(e), Lang::En) => {
             format!("Waiting for manual triage at {}: {}", agency(&e.agency), e.reason)
         }
+        (TicketEvent::PetitionAcknowledged(e), Lang::Vi) => format!("{} đã tiếp nhận xử lý", agency(&e.agency)),
+        (TicketEvent::PetitionAcknowledged(e), Lang::En) => format!("Acknowledged by {}", agency(&e.agency)),
+        (TicketEvent::InformationRequested(_), Lang::Vi) => "Đề nghị công dân bổ sung thông tin".to_owned(),
+        (TicketEvent::InformationRequested(_), Lang::En) => "More information requested from the citizen".to_owned(),
+        (TicketEvent::CitizenReplied(_), Lang::Vi) => "Công dân đã bổ sung thông tin".to_owned(),
+        (TicketEvent::CitizenReplied(_), Lang::En) => "The citizen replied".to_owned(),
+        (TicketEvent::PetitionTransferred(e), Lang::Vi) => {
+            format!("{} trả lại (không thuộc thẩm quyền, lần {}): {}", agency(&e.from_agency), e.bounces, e.reason)
+        }
+        (TicketEvent::PetitionTransferred(e), Lang::En) => {
+            format!("Sent back by {} as not its competence (bounce {}): {}", agency(&e.from_agency), e.bounces, e.reason)
+        }
+        (TicketEvent::PetitionAnswered(e), Lang::Vi) => format!("{} đã trả lời", agency(&e.agency)),
+        (TicketEvent::PetitionAnswered(e), Lang::En) => format!("Answered by {}", agency(&e.agency)),
+        (TicketEvent::PetitionRecategorized(e), Lang::Vi) => format!("Phân loại lại: {}", category(&e.category)),
+        (TicketEvent::PetitionRecategorized(e), Lang::En) => format!("Recategorized as {}", category(&e.category)),
+        (TicketEvent::MarkedDuplicate(e), Lang::Vi) => format!("Trùng với phản ánh {}", e.of_reference),
+        (TicketEvent::MarkedDuplicate(e), Lang::En) => format!("Duplicate of ticket {}", e.of_reference),
+        (TicketEvent::PetitionRejected(e), Lang::Vi) => format!("Từ chối: {}", e.reason),
+        (TicketEvent::PetitionRejected(e), Lang::En) => format!("Rejected: {}", e.reason),
+        (TicketEvent::TicketClosed(_), Lang::Vi) => "Đã đóng phản ánh".to_owned(),
+        (TicketEvent::TicketClosed(_), Lang::En) => "Closed".to_owned(),
     }
 }
 

@@ -8,13 +8,15 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::access::{Principal, Role};
 use crate::event::{
-    Citizen, Envelope, Location, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRouted,
-    TicketEvent,
+    Citizen, CitizenReplied, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
+    PetitionAnswered, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized,
+    PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent,
 };
 use crate::reference::Reference;
 
-/// Where a ticket stands.
+/// Where a ticket stands. docs/workflow.md draws the transitions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -23,10 +25,23 @@ pub enum Status {
     None,
     /// Received, not routed yet.
     Received,
-    /// Assigned to an agency.
+    /// Assigned to an agency, not acknowledged yet.
     Routed,
     /// Waiting for a person at the hotline desk.
     NeedsTriage,
+    /// The agency took it on.
+    Acknowledged,
+    /// Waiting for the citizen to answer a question; deadlines pause.
+    WaitingForCitizen,
+    /// Sent back by an agency; waiting for the router.
+    Transferred,
+    /// Answered; waiting for the citizen's feedback or closing.
+    Answered,
+    Closed,
+    /// Spam or abuse.
+    Rejected,
+    /// Linked to another ticket that carries the work.
+    Duplicate,
 }
 
 impl Status {
@@ -36,7 +51,27 @@ impl Status {
             Status::Received => "received",
             Status::Routed => "routed",
             Status::NeedsTriage => "needs_triage",
+            Status::Acknowledged => "acknowledged",
+            Status::WaitingForCitizen => "waiting_for_citizen",
+            Status::Transferred => "transferred",
+            Status::Answered => "answered",
+            Status::Closed => "closed",
+            Status::Rejected => "rejected",
+            Status::Duplicate => "duplicate",
         }
+    }
+
+    /// Still being worked on: not answered, closed, rejected or merged into another ticket.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Status::Received
+                | Status::Routed
+                | Status::NeedsTriage
+                | Status::Acknowledged
+                | Status::WaitingForCitizen
+                | Status::Transferred
+        )
     }
 }
 
@@ -56,6 +91,12 @@ pub struct Ticket {
     pub emergency: bool,
     pub received_at: Option<OffsetDateTime>,
     pub text: Option<String>,
+    /// How many times agencies sent it back.
+    pub bounces: u32,
+    /// Where a ticket waiting for the citizen goes back to when the citizen answers.
+    pub resume_to: Option<Status>,
+    /// The agencies that sent it back (the router does not send it to them again).
+    pub bounced_from: Vec<String>,
 }
 
 /// What someone asks a ticket to do.
@@ -63,8 +104,27 @@ pub struct Ticket {
 pub enum Command {
     /// A channel received a petition: open the ticket under `reference`.
     ReceivePetition { reference: Reference, petition: NewPetition },
-    /// The router decided where the petition goes.
+    /// The router decided where the petition goes (first routing, or again after a transfer).
     Route(RouteCommand),
+    /// The assigned agency takes the petition on.
+    Acknowledge { by: Principal },
+    /// Ask the citizen for more information.
+    RequestInfo { by: Principal, question: String },
+    /// The citizen answered the question (from their channel).
+    CitizenReply { text: String },
+    /// The assigned agency sends the petition back as not its competence. `desk` is the hotline desk's agency
+    /// code, where the ticket goes after [`MAX_BOUNCES`].
+    Transfer { by: Principal, reason: String, suggested_agency: Option<String>, desk: String },
+    /// The assigned agency, or the desk (`desk` is its agency code), answers.
+    Answer { by: Principal, text: String, desk: String },
+    /// The desk changes the category (and area); `agency` is where the province rules send it now.
+    Recategorize { by: Principal, category: String, area: Option<String>, agency: String },
+    /// The desk links the petition to another ticket about the same problem.
+    MarkDuplicate { by: Principal, of_ticket: Uuid, of_reference: Reference },
+    /// The desk rejects spam or abuse.
+    Reject { by: Principal, reason: String },
+    /// The desk closes the ticket.
+    Close { by: Principal, reason: Option<String> },
 }
 
 /// A petition as a channel hands it over (intake validates it against the province config).
@@ -105,11 +165,25 @@ pub struct RouteCommand {
 pub enum DomainError {
     #[error("the ticket already exists")]
     AlreadyExists,
+    /// The ticket does not exist, or the caller's agency may not see it (the same answer, so existence does not
+    /// leak).
     #[error("the ticket does not exist")]
     NotFound,
     #[error("a petition needs some text")]
     EmptyText,
+    /// The caller's role may not do this at all.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The ticket's state does not allow this now (the reason says why).
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The command itself is incomplete or wrong.
+    #[error("{0}")]
+    Invalid(String),
 }
+
+/// After this many transfers a ticket goes to the hotline desk for a human decision.
+pub const MAX_BOUNCES: u32 = 2;
 
 impl Ticket {
     /// Folds a whole history.
@@ -150,9 +224,25 @@ impl Ticket {
             Command::Route(r) => {
                 match self.status {
                     Status::None => return Err(DomainError::NotFound),
-                    // Routing happens once; later changes are explicit commands (recategorize, transfer).
-                    Status::Routed | Status::NeedsTriage => return Ok(vec![]),
-                    Status::Received => {}
+                    Status::Received | Status::Transferred => {}
+                    // Routing happens once per (re)routing request; a redelivery routes nothing twice.
+                    _ => return Ok(vec![]),
+                }
+                if self.status == Status::Transferred {
+                    // Rerouting keeps the category: only the agency changes (or the desk decides).
+                    return Ok(vec![match r.agency {
+                        Some(agency) => TicketEvent::PetitionRouted(PetitionRouted {
+                            agency,
+                            area: r.area.or(self.area.clone()),
+                            emergency: self.emergency,
+                        }),
+                        None => TicketEvent::PetitionNeedsTriage(PetitionNeedsTriage {
+                            agency: r.triage_agency,
+                            reason: r.triage_reason.unwrap_or_else(|| "no other agency found".to_owned()),
+                            suggested_category: self.category.clone(),
+                            area: self.area.clone(),
+                        }),
+                    }]);
                 }
                 match (r.category, r.agency) {
                     (Some(category), Some(agency)) => Ok(vec![
@@ -180,6 +270,142 @@ impl Ticket {
                     })]),
                 }
             }
+            Command::Acknowledge { by } => {
+                self.assigned_agency_only(&by, "acknowledge")?;
+                match self.status {
+                    Status::Routed => Ok(vec![TicketEvent::PetitionAcknowledged(PetitionAcknowledged {
+                        agency: self.agency.clone().unwrap_or_default(),
+                    })]),
+                    other => Err(not_allowed("acknowledge", other)),
+                }
+            }
+            Command::RequestInfo { by, question } => {
+                self.agency_or_desk(&by, "ask the citizen")?;
+                let question = required(question, "a question for the citizen")?;
+                match self.status {
+                    Status::Routed | Status::Acknowledged => {}
+                    Status::NeedsTriage | Status::Received if by.role != Role::Agency => {}
+                    other => return Err(not_allowed("ask the citizen", other)),
+                }
+                Ok(vec![TicketEvent::InformationRequested(InformationRequested { question })])
+            }
+            Command::CitizenReply { text } => {
+                let text = required(text, "the citizen's answer")?;
+                match self.status {
+                    Status::WaitingForCitizen => Ok(vec![TicketEvent::CitizenReplied(CitizenReplied { text })]),
+                    Status::None => Err(DomainError::NotFound),
+                    other => Err(not_allowed("take a reply from the citizen", other)),
+                }
+            }
+            Command::Transfer { by, reason, suggested_agency, desk } => {
+                self.assigned_agency_only(&by, "send the ticket back")?;
+                let reason = required(reason, "why the petition is not your competence")?;
+                if suggested_agency.is_some() && suggested_agency == self.agency {
+                    return Err(DomainError::Invalid("the suggested agency is the one sending it back".to_owned()));
+                }
+                match self.status {
+                    Status::Routed | Status::Acknowledged | Status::WaitingForCitizen => {}
+                    other => return Err(not_allowed("send the ticket back", other)),
+                }
+                let bounces = self.bounces + 1;
+                let from_agency = self.agency.clone().unwrap_or_default();
+                let mut events = vec![TicketEvent::PetitionTransferred(PetitionTransferred {
+                    from_agency,
+                    reason,
+                    suggested_agency,
+                    bounces,
+                })];
+                if bounces >= MAX_BOUNCES {
+                    events.push(TicketEvent::PetitionNeedsTriage(PetitionNeedsTriage {
+                        agency: desk,
+                        reason: format!("sent back {bounces} times: needs a decision at the hotline desk"),
+                        suggested_category: self.category.clone(),
+                        area: self.area.clone(),
+                    }));
+                }
+                Ok(events)
+            }
+            Command::Answer { by, text, desk } => {
+                let text = required(text, "the answer's text")?;
+                match by.role {
+                    Role::Agency => {
+                        self.assigned_agency_only(&by, "answer")?;
+                        match self.status {
+                            Status::Routed | Status::Acknowledged | Status::WaitingForCitizen => {}
+                            other => return Err(not_allowed("answer", other)),
+                        }
+                    }
+                    _ => {
+                        if !self.status.is_open() {
+                            return Err(not_allowed("answer", self.status));
+                        }
+                    }
+                }
+                let agency = match by.role {
+                    Role::Agency => by.agency.clone().unwrap_or_default(),
+                    _ => desk,
+                };
+                Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency })])
+            }
+            Command::Recategorize { by, category, area, agency } => {
+                desk_only(&by, "recategorize")?;
+                if !self.status.is_open() {
+                    return Err(not_allowed("recategorize", self.status));
+                }
+                Ok(vec![
+                    TicketEvent::PetitionRecategorized(PetitionRecategorized { category, area: area.clone() }),
+                    TicketEvent::PetitionRouted(PetitionRouted { agency, area: area.or(self.area.clone()), emergency: self.emergency }),
+                ])
+            }
+            Command::MarkDuplicate { by, of_ticket, of_reference } => {
+                desk_only(&by, "mark as duplicate")?;
+                if Some(of_ticket) == self.id {
+                    return Err(DomainError::Invalid("a ticket cannot duplicate itself".to_owned()));
+                }
+                if !self.status.is_open() {
+                    return Err(not_allowed("mark as duplicate", self.status));
+                }
+                Ok(vec![TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket, of_reference })])
+            }
+            Command::Reject { by, reason } => {
+                desk_only(&by, "reject")?;
+                let reason = required(reason, "why the petition is rejected")?;
+                if !self.status.is_open() {
+                    return Err(not_allowed("reject", self.status));
+                }
+                Ok(vec![TicketEvent::PetitionRejected(PetitionRejected { reason })])
+            }
+            Command::Close { by, reason } => {
+                desk_only(&by, "close")?;
+                match self.status {
+                    Status::Closed | Status::Rejected | Status::Duplicate => Err(not_allowed("close", self.status)),
+                    Status::None => Err(DomainError::NotFound),
+                    _ => Ok(vec![TicketEvent::TicketClosed(TicketClosed {
+                        reason: reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty()),
+                    })]),
+                }
+            }
+        }
+    }
+
+    /// Agency commands: only the agency the ticket is assigned to (any other agency does not see the ticket).
+    fn assigned_agency_only(&self, by: &Principal, what: &str) -> Result<(), DomainError> {
+        if !self.exists() {
+            return Err(DomainError::NotFound);
+        }
+        match by.role {
+            Role::Agency if by.may_see(self.agency.as_deref()) => Ok(()),
+            Role::Agency => Err(DomainError::NotFound),
+            role => Err(DomainError::Forbidden(format!("only the assigned agency may {what}, not a {} token", role.as_str()))),
+        }
+    }
+
+    /// Commands the assigned agency or the desk may give.
+    fn agency_or_desk(&self, by: &Principal, what: &str) -> Result<(), DomainError> {
+        match by.role {
+            Role::Agency => self.assigned_agency_only(by, what),
+            _ if !self.exists() => Err(DomainError::NotFound),
+            _ => Ok(()),
         }
     }
 
@@ -220,6 +446,47 @@ impl Ticket {
                     self.area = e.area.clone();
                 }
             }
+            TicketEvent::PetitionAcknowledged(_) => self.status = Status::Acknowledged,
+            TicketEvent::InformationRequested(_) => {
+                self.resume_to = Some(self.status);
+                self.status = Status::WaitingForCitizen;
+            }
+            TicketEvent::CitizenReplied(_) => {
+                self.status = self.resume_to.take().unwrap_or(Status::Acknowledged);
+            }
+            TicketEvent::PetitionTransferred(e) => {
+                self.status = Status::Transferred;
+                self.bounces = e.bounces;
+                self.bounced_from.push(e.from_agency.clone());
+                self.resume_to = None;
+            }
+            TicketEvent::PetitionAnswered(_) => self.status = Status::Answered,
+            TicketEvent::PetitionRecategorized(e) => {
+                self.category = Some(e.category.clone());
+                if e.area.is_some() {
+                    self.area = e.area.clone();
+                }
+            }
+            TicketEvent::MarkedDuplicate(_) => self.status = Status::Duplicate,
+            TicketEvent::PetitionRejected(_) => self.status = Status::Rejected,
+            TicketEvent::TicketClosed(_) => self.status = Status::Closed,
         }
     }
+}
+
+/// Desk commands: operators and supervisors (and admins, who can do what a supervisor can).
+fn desk_only(by: &Principal, what: &str) -> Result<(), DomainError> {
+    match by.role {
+        Role::Operator | Role::Supervisor | Role::Admin => Ok(()),
+        Role::Agency => Err(DomainError::Forbidden(format!("only the hotline desk may {what}"))),
+    }
+}
+
+fn not_allowed(what: &str, status: Status) -> DomainError {
+    DomainError::NotAllowed(format!("cannot {what} a ticket that is {}", status.as_str().replace('_', " ")))
+}
+
+fn required(text: String, what: &str) -> Result<String, DomainError> {
+    let text = text.trim().to_owned();
+    if text.is_empty() { Err(DomainError::Invalid(format!("{what} is required"))) } else { Ok(text) }
 }

@@ -2,9 +2,9 @@
 
 use rusqlite::Connection;
 
-/// The only schema version so far. A change adds a migration step and bumps it; the projections are derived
-/// data, so the simplest migration is always "drop and rebuild from the log".
-pub const VERSION: i64 = 1;
+/// The schema version. The projections are derived data, so an older file is dropped and rebuilt from the log
+/// rather than migrated.
+pub const VERSION: i64 = 2;
 
 pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError> {
     let conn = Connection::open(path)?;
@@ -17,6 +17,10 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
         )));
     }
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    if found != 0 && found < VERSION {
+        tracing::warn!(path = %path.display(), found, VERSION, "projection schema is older: rebuilding it from the log");
+        conn.execute_batch("DROP TABLE IF EXISTS timeline; DROP TABLE IF EXISTS tickets; DROP TABLE IF EXISTS checkpoint;")?;
+    }
     // WAL: readers (the API, other processes) never block the writer. NORMAL sync is enough for derived data:
     // a lost tail is re-applied from the log after the stored position.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -42,7 +46,12 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
             text        TEXT NOT NULL,
             received_at TEXT NOT NULL,
             updated_at  TEXT NOT NULL,
-            last_seq    INTEGER NOT NULL
+            last_seq    INTEGER NOT NULL,
+            answer      TEXT,
+            duplicate_of TEXT,
+            bounces     INTEGER NOT NULL DEFAULT 0,
+            -- Where a ticket waiting for the citizen goes back to.
+            resume_status TEXT
         );
         CREATE INDEX IF NOT EXISTS tickets_by_agency ON tickets (agency, status);
         CREATE TABLE IF NOT EXISTS timeline (

@@ -39,6 +39,12 @@ pub struct TicketView {
     pub updated_at: String,
     /// Seq of the last event applied: how many events the ticket has.
     pub events: u64,
+    /// The answer, once answered.
+    pub answer: Option<String>,
+    /// The ticket this one duplicates.
+    pub duplicate_of: Option<Uuid>,
+    /// How many times agencies sent it back.
+    pub bounces: u32,
 }
 
 /// One event of a ticket's timeline.
@@ -171,7 +177,60 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
                 params![ticket, t.agency, t.area, at, e.seq as i64],
             )?;
         }
+        TicketEvent::PetitionAcknowledged(_) => set_status(tx, &ticket, "acknowledged", &at, e.seq)?,
+        TicketEvent::InformationRequested(_) => {
+            tx.execute(
+                "UPDATE tickets SET resume_status = status, status = 'waiting_for_citizen', updated_at = ?2,
+                                    last_seq = ?3 WHERE ticket_id = ?1",
+                params![ticket, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::CitizenReplied(_) => {
+            tx.execute(
+                "UPDATE tickets SET status = COALESCE(resume_status, 'acknowledged'), resume_status = NULL,
+                                    updated_at = ?2, last_seq = ?3 WHERE ticket_id = ?1",
+                params![ticket, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::PetitionTransferred(t) => {
+            tx.execute(
+                "UPDATE tickets SET status = 'transferred', bounces = ?2, resume_status = NULL, updated_at = ?3,
+                                    last_seq = ?4 WHERE ticket_id = ?1",
+                params![ticket, t.bounces, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::PetitionAnswered(a) => {
+            tx.execute(
+                "UPDATE tickets SET status = 'answered', answer = ?2, updated_at = ?3, last_seq = ?4
+                 WHERE ticket_id = ?1",
+                params![ticket, a.text, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::PetitionRecategorized(r) => {
+            tx.execute(
+                "UPDATE tickets SET category = ?2, area = COALESCE(?3, area), updated_at = ?4, last_seq = ?5
+                 WHERE ticket_id = ?1",
+                params![ticket, r.category, r.area, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::MarkedDuplicate(d) => {
+            tx.execute(
+                "UPDATE tickets SET status = 'duplicate', duplicate_of = ?2, updated_at = ?3, last_seq = ?4
+                 WHERE ticket_id = ?1",
+                params![ticket, d.of_ticket.to_string(), at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::PetitionRejected(_) => set_status(tx, &ticket, "rejected", &at, e.seq)?,
+        TicketEvent::TicketClosed(_) => set_status(tx, &ticket, "closed", &at, e.seq)?,
     }
+    Ok(())
+}
+
+fn set_status(tx: &rusqlite::Transaction<'_>, ticket: &str, status: &str, at: &str, seq: u64) -> rusqlite::Result<()> {
+    tx.execute(
+        "UPDATE tickets SET status = ?2, updated_at = ?3, last_seq = ?4 WHERE ticket_id = ?1",
+        params![ticket, status, at, seq as i64],
+    )?;
     Ok(())
 }
 
@@ -249,7 +308,7 @@ fn query_ticket(c: &Connection, column: &str, value: &str) -> Result<Option<Tick
     // `column` is one of two literals chosen by the callers above, never input.
     let sql = format!(
         "SELECT ticket_id, reference, status, category, agency, area, emergency, confidence, channel, subject, text,
-                received_at, updated_at, last_seq FROM tickets WHERE {column} = ?1"
+                received_at, updated_at, last_seq, answer, duplicate_of, bounces FROM tickets WHERE {column} = ?1"
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let view = stmt
@@ -273,6 +332,9 @@ fn query_ticket(c: &Connection, column: &str, value: &str) -> Result<Option<Tick
                 received_at: r.get(11)?,
                 updated_at: r.get(12)?,
                 events: r.get::<_, i64>(13)? as u64,
+                answer: r.get(14)?,
+                duplicate_of: r.get::<_, Option<String>>(15)?.and_then(|d| d.parse().ok()),
+                bounces: r.get(16)?,
             })
         })
         .optional()?;

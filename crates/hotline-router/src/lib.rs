@@ -100,12 +100,13 @@ impl Router {
     }
 
     async fn handle(&self, delivery: Delivery) {
-        let received = delivery.commit.events.iter().find_map(|e| match &e.event {
-            TicketEvent::PetitionReceived(_) => Some(e.event_id),
+        // A new petition, or one an agency sent back: both need routing.
+        let cause = delivery.commit.events.iter().find_map(|e| match &e.event {
+            TicketEvent::PetitionReceived(_) | TicketEvent::PetitionTransferred(_) => Some(e.event_id),
             _ => None,
         });
-        let Some(cause) = received else {
-            // Not a new petition: nothing to route.
+        let Some(cause) = cause else {
+            // Nothing to route.
             let _ = delivery.ack().await;
             return;
         };
@@ -132,11 +133,24 @@ impl Router {
             let state = Ticket::from_history(&history.events);
             match state.status {
                 Status::Received => {}
-                Status::Routed | Status::NeedsTriage => return Ok(Outcome::AlreadyDone),
+                Status::Transferred => {
+                    let command = self.reroute(&state, &history.events);
+                    match self.store_decision(ticket, &state, history.version, &history.events, command.clone(), cause).await? {
+                        Some(()) => {
+                            return Ok(match command.agency {
+                                Some(agency) => Outcome::Routed { agency, emergency: state.emergency },
+                                None => Outcome::NeedsTriage,
+                            });
+                        }
+                        None => continue,
+                    }
+                }
                 Status::None => return Err(RouteError::NotVisibleYet(ticket)),
+                // Routed, waiting for triage, or further along: nothing to route.
+                _ => return Ok(Outcome::AlreadyDone),
             }
-            let Some((received_env, received)) = history.events.iter().find_map(|e| match &e.event {
-                TicketEvent::PetitionReceived(p) => Some((e, p)),
+            let Some(received) = history.events.iter().find_map(|e| match &e.event {
+                TicketEvent::PetitionReceived(p) => Some(p),
                 _ => None,
             }) else {
                 return Err(RouteError::NoPetition(ticket));
@@ -166,33 +180,84 @@ impl Router {
                 triage_reason: decision.triage_reason.clone(),
                 triage_agency: self.province.triage_agency().code.clone(),
             };
-            let events = match state.decide(Command::Route(command)) {
-                Ok(events) if events.is_empty() => return Ok(Outcome::AlreadyDone),
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::error!(%ticket, error = %e, "domain refused routing");
-                    return Ok(Outcome::AlreadyDone);
-                }
-            };
-            let meta = CommandMeta {
-                actor: Actor::system("router"),
-                occurred_at: OffsetDateTime::now_utc(),
-                correlation_id: received_env.correlation_id,
-                causation_id: cause.or(Some(received_env.event_id)),
-            };
-            let envelopes = Envelope::seal(ticket, state.seq, events, &meta, Uuid::now_v7);
-            match self.store.append(ticket, history.version, &envelopes).await {
-                Ok(_) => {
-                    return Ok(match (decision.agency, decision.category) {
+            let (agency, category) = (decision.agency.clone(), decision.category.clone());
+            match self.store_decision(ticket, &state, history.version, &history.events, command, cause).await? {
+                Some(()) => {
+                    return Ok(match (agency, category) {
                         (Some(agency), Some(_)) => Outcome::Routed { agency, emergency: decision.emergency },
                         _ => Outcome::NeedsTriage,
                     });
                 }
-                Err(AppendError::Conflict { .. }) => continue,
-                Err(AppendError::Store(e)) => return Err(e.into()),
+                None => continue,
             }
         }
         Err(RouteError::Contended(ticket))
+    }
+}
+
+impl Router {
+    /// Where a ticket an agency sent back goes: the agency it suggested, else the province rules' agency for its
+    /// category and area, but never an agency that already sent it back; failing that, the hotline desk.
+    fn reroute(&self, state: &Ticket, events: &[Envelope]) -> RouteCommand {
+        let suggested = events.iter().rev().find_map(|e| match &e.event {
+            TicketEvent::PetitionTransferred(t) => Some(t.suggested_agency.clone()),
+            _ => None,
+        });
+        let fresh = |code: &str| !state.bounced_from.iter().any(|b| b == code) && self.province.agency(code).is_some();
+        let by_rules = state
+            .category
+            .as_deref()
+            .and_then(|c| self.province.agency_for(c, state.area.as_deref()))
+            .map(|a| a.code.clone());
+        let agency = suggested.flatten().filter(|a| fresh(a)).or(by_rules.filter(|a| fresh(a)));
+        let triage_reason = agency.is_none().then(|| {
+            format!("sent back by {}; no other competent agency found", state.bounced_from.join(", "))
+        });
+        RouteCommand {
+            category: state.category.clone(),
+            agency,
+            area: state.area.clone(),
+            emergency: state.emergency,
+            confidence: 1.0,
+            source: "transfer".to_owned(),
+            matched: Vec::new(),
+            triage_reason,
+            triage_agency: self.province.triage_agency().code.clone(),
+        }
+    }
+
+    /// Decides `command` on the loaded state and appends the result. `Some(())` when stored (or nothing was
+    /// needed), `None` on a conflict (reload and try again).
+    async fn store_decision(
+        &self,
+        ticket: Uuid,
+        state: &Ticket,
+        version: u64,
+        events: &[Envelope],
+        command: RouteCommand,
+        cause: Option<Uuid>,
+    ) -> Result<Option<()>, RouteError> {
+        let new_events = match state.decide(Command::Route(command)) {
+            Ok(new_events) if new_events.is_empty() => return Ok(Some(())),
+            Ok(new_events) => new_events,
+            Err(e) => {
+                tracing::error!(%ticket, error = %e, "domain refused routing");
+                return Ok(Some(()));
+            }
+        };
+        let first = events.first();
+        let meta = CommandMeta {
+            actor: Actor::system("router"),
+            occurred_at: OffsetDateTime::now_utc(),
+            correlation_id: first.map_or(ticket, |e| e.correlation_id),
+            causation_id: cause.or(first.map(|e| e.event_id)),
+        };
+        let envelopes = Envelope::seal(ticket, state.seq, new_events, &meta, Uuid::now_v7);
+        match self.store.append(ticket, version, &envelopes).await {
+            Ok(_) => Ok(Some(())),
+            Err(AppendError::Conflict { .. }) => Ok(None),
+            Err(AppendError::Store(e)) => Err(e.into()),
+        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! docs/events.md must name every event type and every field the code writes, so the two cannot drift.
 
 use hotline_domain::event::{
-    Citizen, Location, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRouted,
+    Citizen, CitizenReplied, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged, PetitionAnswered,
+    PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized, PetitionRejected, PetitionRouted,
+    PetitionTransferred, TicketClosed,
 };
 use hotline_domain::{Actor, CommandMeta, Envelope, Reference, TicketEvent};
 use time::OffsetDateTime;
@@ -35,6 +37,20 @@ fn every_event() -> Vec<TicketEvent> {
             suggested_category: Some("c".into()),
             area: Some("a".into()),
         }),
+        TicketEvent::PetitionAcknowledged(PetitionAcknowledged { agency: "g".into() }),
+        TicketEvent::InformationRequested(InformationRequested { question: "q".into() }),
+        TicketEvent::CitizenReplied(CitizenReplied { text: "t".into() }),
+        TicketEvent::PetitionTransferred(PetitionTransferred {
+            from_agency: "g".into(),
+            reason: "r".into(),
+            suggested_agency: Some("h".into()),
+            bounces: 1,
+        }),
+        TicketEvent::PetitionAnswered(PetitionAnswered { text: "t".into(), agency: "g".into() }),
+        TicketEvent::PetitionRecategorized(PetitionRecategorized { category: "c".into(), area: Some("a".into()) }),
+        TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket: Uuid::nil(), of_reference: Reference::derive(Uuid::nil(), 1) }),
+        TicketEvent::PetitionRejected(PetitionRejected { reason: "r".into() }),
+        TicketEvent::TicketClosed(TicketClosed { reason: Some("r".into()) }),
     ]
 }
 

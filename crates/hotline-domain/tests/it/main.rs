@@ -3,3 +3,5 @@
 mod classifier;
 mod docs;
 mod ticket;
+mod workflow;
+mod calendar;

@@ -1,0 +1,196 @@
+//! `POST /v1/tickets/{id or reference}/<command>`: people acting on tickets. Each command is decided by the
+//! domain on the ticket's stored history and appended with the version it was decided on, so two people acting
+//! at once never both apply blindly: the one who loses the race gets 409 and reloads.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use hotline_channel::http::ApiError;
+use hotline_channel::validate_codes;
+use hotline_domain::access::Principal;
+use hotline_domain::{Command, CommandMeta, DomainError, Envelope, Reference, Ticket};
+use hotline_store::AppendError;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::ApiState;
+use crate::routes::{find, visible};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Empty {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RequestInfoBody {
+    question: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    reason: String,
+    #[serde(default)]
+    suggested_agency: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AnswerBody {
+    text: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecategorizeBody {
+    category: String,
+    #[serde(default)]
+    area: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DuplicateBody {
+    ticket: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The names of the commands, as they appear in the path.
+pub const COMMANDS: &[&str] =
+    &["acknowledge", "request-info", "transfer", "answer", "recategorize", "duplicate-of", "reject", "close"];
+
+pub async fn command(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    axum::extract::Path((key, action)): axum::extract::Path<(String, String)>,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    if !COMMANDS.contains(&action.as_str()) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_command",
+            format!("no command `{action}`; commands: {}", COMMANDS.join(", ")),
+        ));
+    }
+    let principal = state.auth.principal(&headers).await?;
+    let view = visible(&state, &principal, &key).await?;
+    let command = build(&state, &principal, &action, &body).await?;
+    let history = state.store.load(view.ticket_id).await.map_err(ApiError::unavailable)?;
+    let ticket = Ticket::from_history(&history.events);
+    let events = ticket.decide(command).map_err(domain_error)?;
+    let first = history.events.first();
+    let meta = CommandMeta {
+        actor: principal.actor(),
+        occurred_at: OffsetDateTime::now_utc(),
+        correlation_id: first.map_or(view.ticket_id, |e| e.correlation_id),
+        causation_id: None,
+    };
+    let envelopes = Envelope::seal(view.ticket_id, ticket.seq, events, &meta, Uuid::now_v7);
+    match state.store.append(view.ticket_id, history.version, &envelopes).await {
+        Ok(_) => {}
+        Err(AppendError::Conflict { .. }) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the ticket changed while you acted on it; reload it and decide again",
+            ));
+        }
+        Err(AppendError::Store(e)) => return Err(ApiError::unavailable(e)),
+    }
+    let mut after = ticket;
+    for e in &envelopes {
+        after.apply(e);
+    }
+    Ok(Json(serde_json::json!({
+        "ticket_id": view.ticket_id,
+        "reference": view.reference,
+        "status": after.status.as_str(),
+        "agency": after.agency,
+        "events": envelopes.iter().map(|e| e.event_type()).collect::<Vec<_>>(),
+    })))
+}
+
+/// The command `action` with its body, checked against the province configuration.
+async fn build(state: &ApiState, principal: &Principal, action: &str, body: &[u8]) -> Result<Command, ApiError> {
+    let by = principal.clone();
+    let desk = state.province.triage_agency().code.clone();
+    Ok(match action {
+        "acknowledge" => {
+            parse::<Empty>(body)?;
+            Command::Acknowledge { by }
+        }
+        "request-info" => Command::RequestInfo { by, question: parse::<RequestInfoBody>(body)?.question },
+        "transfer" => {
+            let b = parse::<TransferBody>(body)?;
+            if let Some(code) = &b.suggested_agency {
+                if state.province.agency(code).is_none() {
+                    return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_agency", format!("unknown agency `{code}`")));
+                }
+            }
+            Command::Transfer { by, reason: b.reason, suggested_agency: b.suggested_agency, desk }
+        }
+        "answer" => Command::Answer { by, text: parse::<AnswerBody>(body)?.text, desk },
+        "recategorize" => {
+            let b = parse::<RecategorizeBody>(body)?;
+            validate_codes(&state.province, Some(&b.category), b.area.as_deref())?;
+            let agency = state
+                .province
+                .agency_for(&b.category, b.area.as_deref())
+                .map(|a| a.code.clone())
+                .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_route", format!("no agency handles `{}`", b.category)))?;
+            Command::Recategorize { by, category: b.category, area: b.area, agency }
+        }
+        "duplicate-of" => {
+            let b = parse::<DuplicateBody>(body)?;
+            let other = find(state, &b.ticket).await.map_err(|_| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_ticket", format!("no ticket `{}`", b.ticket))
+            })?;
+            let of_reference = Reference::parse(&other.reference).map_err(ApiError::internal)?;
+            Command::MarkDuplicate { by, of_ticket: other.ticket_id, of_reference }
+        }
+        "reject" => Command::Reject { by, reason: parse::<ReasonBody>(body)?.reason },
+        "close" => Command::Close { by, reason: parse::<CloseBody>(body)?.reason },
+        _ => return Err(ApiError::not_found("command")),
+    })
+}
+
+/// A command body: a JSON object of the command's shape; an empty body counts as `{}`.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let invalid = |message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message);
+    let value: serde_json::Value = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::json!({})
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()))?
+    };
+    if !value.is_object() {
+        return Err(invalid("the body must be a JSON object".to_owned()));
+    }
+    serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
+}
+
+fn domain_error(e: DomainError) -> ApiError {
+    match e {
+        DomainError::NotFound => ApiError::not_found("ticket"),
+        DomainError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),
+        DomainError::NotAllowed(m) => ApiError::new(StatusCode::CONFLICT, "not_allowed", m),
+        DomainError::AlreadyExists => ApiError::new(StatusCode::CONFLICT, "not_allowed", e.to_string()),
+        DomainError::Invalid(m) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", m),
+        DomainError::EmptyText => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "empty_text", e.to_string()),
+    }
+}
