@@ -193,3 +193,79 @@ fn two_answers_at_once_one_wins_and_the_other_gets_a_conflict() {
     // The loser either lost the append race (conflict) or decided after the winner (not_allowed): both 409.
     eprintln!("losers' codes: {outcomes:?}");
 }
+
+fn queue(system: &System, token: &str, query: &str) -> Response {
+    let auth = format!("Bearer {token}");
+    system.request("GET", &format!("/v1/queue{query}"), &[("Authorization", &auth)], b"")
+}
+
+fn ids(r: &Response) -> Vec<String> {
+    r.json()["tickets"].as_array().expect("tickets").iter().map(|t| t["ticket_id"].as_str().expect("id").to_owned()).collect()
+}
+
+#[test]
+fn queues_show_each_caller_its_open_tickets_emergencies_first_then_by_deadline() {
+    let system = start();
+    let dot = token(&system, "agency", Some("dot"));
+    let operator = token(&system, "operator", None);
+    let supervisor = token(&system, "supervisor", None);
+    let a = routed_petition(&system, "Đèn tín hiệu ở ngã tư Sở Sao hỏng");
+    let b = routed_petition(&system, "Ổ gà lớn trên Quốc lộ 13 gần Lái Thiêu");
+    let c = routed_petition(&system, "Cống thoát nước đường ĐT743 bị vỡ, đường ngập");
+    let r = system.post_petition(&json!({"text": "Cúp điện cả khu phố từ sáng"}), None);
+    let evn_ticket = r.json()["ticket_id"].as_str().expect("id").to_owned();
+    system.wait_for_ticket(&evn_ticket, Duration::from_secs(10), |t| t["agency"] == "evn");
+    let fire = system.post_petition(&json!({"text": "Cháy lớn ở cây xăng, có người mắc kẹt", "category": "traffic_infrastructure"}), None);
+    let fire = fire.json()["ticket_id"].as_str().expect("id").to_owned();
+    let t = system.wait_for_ticket(&fire, Duration::from_secs(10), |t| t["status"] == "routed");
+    assert_eq!((t["emergency"].as_bool(), t["agency"].as_str()), (Some(true), Some("fire_rescue")));
+    let t = system.wait_for_ticket(&a, Duration::from_secs(10), |t| t["acknowledge_by"].is_string());
+    assert!(t["resolve_by"].as_str().is_some_and(|r| r > t["acknowledge_by"].as_str().unwrap_or("")), "deadlines set at routing: {t}");
+
+    // The agency sees its own three, in deadline order (routing order here: same category, same calendar).
+    let r = queue(&system, &dot, "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(ids(&r), [a.clone(), b.clone(), c.clone()]);
+    // Pages with a cursor.
+    let first = queue(&system, &dot, "?limit=2");
+    assert_eq!(ids(&first), [a.clone(), b.clone()]);
+    let cursor = first.json()["next_cursor"].as_str().expect("cursor").to_owned();
+    let second = queue(&system, &dot, &format!("?limit=2&cursor={cursor}"));
+    assert_eq!(ids(&second), [c.clone()]);
+    assert!(second.json()["next_cursor"].is_null());
+
+    // The desk sees everything open, the emergency first; filters narrow it.
+    let all = ids(&queue(&system, &operator, ""));
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0], fire, "emergencies first");
+    assert_eq!(ids(&queue(&system, &operator, "?category=electricity")), [evn_ticket.clone()]);
+    assert_eq!(ids(&queue(&system, &operator, "?emergency=true")), [fire.clone()]);
+    let acked = act(&system, &dot, &b, "acknowledge", json!({}));
+    assert_eq!(acked.status, 200);
+    system.wait_for_ticket(&b, Duration::from_secs(10), |t| t["status"] == "acknowledged");
+    assert_eq!(ids(&queue(&system, &dot, "?status=acknowledged")), [b.clone()]);
+    let answered = act(&system, &dot, &c, "answer", json!({"text": "Đã sửa cống"}));
+    assert_eq!(answered.status, 200);
+    system.wait_for_ticket(&c, Duration::from_secs(10), |t| t["status"] == "answered");
+    assert!(!ids(&queue(&system, &dot, "")).contains(&c), "answered tickets leave the open queue");
+
+    // Supervisors see escalations (none yet) unless they ask for all.
+    assert!(ids(&queue(&system, &supervisor, "")).is_empty());
+    assert_eq!(ids(&queue(&system, &supervisor, "?escalated=any")).len(), 4);
+
+    for bad in ["?status=flying", "?category=nope", "?cursor=zzz", "?escalated=maybe", "?limit=abc"] {
+        let r = queue(&system, &operator, bad);
+        assert!(r.status == 400 || r.status == 422, "{bad}: {}", r.text());
+        assert!(!code(&r).is_empty(), "{bad}: error shape");
+    }
+    assert_eq!(system.request("GET", "/v1/queue", &[], b"").status, 401);
+
+    // A supervisor extends a deadline, with a reason; nobody else may.
+    let later = "2030-01-01T00:00:00Z";
+    let r = act(&system, &dot, &a, "extend-deadline", json!({"resolve_by": later, "reason": "Chờ thiết bị"}));
+    assert_eq!(r.status, 403, "{}", r.text());
+    let r = act(&system, &supervisor, &a, "extend-deadline", json!({"resolve_by": later, "reason": "Chờ thiết bị thay thế"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = system.wait_for_ticket(&a, Duration::from_secs(10), |t| t["resolve_by"].as_str().is_some_and(|r| r.starts_with("2030")));
+    assert_eq!(t["status"], "routed");
+}

@@ -66,14 +66,31 @@ struct ReasonBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ExtendBody {
+    #[serde(with = "time::serde::rfc3339")]
+    resolve_by: OffsetDateTime,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CloseBody {
     #[serde(default)]
     reason: Option<String>,
 }
 
 /// The names of the commands, as they appear in the path.
-pub const COMMANDS: &[&str] =
-    &["acknowledge", "request-info", "transfer", "answer", "recategorize", "duplicate-of", "reject", "close"];
+pub const COMMANDS: &[&str] = &[
+    "acknowledge",
+    "request-info",
+    "transfer",
+    "answer",
+    "recategorize",
+    "duplicate-of",
+    "reject",
+    "close",
+    "extend-deadline",
+];
 
 pub async fn command(
     State(state): State<ApiState>,
@@ -154,7 +171,8 @@ async fn build(state: &ApiState, principal: &Principal, action: &str, body: &[u8
                 .agency_for(&b.category, b.area.as_deref())
                 .map(|a| a.code.clone())
                 .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_route", format!("no agency handles `{}`", b.category)))?;
-            Command::Recategorize { by, category: b.category, area: b.area, agency }
+            let deadlines = state.province.deadlines(&b.category, OffsetDateTime::now_utc());
+            Command::Recategorize { by, category: b.category, area: b.area, agency, deadlines }
         }
         "duplicate-of" => {
             let b = parse::<DuplicateBody>(body)?;
@@ -166,6 +184,10 @@ async fn build(state: &ApiState, principal: &Principal, action: &str, body: &[u8
         }
         "reject" => Command::Reject { by, reason: parse::<ReasonBody>(body)?.reason },
         "close" => Command::Close { by, reason: parse::<CloseBody>(body)?.reason },
+        "extend-deadline" => {
+            let b = parse::<ExtendBody>(body)?;
+            Command::ExtendDeadline { by, resolve_by: b.resolve_by, reason: b.reason }
+        }
         _ => return Err(ApiError::not_found("command")),
     })
 }

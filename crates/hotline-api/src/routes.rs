@@ -28,6 +28,7 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/tickets/{key}", get(ticket))
         .route("/v1/tickets/{key}/timeline", get(timeline))
         .route("/v1/tickets/{key}/{action}", post(crate::commands::command))
+        .route("/v1/queue", get(queue))
         .route("/v1/admin/tokens", post(create_token).get(list_tokens))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -179,4 +180,67 @@ async fn revoke_token(State(state): State<ApiState>, headers: HeaderMap, PathPar
         }
         None => Err(ApiError::not_found("token")),
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueueQuery {
+    status: Option<String>,
+    category: Option<String>,
+    area: Option<String>,
+    emergency: Option<bool>,
+    /// `true`, `false`, or `any`; supervisors see escalations unless they ask otherwise.
+    escalated: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /v1/queue`: the caller's open tickets, emergencies first, then by nearest deadline. An agency sees its
+/// own; a supervisor sees what was escalated to them (missed deadlines) unless `escalated=any`; operators and
+/// admins see every open ticket. Pages of `limit` (default 50, at most 200) with an opaque `next_cursor`.
+async fn queue(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    query: Result<axum::extract::Query<QueueQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let principal = state.auth.principal(&headers).await?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m);
+    if let Some(status) = &q.status {
+        if hotline_domain::Status::parse(status).is_none() {
+            return Err(bad(format!("unknown status `{status}`")));
+        }
+    }
+    validate_codes(&state.province, q.category.as_deref(), q.area.as_deref())?;
+    let escalated = match q.escalated.as_deref() {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some("any") => None,
+        None if principal.role == hotline_domain::access::Role::Supervisor => Some(true),
+        None => None,
+        Some(other) => return Err(bad(format!("escalated is true, false or any, not `{other}`"))),
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let offset = match &q.cursor {
+        Some(c) => c.strip_prefix("o").and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| bad("invalid cursor".to_owned()))?,
+        None => 0,
+    };
+    let agency = match principal.role {
+        hotline_domain::access::Role::Agency => principal.agency.clone(),
+        _ => None,
+    };
+    let filter = hotline_projections::QueueFilter {
+        agency,
+        status: q.status,
+        category: q.category,
+        area: q.area,
+        emergency: q.emergency,
+        escalated,
+        limit,
+        offset,
+    };
+    let tickets = state.reader.queue(filter).await.map_err(ApiError::internal)?;
+    let next_cursor = (tickets.len() as u32 == limit).then(|| format!("o{}", offset + u64::from(limit)));
+    Ok(Json(serde_json::json!({ "tickets": tickets, "next_cursor": next_cursor })))
 }

@@ -114,13 +114,53 @@ pub struct PetitionCategorized {
     pub matched: Vec<String>,
 }
 
-/// The petition was assigned to the agency that must handle it.
+/// The petition was assigned to the agency that must handle it. The agency's clock starts here: the deadlines
+/// are computed from the province calendar when routing and stored, so a later change of the configuration does
+/// not move a ticket's deadline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PetitionRouted {
     pub agency: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub area: Option<String>,
     pub emergency: bool,
+    /// When the agency must acknowledge it.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub acknowledge_by: Option<OffsetDateTime>,
+    /// When it must be answered.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub resolve_by: Option<OffsetDateTime>,
+}
+
+/// Which of a ticket's two deadlines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineKind {
+    Acknowledge,
+    Resolve,
+}
+
+/// A deadline is near (80% of its time has gone).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlineApproaching {
+    pub which: DeadlineKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+}
+
+/// A deadline passed; the ticket is escalated to the supervisors' queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlineMissed {
+    pub which: DeadlineKind,
+    #[serde(with = "time::serde::rfc3339")]
+    pub due: OffsetDateTime,
+}
+
+/// A supervisor moved the resolution deadline, with a reason (the actor is who approved it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadlineExtended {
+    #[serde(with = "time::serde::rfc3339")]
+    pub resolve_by: OffsetDateTime,
+    pub reason: String,
 }
 
 /// Nothing matched with enough confidence: the petition waits for a person at the hotline desk.
@@ -147,10 +187,15 @@ pub struct InformationRequested {
     pub question: String,
 }
 
-/// The citizen answered a request for information; the ticket goes back to whoever asked.
+/// The citizen answered a request for information; the ticket goes back to whoever asked, and its deadlines,
+/// paused while it waited, resume with the working time they had left.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CitizenReplied {
     pub text: String,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub acknowledge_by: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub resolve_by: Option<OffsetDateTime>,
 }
 
 /// The assigned agency sent the petition back as not its competence.
@@ -219,6 +264,9 @@ pub enum TicketEvent {
     MarkedDuplicate(MarkedDuplicate),
     PetitionRejected(PetitionRejected),
     TicketClosed(TicketClosed),
+    DeadlineApproaching(DeadlineApproaching),
+    DeadlineMissed(DeadlineMissed),
+    DeadlineExtended(DeadlineExtended),
 }
 
 /// Writes the three per-type tables (name, body, decode) of [`TicketEvent`] from one list, so a new event type
@@ -263,6 +311,9 @@ event_types!(
     MarkedDuplicate,
     PetitionRejected,
     TicketClosed,
+    DeadlineApproaching,
+    DeadlineMissed,
+    DeadlineExtended,
 );
 
 /// Metadata of one command, shared by the events it produces.
@@ -408,4 +459,12 @@ pub fn encode_commit(events: &[Envelope]) -> Result<Vec<u8>, serde_json::Error> 
 pub fn decode_commit(bytes: &[u8]) -> Result<Vec<Envelope>, DecodeError> {
     let stored: Vec<StoredEnvelope> = serde_json::from_slice(bytes)?;
     stored.into_iter().map(Envelope::decode).collect()
+}
+
+/// When a deadline set at `set_at` and due at `due` counts as approaching: once 80% of its time has gone.
+pub fn approaching_at(set_at: OffsetDateTime, due: OffsetDateTime) -> OffsetDateTime {
+    if due <= set_at {
+        return due;
+    }
+    set_at + (due - set_at) * 0.8
 }

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod classify;
+pub mod deadline;
 pub mod event;
 pub mod province;
 pub mod reference;

@@ -3,7 +3,7 @@
 //! Rendered when read, not stored, so a timeline can be shown in either language and a renamed agency shows its
 //! current name. Personal data (names, phone numbers) never appears in a summary.
 
-use crate::event::TicketEvent;
+use crate::event::{DeadlineKind, TicketEvent};
 use crate::province::Province;
 
 /// The languages timelines are written in.
@@ -111,7 +111,35 @@ pub fn summarize(event: &TicketEvent, lang: Lang, province: &Province) -> String
         (TicketEvent::PetitionRejected(e), Lang::En) => format!("Rejected: {}", e.reason),
         (TicketEvent::TicketClosed(_), Lang::Vi) => "Đã đóng phản ánh".to_owned(),
         (TicketEvent::TicketClosed(_), Lang::En) => "Closed".to_owned(),
+        (TicketEvent::DeadlineApproaching(e), Lang::Vi) => format!("Sắp đến hạn {}: {}", which_vi(e.which), local(e.due, province)),
+        (TicketEvent::DeadlineApproaching(e), Lang::En) => format!("{} deadline approaching: {}", which_en(e.which), local(e.due, province)),
+        (TicketEvent::DeadlineMissed(e), Lang::Vi) => format!("Quá hạn {} ({}): chuyển lãnh đạo", which_vi(e.which), local(e.due, province)),
+        (TicketEvent::DeadlineMissed(e), Lang::En) => {
+            format!("{} deadline missed ({}): escalated to supervisors", which_en(e.which), local(e.due, province))
+        }
+        (TicketEvent::DeadlineExtended(e), Lang::Vi) => format!("Gia hạn xử lý đến {}: {}", local(e.resolve_by, province), e.reason),
+        (TicketEvent::DeadlineExtended(e), Lang::En) => format!("Deadline extended to {}: {}", local(e.resolve_by, province), e.reason),
     }
+}
+
+fn which_vi(which: DeadlineKind) -> &'static str {
+    match which {
+        DeadlineKind::Acknowledge => "tiếp nhận",
+        DeadlineKind::Resolve => "xử lý",
+    }
+}
+
+fn which_en(which: DeadlineKind) -> &'static str {
+    match which {
+        DeadlineKind::Acknowledge => "Acknowledgement",
+        DeadlineKind::Resolve => "Resolution",
+    }
+}
+
+/// A deadline as people in the province read it: the province's local time, to the minute.
+fn local(at: time::OffsetDateTime, province: &Province) -> String {
+    let at = at.to_offset(province.calendar.utc_offset);
+    format!("{:02}:{:02} {:02}/{:02}/{}", at.hour(), at.minute(), at.day(), u8::from(at.month()), at.year())
 }
 
 #[cfg(test)]

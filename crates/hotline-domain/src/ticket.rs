@@ -9,10 +9,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::access::{Principal, Role};
+use crate::calendar::Deadlines;
+use crate::deadline::DeadlineState;
 use crate::event::{
     Citizen, CitizenReplied, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
     PetitionAnswered, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized,
-    PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent,
+    PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent, DeadlineExtended,
 };
 use crate::reference::Reference;
 
@@ -45,6 +47,24 @@ pub enum Status {
 }
 
 impl Status {
+    /// Reads [`Status::as_str`] back.
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::Received,
+            Status::Routed,
+            Status::NeedsTriage,
+            Status::Acknowledged,
+            Status::WaitingForCitizen,
+            Status::Transferred,
+            Status::Answered,
+            Status::Closed,
+            Status::Rejected,
+            Status::Duplicate,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::None => "none",
@@ -97,6 +117,8 @@ pub struct Ticket {
     pub resume_to: Option<Status>,
     /// The agencies that sent it back (the router does not send it to them again).
     pub bounced_from: Vec<String>,
+    /// Its deadlines and the alarms already fired.
+    pub deadlines: DeadlineState,
 }
 
 /// What someone asks a ticket to do.
@@ -110,21 +132,27 @@ pub enum Command {
     Acknowledge { by: Principal },
     /// Ask the citizen for more information.
     RequestInfo { by: Principal, question: String },
-    /// The citizen answered the question (from their channel).
-    CitizenReply { text: String },
+    /// The citizen answered the question (from their channel). The deadlines resume with the time they had left:
+    /// the caller computes them with [`DeadlineState::resumed`].
+    CitizenReply { text: String, acknowledge_by: Option<OffsetDateTime>, resolve_by: Option<OffsetDateTime> },
     /// The assigned agency sends the petition back as not its competence. `desk` is the hotline desk's agency
     /// code, where the ticket goes after [`MAX_BOUNCES`].
     Transfer { by: Principal, reason: String, suggested_agency: Option<String>, desk: String },
     /// The assigned agency, or the desk (`desk` is its agency code), answers.
     Answer { by: Principal, text: String, desk: String },
-    /// The desk changes the category (and area); `agency` is where the province rules send it now.
-    Recategorize { by: Principal, category: String, area: Option<String>, agency: String },
+    /// The desk changes the category (and area); `agency` is where the province rules send it now, with the
+    /// new agency's deadlines.
+    Recategorize { by: Principal, category: String, area: Option<String>, agency: String, deadlines: Option<Deadlines> },
     /// The desk links the petition to another ticket about the same problem.
     MarkDuplicate { by: Principal, of_ticket: Uuid, of_reference: Reference },
     /// The desk rejects spam or abuse.
     Reject { by: Principal, reason: String },
     /// The desk closes the ticket.
     Close { by: Principal, reason: Option<String> },
+    /// The scheduler's look at the clock: store the deadline alarms due at `now` that have not fired yet.
+    CheckDeadlines { now: OffsetDateTime },
+    /// A supervisor moves the resolution deadline, with a reason.
+    ExtendDeadline { by: Principal, resolve_by: OffsetDateTime, reason: String },
 }
 
 /// A petition as a channel hands it over (intake validates it against the province config).
@@ -156,6 +184,8 @@ pub struct RouteCommand {
     pub matched: Vec<String>,
     /// Why the router could not decide, when `agency` is None.
     pub triage_reason: Option<String>,
+    /// The agency's deadlines, from the province calendar, when `agency` is set.
+    pub deadlines: Option<Deadlines>,
     /// Where triage happens (the hotline desk's agency code).
     pub triage_agency: String,
 }
@@ -235,6 +265,8 @@ impl Ticket {
                             agency,
                             area: r.area.or(self.area.clone()),
                             emergency: self.emergency,
+                            acknowledge_by: r.deadlines.map(|d| d.acknowledge),
+                            resolve_by: r.deadlines.map(|d| d.resolve),
                         }),
                         None => TicketEvent::PetitionNeedsTriage(PetitionNeedsTriage {
                             agency: r.triage_agency,
@@ -258,6 +290,8 @@ impl Ticket {
                             agency,
                             area: r.area,
                             emergency: r.emergency,
+                            acknowledge_by: r.deadlines.map(|d| d.acknowledge),
+                            resolve_by: r.deadlines.map(|d| d.resolve),
                         }),
                     ]),
                     (category, _) => Ok(vec![TicketEvent::PetitionNeedsTriage(PetitionNeedsTriage {
@@ -289,10 +323,12 @@ impl Ticket {
                 }
                 Ok(vec![TicketEvent::InformationRequested(InformationRequested { question })])
             }
-            Command::CitizenReply { text } => {
+            Command::CitizenReply { text, acknowledge_by, resolve_by } => {
                 let text = required(text, "the citizen's answer")?;
                 match self.status {
-                    Status::WaitingForCitizen => Ok(vec![TicketEvent::CitizenReplied(CitizenReplied { text })]),
+                    Status::WaitingForCitizen => {
+                        Ok(vec![TicketEvent::CitizenReplied(CitizenReplied { text, acknowledge_by, resolve_by })])
+                    }
                     Status::None => Err(DomainError::NotFound),
                     other => Err(not_allowed("take a reply from the citizen", other)),
                 }
@@ -347,14 +383,20 @@ impl Ticket {
                 };
                 Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency })])
             }
-            Command::Recategorize { by, category, area, agency } => {
+            Command::Recategorize { by, category, area, agency, deadlines } => {
                 desk_only(&by, "recategorize")?;
                 if !self.status.is_open() {
                     return Err(not_allowed("recategorize", self.status));
                 }
                 Ok(vec![
                     TicketEvent::PetitionRecategorized(PetitionRecategorized { category, area: area.clone() }),
-                    TicketEvent::PetitionRouted(PetitionRouted { agency, area: area.or(self.area.clone()), emergency: self.emergency }),
+                    TicketEvent::PetitionRouted(PetitionRouted {
+                        agency,
+                        area: area.or(self.area.clone()),
+                        emergency: self.emergency,
+                        acknowledge_by: deadlines.map(|d| d.acknowledge),
+                        resolve_by: deadlines.map(|d| d.resolve),
+                    }),
                 ])
             }
             Command::MarkDuplicate { by, of_ticket, of_reference } => {
@@ -385,6 +427,25 @@ impl Ticket {
                     })]),
                 }
             }
+            Command::CheckDeadlines { now } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                Ok(self.deadlines.check(self.status, now))
+            }
+            Command::ExtendDeadline { by, resolve_by, reason } => {
+                if !matches!(by.role, Role::Supervisor | Role::Admin) {
+                    return Err(DomainError::Forbidden("only a supervisor may extend a deadline".to_owned()));
+                }
+                let reason = required(reason, "why the deadline is extended")?;
+                if !self.status.is_open() {
+                    return Err(not_allowed("extend the deadline of", self.status));
+                }
+                if self.deadlines.resolve_by.is_some_and(|current| resolve_by <= current) {
+                    return Err(DomainError::Invalid("an extension moves the deadline later".to_owned()));
+                }
+                Ok(vec![TicketEvent::DeadlineExtended(DeadlineExtended { resolve_by, reason })])
+            }
         }
     }
 
@@ -413,6 +474,7 @@ impl Ticket {
     pub fn apply(&mut self, envelope: &Envelope) {
         self.id = Some(envelope.ticket_id);
         self.seq = envelope.seq;
+        self.deadlines.apply(&envelope.event, envelope.occurred_at);
         match &envelope.event {
             TicketEvent::PetitionReceived(e) => {
                 self.status = Status::Received;
@@ -470,6 +532,8 @@ impl Ticket {
             TicketEvent::MarkedDuplicate(_) => self.status = Status::Duplicate,
             TicketEvent::PetitionRejected(_) => self.status = Status::Rejected,
             TicketEvent::TicketClosed(_) => self.status = Status::Closed,
+            // Folded into `deadlines` above.
+            TicketEvent::DeadlineApproaching(_) | TicketEvent::DeadlineMissed(_) | TicketEvent::DeadlineExtended(_) => {}
         }
     }
 }

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 /// The schema version. The projections are derived data, so an older file is dropped and rebuilt from the log
 /// rather than migrated.
-pub const VERSION: i64 = 2;
+pub const VERSION: i64 = 3;
 
 pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError> {
     let conn = Connection::open(path)?;
@@ -51,8 +51,17 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
             duplicate_of TEXT,
             bounces     INTEGER NOT NULL DEFAULT 0,
             -- Where a ticket waiting for the citizen goes back to.
-            resume_status TEXT
+            resume_status TEXT,
+            -- hotline_domain::deadline::DeadlineState as JSON, folded from the events.
+            deadlines   TEXT,
+            acknowledge_by TEXT,
+            resolve_by  TEXT,
+            escalated   INTEGER NOT NULL DEFAULT 0,
+            -- Unix seconds: when the scheduler must look at the ticket again, and the deadline that orders queues.
+            next_alarm  INTEGER,
+            due_at      INTEGER
         );
+        CREATE INDEX IF NOT EXISTS tickets_by_alarm ON tickets (next_alarm) WHERE next_alarm IS NOT NULL;
         CREATE INDEX IF NOT EXISTS tickets_by_agency ON tickets (agency, status);
         CREATE TABLE IF NOT EXISTS timeline (
             ticket_id  TEXT NOT NULL,

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use hotline_domain::event::StoredEnvelope;
-use hotline_domain::{Envelope, TicketEvent};
+use hotline_domain::deadline::DeadlineState;
+use hotline_domain::{Envelope, Status, TicketEvent};
+use time::OffsetDateTime;
 use hotline_runtime::Shutdown;
 use hotline_store::{Commit, EventStore, Position};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -45,6 +47,12 @@ pub struct TicketView {
     pub duplicate_of: Option<Uuid>,
     /// How many times agencies sent it back.
     pub bounces: u32,
+    /// When the assigned agency must acknowledge it (RFC 3339).
+    pub acknowledge_by: Option<String>,
+    /// When it must be answered (RFC 3339).
+    pub resolve_by: Option<String>,
+    /// A deadline was missed: it is in the supervisors' queue.
+    pub escalated: bool,
 }
 
 /// One event of a ticket's timeline.
@@ -222,7 +230,38 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
         }
         TicketEvent::PetitionRejected(_) => set_status(tx, &ticket, "rejected", &at, e.seq)?,
         TicketEvent::TicketClosed(_) => set_status(tx, &ticket, "closed", &at, e.seq)?,
+        TicketEvent::DeadlineApproaching(_) | TicketEvent::DeadlineMissed(_) | TicketEvent::DeadlineExtended(_) => {
+            tx.execute("UPDATE tickets SET updated_at = ?2, last_seq = ?3 WHERE ticket_id = ?1", params![ticket, at, e.seq as i64])?;
+        }
     }
+    update_deadlines(tx, &ticket, e)
+}
+
+/// Folds the event into the ticket's deadline state, with the same code the aggregate uses, and stores when the
+/// scheduler must look again and which deadline orders the queue.
+fn update_deadlines(tx: &rusqlite::Transaction<'_>, ticket: &str, e: &Envelope) -> Result<(), ProjectionError> {
+    let row: Option<(String, Option<String>)> = tx
+        .query_row("SELECT status, deadlines FROM tickets WHERE ticket_id = ?1", [ticket], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((status, json)) = row else { return Ok(()) };
+    let mut state: DeadlineState = json.and_then(|j| serde_json::from_str(&j).ok()).unwrap_or_default();
+    state.apply(&e.event, e.occurred_at);
+    let status = Status::parse(&status).unwrap_or_default();
+    let text = |t: Option<OffsetDateTime>| t.and_then(|t| t.format(&Rfc3339).ok());
+    let json = serde_json::to_string(&state).map_err(|err| ProjectionError::Decode(err.to_string()))?;
+    tx.execute(
+        "UPDATE tickets SET deadlines = ?2, acknowledge_by = ?3, resolve_by = ?4, escalated = ?5, next_alarm = ?6,
+                            due_at = ?7 WHERE ticket_id = ?1",
+        params![
+            ticket,
+            json,
+            text(state.acknowledge_by),
+            text(state.resolve_by),
+            state.escalated,
+            state.next_alarm(status).map(OffsetDateTime::unix_timestamp),
+            state.current_due(status).map(OffsetDateTime::unix_timestamp),
+        ],
+    )?;
     Ok(())
 }
 
@@ -304,41 +343,122 @@ impl TimelineReader {
     }
 }
 
+/// The columns of a [`TicketView`], in the order [`view_of`] reads them.
+const TICKET_COLUMNS: &str = "ticket_id, reference, status, category, agency, area, emergency, confidence, channel, \
+     subject, text, received_at, updated_at, last_seq, answer, duplicate_of, bounces, acknowledge_by, resolve_by, escalated";
+
+fn view_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketView> {
+    let id: String = r.get(0)?;
+    let ticket_id =
+        id.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
+    Ok(TicketView {
+        ticket_id,
+        reference: r.get(1)?,
+        status: r.get(2)?,
+        category: r.get(3)?,
+        agency: r.get(4)?,
+        area: r.get(5)?,
+        emergency: r.get(6)?,
+        confidence: r.get(7)?,
+        channel: r.get(8)?,
+        subject: r.get(9)?,
+        text: r.get(10)?,
+        received_at: r.get(11)?,
+        updated_at: r.get(12)?,
+        events: r.get::<_, i64>(13)? as u64,
+        answer: r.get(14)?,
+        duplicate_of: r.get::<_, Option<String>>(15)?.and_then(|d| d.parse().ok()),
+        bounces: r.get(16)?,
+        acknowledge_by: r.get(17)?,
+        resolve_by: r.get(18)?,
+        escalated: r.get(19)?,
+    })
+}
+
 fn query_ticket(c: &Connection, column: &str, value: &str) -> Result<Option<TicketView>, ProjectionError> {
     // `column` is one of two literals chosen by the callers above, never input.
-    let sql = format!(
-        "SELECT ticket_id, reference, status, category, agency, area, emergency, confidence, channel, subject, text,
-                received_at, updated_at, last_seq, answer, duplicate_of, bounces FROM tickets WHERE {column} = ?1"
-    );
+    let sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE {column} = ?1");
     let mut stmt = c.prepare_cached(&sql)?;
-    let view = stmt
-        .query_row([value], |r| {
-            let id: String = r.get(0)?;
-            let ticket_id = id
-                .parse()
-                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?;
-            Ok(TicketView {
-                ticket_id,
-                reference: r.get(1)?,
-                status: r.get(2)?,
-                category: r.get(3)?,
-                agency: r.get(4)?,
-                area: r.get(5)?,
-                emergency: r.get(6)?,
-                confidence: r.get(7)?,
-                channel: r.get(8)?,
-                subject: r.get(9)?,
-                text: r.get(10)?,
-                received_at: r.get(11)?,
-                updated_at: r.get(12)?,
-                events: r.get::<_, i64>(13)? as u64,
-                answer: r.get(14)?,
-                duplicate_of: r.get::<_, Option<String>>(15)?.and_then(|d| d.parse().ok()),
-                bounces: r.get(16)?,
-            })
+    Ok(stmt.query_row([value], view_of).optional()?)
+}
+
+/// Which tickets a queue shows.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Only this agency's tickets (an agency's own queue).
+    pub agency: Option<String>,
+    /// One status; None means every open status.
+    pub status: Option<String>,
+    pub category: Option<String>,
+    pub area: Option<String>,
+    pub emergency: Option<bool>,
+    /// Only tickets that missed a deadline (the supervisors' queue).
+    pub escalated: Option<bool>,
+    pub limit: u32,
+    /// How many to skip: the cursor.
+    pub offset: u64,
+}
+
+/// The open statuses, in SQL.
+const OPEN: &str = "('received','routed','needs_triage','acknowledged','waiting_for_citizen','transferred')";
+
+impl TimelineReader {
+    /// A page of a queue: emergencies first, then the nearest deadline, then the oldest.
+    pub async fn queue(&self, filter: QueueFilter) -> Result<Vec<TicketView>, ProjectionError> {
+        self.with(move |c| {
+            let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE 1 = 1");
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+            let mut eq = |sql: &mut String, column: &str, value: Box<dyn rusqlite::ToSql>| {
+                args.push(value);
+                sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+            };
+            match &filter.status {
+                Some(status) => eq(&mut sql, "status", Box::new(status.clone())),
+                None => sql.push_str(&format!(" AND status IN {OPEN}")),
+            }
+            if let Some(v) = &filter.agency {
+                eq(&mut sql, "agency", Box::new(v.clone()));
+            }
+            if let Some(v) = &filter.category {
+                eq(&mut sql, "category", Box::new(v.clone()));
+            }
+            if let Some(v) = &filter.area {
+                eq(&mut sql, "area", Box::new(v.clone()));
+            }
+            if let Some(v) = filter.emergency {
+                eq(&mut sql, "emergency", Box::new(v));
+            }
+            if let Some(v) = filter.escalated {
+                eq(&mut sql, "escalated", Box::new(v));
+            }
+            sql.push_str(&format!(
+                " ORDER BY emergency DESC, due_at IS NULL, due_at, received_at, ticket_id LIMIT {} OFFSET {}",
+                filter.limit, filter.offset
+            ));
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), view_of)?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
-        .optional()?;
-    Ok(view)
+        .await
+    }
+
+    /// Tickets with a deadline alarm due at `now`: what the scheduler must look at.
+    pub async fn due_alarms(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Uuid>, ProjectionError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT ticket_id FROM tickets WHERE next_alarm IS NOT NULL AND next_alarm <= ?1 ORDER BY next_alarm LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now.unix_timestamp(), limit], |r| r.get::<_, String>(0))?;
+            let mut ids = Vec::new();
+            for row in rows {
+                if let Ok(id) = row?.parse() {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        })
+        .await
+    }
 }
 
 /// Keeps the projection at `path` up to date with the log until `shutdown`. Resumes after the stored position;

@@ -179,6 +179,8 @@ impl Router {
                     .collect(),
                 triage_reason: decision.triage_reason.clone(),
                 triage_agency: self.province.triage_agency().code.clone(),
+                // The agency's clock starts now, on the province calendar.
+                deadlines: decision.category.as_deref().and_then(|c| self.province.deadlines(c, OffsetDateTime::now_utc())),
             };
             let (agency, category) = (decision.agency.clone(), decision.category.clone());
             match self.store_decision(ticket, &state, history.version, &history.events, command, cause).await? {
@@ -223,6 +225,7 @@ impl Router {
             matched: Vec::new(),
             triage_reason,
             triage_agency: self.province.triage_agency().code.clone(),
+            deadlines: state.category.as_deref().and_then(|c| self.province.deadlines(c, OffsetDateTime::now_utc())),
         }
     }
 

@@ -38,6 +38,8 @@ pub struct Settings {
     pub log: String,
     #[serde(default)]
     pub nats: NatsSettings,
+    #[serde(default)]
+    pub scheduler: SchedulerSettings,
     /// Channel sections, one per channel adapter, handed to it as they are: `[app]`, `[sms]`, `[email]`,
     /// `[zalo]`, `[phone]`. They hold vendor secrets, so their `Debug` shows keys only.
     #[serde(default)]
@@ -92,6 +94,25 @@ pub struct NatsSettings {
     pub request_timeout_secs: u64,
 }
 
+/// The deadline scheduler.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchedulerSettings {
+    /// Seconds between two looks at the clock: an alarm fires at most this late.
+    #[serde(default = "thirty", deserialize_with = "number")]
+    pub interval_secs: u64,
+}
+
+impl Default for SchedulerSettings {
+    fn default() -> Self {
+        SchedulerSettings { interval_secs: 30 }
+    }
+}
+
+fn thirty() -> u64 {
+    30
+}
+
 impl Default for NatsSettings {
     fn default() -> Self {
         NatsSettings { replicas: 1, port: None, request_timeout_secs: 5 }
@@ -116,8 +137,8 @@ fn five() -> u64 {
 
 /// Top-level keys, for telling a setting from an unrelated `HOTLINE_*` variable.
 const KEYS: &[&str] = &[
-    "http_addr", "data_dir", "nats_url", "nats_server", "admin_token", "province", "log", "nats", "app", "sms", "email",
-    "zalo", "phone",
+    "http_addr", "data_dir", "nats_url", "nats_server", "admin_token", "province", "log", "nats", "scheduler", "app",
+    "sms", "email", "zalo", "phone",
 ];
 /// Channel sections (top-level tables).
 #[cfg(test)]
@@ -323,13 +344,13 @@ mod tests {
         let doc = include_str!("../../../docs/configuration.md");
         for key in KEYS {
             assert!(doc.contains(&format!("`{key}")), "docs/configuration.md does not document `{key}`");
-            if *key != "nats" && !CHANNELS.contains(key) {
+            if *key != "nats" && *key != "scheduler" && !CHANNELS.contains(key) {
                 let var = format!("`HOTLINE_{}`", key.to_ascii_uppercase());
                 assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
             }
         }
-        for nested in ["replicas", "port", "request_timeout_secs"] {
-            let var = format!("`HOTLINE_NATS__{}`", nested.to_ascii_uppercase());
+        for nested in ["NATS__REPLICAS", "NATS__PORT", "NATS__REQUEST_TIMEOUT_SECS", "SCHEDULER__INTERVAL_SECS"] {
+            let var = format!("`HOTLINE_{nested}`");
             assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
         }
     }

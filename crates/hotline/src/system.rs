@@ -29,6 +29,8 @@ pub enum Component {
     Router,
     /// The timeline projection writer.
     Projections,
+    /// The deadline scheduler; reads the projections file in the data dir.
+    Scheduler,
 }
 
 /// File names under the data dir.
@@ -109,6 +111,8 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
 
     tasks.spawn(run_projections(store.clone(), projections_path, shutdown.clone()));
     tasks.spawn(hotline_router::Router::new(store.clone(), province.clone()).run(shutdown.clone()));
+    let scheduler = hotline_scheduler::Scheduler::new(store.clone(), reader.clone());
+    tasks.spawn(scheduler.run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
 
     let intake = intake(&settings, store.clone(), province.clone());
     let channels: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(AppChannel)];
@@ -168,6 +172,11 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         }
         Component::Projections => {
             tasks.spawn(run_projections(store, projections_path, shutdown.clone()));
+        }
+        Component::Scheduler => {
+            let reader = TimelineReader::open(&projections_path)?;
+            let scheduler = hotline_scheduler::Scheduler::new(store, reader);
+            tasks.spawn(scheduler.run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
         }
         Component::Api => {
             let auth = Auth { bootstrap: admin_token(&settings)?, registry };

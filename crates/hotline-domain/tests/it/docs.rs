@@ -1,7 +1,7 @@
 //! docs/events.md must name every event type and every field the code writes, so the two cannot drift.
 
 use hotline_domain::event::{
-    Citizen, CitizenReplied, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged, PetitionAnswered,
+    Citizen, CitizenReplied, DeadlineApproaching, DeadlineExtended, DeadlineKind, DeadlineMissed, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged, PetitionAnswered,
     PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized, PetitionRejected, PetitionRouted,
     PetitionTransferred, TicketClosed,
 };
@@ -30,7 +30,13 @@ fn every_event() -> Vec<TicketEvent> {
             source: "classifier".into(),
             matched: vec!["m".into()],
         }),
-        TicketEvent::PetitionRouted(PetitionRouted { agency: "g".into(), area: Some("a".into()), emergency: false }),
+        TicketEvent::PetitionRouted(PetitionRouted {
+            agency: "g".into(),
+            area: Some("a".into()),
+            emergency: false,
+            acknowledge_by: Some(OffsetDateTime::UNIX_EPOCH),
+            resolve_by: Some(OffsetDateTime::UNIX_EPOCH),
+        }),
         TicketEvent::PetitionNeedsTriage(PetitionNeedsTriage {
             agency: "g".into(),
             reason: "r".into(),
@@ -39,7 +45,7 @@ fn every_event() -> Vec<TicketEvent> {
         }),
         TicketEvent::PetitionAcknowledged(PetitionAcknowledged { agency: "g".into() }),
         TicketEvent::InformationRequested(InformationRequested { question: "q".into() }),
-        TicketEvent::CitizenReplied(CitizenReplied { text: "t".into() }),
+        TicketEvent::CitizenReplied(CitizenReplied { text: "t".into(), acknowledge_by: Some(OffsetDateTime::UNIX_EPOCH), resolve_by: Some(OffsetDateTime::UNIX_EPOCH) }),
         TicketEvent::PetitionTransferred(PetitionTransferred {
             from_agency: "g".into(),
             reason: "r".into(),
@@ -51,6 +57,9 @@ fn every_event() -> Vec<TicketEvent> {
         TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket: Uuid::nil(), of_reference: Reference::derive(Uuid::nil(), 1) }),
         TicketEvent::PetitionRejected(PetitionRejected { reason: "r".into() }),
         TicketEvent::TicketClosed(TicketClosed { reason: Some("r".into()) }),
+        TicketEvent::DeadlineApproaching(DeadlineApproaching { which: DeadlineKind::Resolve, due: OffsetDateTime::UNIX_EPOCH }),
+        TicketEvent::DeadlineMissed(DeadlineMissed { which: DeadlineKind::Acknowledge, due: OffsetDateTime::UNIX_EPOCH }),
+        TicketEvent::DeadlineExtended(DeadlineExtended { resolve_by: OffsetDateTime::UNIX_EPOCH, reason: "r".into() }),
     ]
 }
 

@@ -55,6 +55,7 @@ fn route(category: Option<&str>, agency: Option<&str>) -> RouteCommand {
         matched: vec!["category:traffic_infrastructure 'den giao thong'".to_owned()],
         triage_reason: None,
         triage_agency: "hotline_desk".to_owned(),
+        deadlines: None,
     }
 }
 
@@ -97,7 +98,7 @@ fn routing_a_received_petition_categorizes_and_routes_it_in_one_commit() {
                 agency: "dot".to_owned(),
                 area: Some("tdm".to_owned()),
                 emergency: false
-            }),
+            , acknowledge_by: None, resolve_by: None }),
         ]
     );
 }
@@ -122,7 +123,7 @@ fn a_petition_nothing_matched_goes_to_triage_at_the_hotline_desk() {
 fn a_routed_ticket_is_never_routed_twice() {
     let ticket = given(vec![
         received(),
-        TicketEvent::PetitionRouted(PetitionRouted { agency: "dot".to_owned(), area: None, emergency: false }),
+        TicketEvent::PetitionRouted(PetitionRouted { agency: "dot".to_owned(), area: None, emergency: false, acknowledge_by: None, resolve_by: None }),
     ]);
     assert_eq!(ticket.decide(Command::Route(route(Some("environment"), Some("donre")))), Ok(vec![]));
 }
@@ -158,7 +159,7 @@ fn applying_the_history_gives_the_current_state() {
             source: "classifier".to_owned(),
             matched: vec![],
         }),
-        TicketEvent::PetitionRouted(PetitionRouted { agency: "fire_rescue".to_owned(), area: None, emergency: true }),
+        TicketEvent::PetitionRouted(PetitionRouted { agency: "fire_rescue".to_owned(), area: None, emergency: true, acknowledge_by: None, resolve_by: None }),
     ]);
     assert_eq!(ticket.status, Status::Routed);
     assert_eq!(ticket.seq, 3);

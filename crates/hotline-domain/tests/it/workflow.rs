@@ -46,7 +46,7 @@ fn received() -> TicketEvent {
     })
 }
 fn routed(to: &str) -> TicketEvent {
-    TicketEvent::PetitionRouted(PetitionRouted { agency: to.into(), area: None, emergency: false })
+    TicketEvent::PetitionRouted(PetitionRouted { agency: to.into(), area: None, emergency: false, acknowledge_by: None, resolve_by: None })
 }
 fn acknowledged(by: &str) -> TicketEvent {
     TicketEvent::PetitionAcknowledged(PetitionAcknowledged { agency: by.into() })
@@ -78,6 +78,7 @@ fn reroute(to: Option<&str>) -> Command {
         matched: vec![],
         triage_reason: Some("no other agency".into()),
         triage_agency: DESK.into(),
+    deadlines: None,
     })
 }
 
@@ -123,9 +124,9 @@ fn asking_the_citizen_waits_for_the_citizen_and_the_reply_goes_back_to_where_it_
     assert!(matches!(&then.as_deref(), Ok([TicketEvent::InformationRequested(_)])));
     let waiting = given(vec![received(), routed("dot"), acknowledged("dot"), asked()]);
     assert_eq!(waiting.status, Status::WaitingForCitizen);
-    let reply = waiting.decide(Command::CitizenReply { text: "Số 5 đường ĐT743".into() });
-    assert_eq!(reply, Ok(vec![TicketEvent::CitizenReplied(CitizenReplied { text: "Số 5 đường ĐT743".into() })]));
-    let back = given(vec![received(), routed("dot"), acknowledged("dot"), asked(), TicketEvent::CitizenReplied(CitizenReplied { text: "x".into() })]);
+    let reply = waiting.decide(Command::CitizenReply { text: "Số 5 đường ĐT743".into(), acknowledge_by: None, resolve_by: None });
+    assert_eq!(reply, Ok(vec![TicketEvent::CitizenReplied(CitizenReplied { text: "Số 5 đường ĐT743".into(), acknowledge_by: None, resolve_by: None })]));
+    let back = given(vec![received(), routed("dot"), acknowledged("dot"), asked(), TicketEvent::CitizenReplied(CitizenReplied { text: "x".into(), acknowledge_by: None, resolve_by: None })]);
     assert_eq!(back.status, Status::Acknowledged);
 }
 
@@ -137,7 +138,7 @@ fn a_question_needs_text() {
 
 #[test]
 fn a_reply_nobody_asked_for_is_refused() {
-    not_allowed(given(vec![received(), routed("dot")]).decide(Command::CitizenReply { text: "x".into() }));
+    not_allowed(given(vec![received(), routed("dot")]).decide(Command::CitizenReply { text: "x".into(), acknowledge_by: None, resolve_by: None }));
 }
 
 #[test]
@@ -220,7 +221,7 @@ fn an_answer_needs_text() {
 #[test]
 fn the_desk_recategorizes_and_the_ticket_is_routed_to_the_new_agency() {
     let then = given(vec![received(), routed("dot")])
-        .decide(Command::Recategorize { by: operator(), category: "environment".into(), area: Some("tdm".into()), agency: "donre".into() })
+        .decide(Command::Recategorize { by: operator(), category: "environment".into(), area: Some("tdm".into()), agency: "donre".into(), deadlines: None })
         .expect("recategorize");
     assert!(matches!(&then[..], [TicketEvent::PetitionRecategorized(r), TicketEvent::PetitionRouted(p)] if r.category == "environment" && p.agency == "donre"));
 }
@@ -230,7 +231,7 @@ fn an_agency_cannot_recategorize_reject_close_or_mark_duplicates() {
     let ticket = given(vec![received(), routed("dot")]);
     let by = agency("dot");
     for command in [
-        Command::Recategorize { by: by.clone(), category: "environment".into(), area: None, agency: "donre".into() },
+        Command::Recategorize { by: by.clone(), category: "environment".into(), area: None, agency: "donre".into(), deadlines: None },
         Command::Reject { by: by.clone(), reason: "spam".into() },
         Command::Close { by: by.clone(), reason: None },
         Command::MarkDuplicate { by: by.clone(), of_ticket: Uuid::from_u128(1), of_reference: Reference::derive(Uuid::from_u128(1), 0) },
@@ -273,7 +274,7 @@ fn the_desk_closes_an_answered_ticket_and_a_closed_one_stays_closed() {
 fn nothing_acts_on_a_ticket_that_does_not_exist() {
     assert_eq!(given(vec![]).decide(Command::Acknowledge { by: agency("dot") }), Err(DomainError::NotFound));
     assert_eq!(given(vec![]).decide(Command::Close { by: operator(), reason: None }), Err(DomainError::NotFound));
-    assert_eq!(given(vec![]).decide(Command::CitizenReply { text: "x".into() }), Err(DomainError::NotFound));
+    assert_eq!(given(vec![]).decide(Command::CitizenReply { text: "x".into(), acknowledge_by: None, resolve_by: None }), Err(DomainError::NotFound));
 }
 
 #[test]
@@ -283,4 +284,143 @@ fn every_command_records_its_actor() {
     assert_eq!(actor.agency.as_deref(), Some("dot"));
     assert_eq!(actor.id, "t");
     assert!(serde_json::to_string(&actor).expect("json").contains("\"kind\":\"agency\""));
+}
+
+// --- deadlines
+
+mod deadlines {
+    use super::*;
+    use hotline_domain::event::{DeadlineExtended, DeadlineKind, DeadlineMissed};
+    use hotline_domain::province::Province;
+    use time::Duration;
+    use time::macros::datetime;
+
+    /// Routed on Monday 3 March 2025 08:00 local (01:00 UTC): acknowledge by 12:00 local, resolve by Thursday.
+    const ROUTED_AT: OffsetDateTime = datetime!(2025-03-03 01:00 UTC);
+    const ACK_BY: OffsetDateTime = datetime!(2025-03-03 05:00 UTC);
+    const RESOLVE_BY: OffsetDateTime = datetime!(2025-03-06 01:00 UTC);
+
+    fn at(events: Vec<(OffsetDateTime, TicketEvent)>) -> Ticket {
+        let mut ticket = Ticket::default();
+        for (i, (when, event)) in events.into_iter().enumerate() {
+            let meta = CommandMeta { actor: Actor::system("t"), occurred_at: when, correlation_id: TICKET, causation_id: None };
+            for e in Envelope::seal(TICKET, i as u64, vec![event], &meta, || Uuid::from_u128(i as u128 + 1)) {
+                ticket.apply(&e);
+            }
+        }
+        ticket
+    }
+
+    fn routed_with_deadlines() -> Vec<(OffsetDateTime, TicketEvent)> {
+        vec![
+            (ROUTED_AT, received()),
+            (
+                ROUTED_AT,
+                TicketEvent::PetitionRouted(PetitionRouted {
+                    agency: "dot".into(),
+                    area: None,
+                    emergency: false,
+                    acknowledge_by: Some(ACK_BY),
+                    resolve_by: Some(RESOLVE_BY),
+                }),
+            ),
+        ]
+    }
+
+    fn check(ticket: &Ticket, now: OffsetDateTime) -> Vec<TicketEvent> {
+        ticket.decide(Command::CheckDeadlines { now }).expect("check")
+    }
+
+    fn kinds(events: &[TicketEvent]) -> Vec<(String, DeadlineKind)> {
+        events
+            .iter()
+            .map(|e| match e {
+                TicketEvent::DeadlineApproaching(a) => ("approaching".to_owned(), a.which),
+                TicketEvent::DeadlineMissed(m) => ("missed".to_owned(), m.which),
+                other => panic!("not an alarm: {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn nothing_fires_before_eighty_percent_of_the_time() {
+        let ticket = at(routed_with_deadlines());
+        assert!(check(&ticket, ROUTED_AT + Duration::hours(3)).is_empty());
+    }
+
+    #[test]
+    fn an_approaching_deadline_fires_once_at_eighty_percent() {
+        let ticket = at(routed_with_deadlines());
+        let then = check(&ticket, ROUTED_AT + Duration::minutes(193));
+        assert_eq!(kinds(&then), [("approaching".to_owned(), DeadlineKind::Acknowledge)]);
+        let mut history = routed_with_deadlines();
+        history.push((ROUTED_AT + Duration::minutes(193), then[0].clone()));
+        assert!(check(&at(history), ROUTED_AT + Duration::minutes(200)).is_empty(), "never twice");
+    }
+
+    #[test]
+    fn a_missed_deadline_fires_once_and_escalates() {
+        let ticket = at(routed_with_deadlines());
+        let then = check(&ticket, ACK_BY);
+        assert_eq!(kinds(&then), [("missed".to_owned(), DeadlineKind::Acknowledge)]);
+        let mut history = routed_with_deadlines();
+        history.push((ACK_BY, then[0].clone()));
+        let after = at(history);
+        assert!(after.deadlines.escalated);
+        assert!(check(&after, ACK_BY + Duration::hours(1)).is_empty(), "never twice");
+    }
+
+    #[test]
+    fn acknowledging_stops_the_acknowledgement_alarms_and_the_resolution_clock_runs_on() {
+        let mut history = routed_with_deadlines();
+        history.push((ROUTED_AT + Duration::hours(1), acknowledged("dot")));
+        let ticket = at(history);
+        assert!(check(&ticket, ACK_BY + Duration::hours(1)).is_empty());
+        assert_eq!(kinds(&check(&ticket, RESOLVE_BY)), [("missed".to_owned(), DeadlineKind::Resolve)]);
+    }
+
+    #[test]
+    fn waiting_for_the_citizen_pauses_the_deadlines_and_the_reply_resumes_them_with_the_time_left() {
+        // Asked at 09:00 local; the acknowledgement was due at 12:00 local, but lunch starts at 11:30, so 2 h 30 of
+        // working time were left.
+        let asked_at = ROUTED_AT + Duration::hours(1);
+        let mut history = routed_with_deadlines();
+        history.push((asked_at, asked()));
+        let waiting = at(history.clone());
+        assert!(check(&waiting, RESOLVE_BY + Duration::days(3)).is_empty(), "paused");
+        // The citizen answers the next day at 14:00 local: the remaining 2 h 30 end at 16:30 local.
+        let replied_at = datetime!(2025-03-04 07:00 UTC);
+        let province = Province::bundled();
+        let (ack, resolve) = waiting.deadlines.resumed(replied_at, &province.calendar, false);
+        assert_eq!(ack, Some(datetime!(2025-03-04 09:30 UTC)));
+        assert!(resolve.expect("resolve") > RESOLVE_BY, "the resolution deadline moved by the pause");
+        let reply = waiting.decide(Command::CitizenReply { text: "Số 5".into(), acknowledge_by: ack, resolve_by: resolve });
+        assert!(matches!(&reply.as_deref(), Ok([TicketEvent::CitizenReplied(r)]) if r.acknowledge_by == ack));
+    }
+
+    #[test]
+    fn a_supervisor_extends_the_deadline_later_with_a_reason_and_the_alarms_rearm() {
+        let mut history = routed_with_deadlines();
+        history.push((ROUTED_AT + Duration::hours(1), acknowledged("dot")));
+        history.push((RESOLVE_BY, TicketEvent::DeadlineMissed(DeadlineMissed { which: DeadlineKind::Resolve, due: RESOLVE_BY })));
+        let ticket = at(history.clone());
+        let later = RESOLVE_BY + Duration::days(7);
+        let supervisor = who(Role::Supervisor, None);
+        let then = ticket.decide(Command::ExtendDeadline { by: supervisor.clone(), resolve_by: later, reason: "Chờ kết quả giám định".into() });
+        assert_eq!(then, Ok(vec![TicketEvent::DeadlineExtended(DeadlineExtended { resolve_by: later, reason: "Chờ kết quả giám định".into() })]));
+        assert!(matches!(ticket.decide(Command::ExtendDeadline { by: operator(), resolve_by: later, reason: "x".into() }), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            ticket.decide(Command::ExtendDeadline { by: supervisor, resolve_by: RESOLVE_BY - Duration::hours(1), reason: "x".into() }),
+            Err(DomainError::Invalid(_))
+        ));
+        history.push((RESOLVE_BY + Duration::hours(1), then.expect("extended").remove(0)));
+        assert_eq!(kinds(&check(&at(history), later)), [("missed".to_owned(), DeadlineKind::Resolve)], "rearmed for the new time");
+    }
+
+    #[test]
+    fn no_alarm_runs_for_a_closed_or_answered_ticket() {
+        let mut history = routed_with_deadlines();
+        history.push((ROUTED_AT + Duration::hours(1), answered()));
+        assert!(check(&at(history), RESOLVE_BY + Duration::days(30)).is_empty());
+    }
 }

@@ -33,7 +33,7 @@ async fn applying_a_batch_again_changes_nothing_and_a_reopened_writer_resumes_at
     let batch = vec![
         commit(1, a, 0, vec![received(a)]),
         commit(2, b, 0, vec![received(b)]),
-        commit(3, a, 1, vec![TicketEvent::PetitionRouted(PetitionRouted { agency: "dot".into(), area: None, emergency: false })]),
+        commit(3, a, 1, vec![TicketEvent::PetitionRouted(PetitionRouted { agency: "dot".into(), area: None, emergency: false, acknowledge_by: None, resolve_by: None })]),
     ];
     {
         let mut writer = TimelineWriter::open(&path).expect("open");

@@ -24,7 +24,7 @@ fn received(ticket: Uuid, text: &str) -> TicketEvent {
 }
 
 fn routed(agency: &str) -> TicketEvent {
-    TicketEvent::PetitionRouted(PetitionRouted { agency: agency.to_owned(), area: None, emergency: false })
+    TicketEvent::PetitionRouted(PetitionRouted { agency: agency.to_owned(), area: None, emergency: false, acknowledge_by: None, resolve_by: None })
 }
 
 fn commit(ticket: Uuid, last_seq: u64, events: Vec<TicketEvent>) -> Vec<Envelope> {
