@@ -206,7 +206,7 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_value(value).map_err(|e| invalid(e.to_string()))
 }
 
-fn domain_error(e: DomainError) -> ApiError {
+pub(crate) fn domain_error(e: DomainError) -> ApiError {
     match e {
         DomainError::NotFound => ApiError::not_found("ticket"),
         DomainError::Forbidden(m) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", m),

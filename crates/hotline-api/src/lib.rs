@@ -3,6 +3,7 @@
 
 pub mod auth;
 mod commands;
+mod public;
 pub mod tokens;
 mod routes;
 
@@ -22,6 +23,8 @@ pub struct ApiState {
     pub reader: TimelineReader,
     pub store: Arc<dyn EventStore>,
     pub auth: Auth,
+    /// Checks citizens' access codes on the public endpoints.
+    pub codes: hotline_channel::AccessCodes,
 }
 
 /// The whole HTTP surface: API routes plus the channels' routes.

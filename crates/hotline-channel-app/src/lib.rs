@@ -1,7 +1,8 @@
 //! The `app` channel: the hotline's mobile app and web portal submit petitions over HTTP.
 //!
-//! `POST /v1/petitions` answers `202 {"ticket_id", "reference"}` once `PetitionReceived` is stored. An
-//! `Idempotency-Key` header makes a retry return the same ticket, however late it comes.
+//! `POST /v1/petitions` answers `202 {"ticket_id", "reference", "access_code"}` once `PetitionReceived` is stored.
+//! An `Idempotency-Key` header makes a retry return the same ticket (and code), however late it comes. With the
+//! reference and the access code the citizen reads the ticket and answers questions (`/v1/public/...`).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hotline_channel::http::{ApiError, JsonBody, MAX_BODY_BYTES};
 use hotline_channel::{
-    ChannelAdapter, ChannelContext, ChannelError, DeliveryError, DeliveryReceipt, Intake, NewPetition,
+    AccessCodes, ChannelAdapter, ChannelContext, ChannelError, DeliveryError, DeliveryReceipt, Intake, NewPetition,
     OutboundMessage,
 };
 use hotline_domain::event::{Citizen, Location};
@@ -26,8 +27,22 @@ pub const CHANNEL: &str = "app";
 const MAX_KEY_LEN: usize = 200;
 
 /// The app channel adapter.
-#[derive(Debug, Default)]
-pub struct AppChannel;
+#[derive(Debug, Clone)]
+pub struct AppChannel {
+    codes: AccessCodes,
+}
+
+impl AppChannel {
+    pub fn new(codes: AccessCodes) -> AppChannel {
+        AppChannel { codes }
+    }
+}
+
+#[derive(Clone)]
+struct AppState {
+    intake: Intake,
+    codes: AccessCodes,
+}
 
 /// The body of `POST /v1/petitions`.
 #[derive(Debug, Deserialize)]
@@ -71,7 +86,7 @@ impl ChannelAdapter for AppChannel {
             Router::new()
                 .route("/v1/petitions", post(submit))
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-                .with_state(Arc::new(ctx.intake.clone())),
+                .with_state(Arc::new(AppState { intake: ctx.intake.clone(), codes: self.codes.clone() })),
         )
     }
 
@@ -81,14 +96,15 @@ impl ChannelAdapter for AppChannel {
     }
 
     fn deliver<'a>(&'a self, message: &'a OutboundMessage) -> BoxFuture<'a, Result<DeliveryReceipt, DeliveryError>> {
-        // The app has no push gateway of ours: it shows the answer when it reads the ticket's timeline, where the
-        // answer event already is. Handing it over therefore succeeds at once.
+        // The app has no push gateway of ours: the citizen's app reads the answer (or the question) from
+        // `GET /v1/public/tickets/{reference}` with the access code, where it is as soon as it is stored. Handing it
+        // over therefore succeeds at once; a push service would be called here.
         async move { Ok(DeliveryReceipt { channel_message_id: Some(format!("app:{}", message.ticket_id)) }) }.boxed()
     }
 }
 
 async fn submit(
-    State(intake): State<Arc<Intake>>,
+    State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     JsonBody(request): JsonBody<PetitionRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -102,10 +118,11 @@ async fn submit(
         citizen: request.citizen.map(|c| Citizen { name: c.name, phone: c.phone, email: c.email }),
         location: request.location.map(|l| Location { area: l.area, lat: l.lat, lon: l.lon, address: l.address }),
     };
-    let accepted = intake.submit(petition).await?;
+    let accepted = app.intake.submit(petition).await?;
     let body = serde_json::json!({
         "ticket_id": accepted.ticket_id,
         "reference": accepted.reference,
+        "access_code": app.codes.code_for(accepted.ticket_id),
     });
     Ok((StatusCode::ACCEPTED, Json(body)))
 }

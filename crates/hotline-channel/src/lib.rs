@@ -3,8 +3,10 @@
 //! each adapter, the shared [`Intake`] that turns a channel's [`NewPetition`] into a stored ticket, and the HTTP error
 //! shape channels and the API share.
 
+mod access;
 pub mod http;
 mod intake;
+pub mod outbound;
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use hotline_domain::Reference;
 use hotline_runtime::Shutdown;
 use uuid::Uuid;
 
+pub use access::AccessCodes;
 pub use hotline_domain::ticket::NewPetition;
 pub use intake::{Accepted, DEFAULT_DEADLINE, Intake, IntakeError, validate_codes};
 
@@ -30,6 +33,8 @@ pub struct ChannelContext {
 /// A reply for a citizen: the agency's answer, or a question back.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundMessage {
+    /// The id of the event this message delivers: an idempotency key for vendors that accept one.
+    pub id: Uuid,
     pub ticket_id: Uuid,
     pub reference: Reference,
     pub kind: OutboundKind,

@@ -248,6 +248,45 @@ pub struct TicketClosed {
     pub reason: Option<String>,
 }
 
+/// What a reply to the citizen carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplyKind {
+    Answer,
+    Question,
+}
+
+/// The citizen's channel delivered an answer or a question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplySent {
+    pub kind: ReplyKind,
+    /// The `PetitionAnswered` / `InformationRequested` event that was delivered.
+    pub of_event: uuid::Uuid,
+    pub channel: String,
+    /// The channel's id for the sent message, when it gives one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_message_id: Option<String>,
+}
+
+/// The citizen's channel could not deliver an answer or a question, for good (or after every retry).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyFailed {
+    pub kind: ReplyKind,
+    pub of_event: uuid::Uuid,
+    pub channel: String,
+    pub reason: String,
+    pub attempts: u32,
+}
+
+/// The citizen said whether the answer satisfied them. Satisfied closes the ticket (a `TicketClosed` follows);
+/// not satisfied reopens it to the same agency (a `PetitionRouted` with fresh deadlines follows).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeedbackGiven {
+    pub satisfied: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
 /// Every fact about a ticket.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TicketEvent {
@@ -267,6 +306,9 @@ pub enum TicketEvent {
     DeadlineApproaching(DeadlineApproaching),
     DeadlineMissed(DeadlineMissed),
     DeadlineExtended(DeadlineExtended),
+    ReplySent(ReplySent),
+    ReplyFailed(ReplyFailed),
+    FeedbackGiven(FeedbackGiven),
 }
 
 /// Writes the three per-type tables (name, body, decode) of [`TicketEvent`] from one list, so a new event type
@@ -314,6 +356,9 @@ event_types!(
     DeadlineApproaching,
     DeadlineMissed,
     DeadlineExtended,
+    ReplySent,
+    ReplyFailed,
+    FeedbackGiven,
 );
 
 /// Metadata of one command, shared by the events it produces.

@@ -3,7 +3,7 @@
 //! Rendered when read, not stored, so a timeline can be shown in either language and a renamed agency shows its
 //! current name. Personal data (names, phone numbers) never appears in a summary.
 
-use crate::event::{DeadlineKind, TicketEvent};
+use crate::event::{DeadlineKind, ReplyKind, TicketEvent};
 use crate::province::Province;
 
 /// The languages timelines are written in.
@@ -119,6 +119,30 @@ pub fn summarize(event: &TicketEvent, lang: Lang, province: &Province) -> String
         }
         (TicketEvent::DeadlineExtended(e), Lang::Vi) => format!("Gia hạn xử lý đến {}: {}", local(e.resolve_by, province), e.reason),
         (TicketEvent::DeadlineExtended(e), Lang::En) => format!("Deadline extended to {}: {}", local(e.resolve_by, province), e.reason),
+        (TicketEvent::ReplySent(e), Lang::Vi) => format!("Đã gửi {} cho công dân qua kênh {}", reply_vi(e.kind), e.channel),
+        (TicketEvent::ReplySent(e), Lang::En) => format!("{} delivered to the citizen via {}", reply_en(e.kind), e.channel),
+        (TicketEvent::ReplyFailed(e), Lang::Vi) => format!("Không gửi được {} qua kênh {}: {}", reply_vi(e.kind), e.channel, e.reason),
+        (TicketEvent::ReplyFailed(e), Lang::En) => format!("{} could not be delivered via {}: {}", reply_en(e.kind), e.channel, e.reason),
+        (TicketEvent::FeedbackGiven(e), Lang::Vi) => {
+            if e.satisfied { "Công dân hài lòng".to_owned() } else { "Công dân chưa hài lòng: mở lại".to_owned() }
+        }
+        (TicketEvent::FeedbackGiven(e), Lang::En) => {
+            if e.satisfied { "The citizen is satisfied".to_owned() } else { "The citizen is not satisfied: reopened".to_owned() }
+        }
+    }
+}
+
+fn reply_vi(kind: ReplyKind) -> &'static str {
+    match kind {
+        ReplyKind::Answer => "trả lời",
+        ReplyKind::Question => "câu hỏi",
+    }
+}
+
+fn reply_en(kind: ReplyKind) -> &'static str {
+    match kind {
+        ReplyKind::Answer => "Answer",
+        ReplyKind::Question => "Question",
     }
 }
 

@@ -14,7 +14,8 @@ use crate::deadline::DeadlineState;
 use crate::event::{
     Citizen, CitizenReplied, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
     PetitionAnswered, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized,
-    PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent, DeadlineExtended,
+    PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent, DeadlineExtended, FeedbackGiven,
+    ReplyFailed, ReplyKind, ReplySent,
 };
 use crate::reference::Reference;
 
@@ -119,6 +120,12 @@ pub struct Ticket {
     pub bounced_from: Vec<String>,
     /// Its deadlines and the alarms already fired.
     pub deadlines: DeadlineState,
+    /// When it was last answered (for closing after the citizen's silence).
+    pub answered_at: Option<OffsetDateTime>,
+    /// Who gave the last answer: a reopened ticket goes back to them.
+    pub last_answer_agency: Option<String>,
+    /// Answers and questions delivered to the citizen, by the id of their event: a reply is never sent twice.
+    pub replies_done: Vec<Uuid>,
 }
 
 /// What someone asks a ticket to do.
@@ -153,6 +160,13 @@ pub enum Command {
     CheckDeadlines { now: OffsetDateTime },
     /// A supervisor moves the resolution deadline, with a reason.
     ExtendDeadline { by: Principal, resolve_by: OffsetDateTime, reason: String },
+    /// A channel reports what became of delivering the reply `of_event`.
+    RecordDelivery { of_event: Uuid, kind: ReplyKind, channel: String, outcome: Result<Option<String>, (String, u32)> },
+    /// The citizen's feedback on the answer. Not satisfied reopens the ticket to the agency that answered it with
+    /// `deadlines` from now (the caller computes them on the calendar).
+    Feedback { satisfied: bool, comment: Option<String>, deadlines: Option<Deadlines> },
+    /// The scheduler: close an answered ticket whose citizen stayed silent since `before`.
+    CloseSilent { answered_before: OffsetDateTime, days: u32 },
 }
 
 /// A petition as a channel hands it over (intake validates it against the province config).
@@ -433,6 +447,53 @@ impl Ticket {
                 }
                 Ok(self.deadlines.check(self.status, now))
             }
+            Command::RecordDelivery { of_event, kind, channel, outcome } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                if self.replies_done.contains(&of_event) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![match outcome {
+                    Ok(channel_message_id) => TicketEvent::ReplySent(ReplySent { kind, of_event, channel, channel_message_id }),
+                    Err((reason, attempts)) => TicketEvent::ReplyFailed(ReplyFailed { kind, of_event, channel, reason, attempts }),
+                }])
+            }
+            Command::Feedback { satisfied, comment, deadlines } => {
+                if self.status != Status::Answered {
+                    return Err(match self.status {
+                        Status::None => DomainError::NotFound,
+                        other => not_allowed("take feedback on", other),
+                    });
+                }
+                let comment = comment.map(|c| c.trim().to_owned()).filter(|c| !c.is_empty());
+                let feedback = TicketEvent::FeedbackGiven(FeedbackGiven { satisfied, comment: comment.clone() });
+                if satisfied {
+                    return Ok(vec![feedback, TicketEvent::TicketClosed(TicketClosed { reason: Some("the citizen is satisfied".to_owned()) })]);
+                }
+                if comment.is_none() {
+                    return Err(DomainError::Invalid("say what is still wrong: a comment is required".to_owned()));
+                }
+                // Back to the agency that answered (or the desk), on a fresh clock.
+                let agency = self.last_answer_agency.clone().or(self.agency.clone()).unwrap_or_default();
+                Ok(vec![
+                    feedback,
+                    TicketEvent::PetitionRouted(PetitionRouted {
+                        agency,
+                        area: self.area.clone(),
+                        emergency: self.emergency,
+                        acknowledge_by: deadlines.map(|d| d.acknowledge),
+                        resolve_by: deadlines.map(|d| d.resolve),
+                    }),
+                ])
+            }
+            Command::CloseSilent { answered_before, days } => match (self.status, self.answered_at) {
+                (Status::Answered, Some(at)) if at <= answered_before => Ok(vec![TicketEvent::TicketClosed(TicketClosed {
+                    reason: Some(format!("no feedback from the citizen within {days} days")),
+                })]),
+                (Status::None, _) => Err(DomainError::NotFound),
+                _ => Ok(vec![]),
+            },
             Command::ExtendDeadline { by, resolve_by, reason } => {
                 if !matches!(by.role, Role::Supervisor | Role::Admin) {
                     return Err(DomainError::Forbidden("only a supervisor may extend a deadline".to_owned()));
@@ -522,7 +583,11 @@ impl Ticket {
                 self.bounced_from.push(e.from_agency.clone());
                 self.resume_to = None;
             }
-            TicketEvent::PetitionAnswered(_) => self.status = Status::Answered,
+            TicketEvent::PetitionAnswered(e) => {
+                self.status = Status::Answered;
+                self.answered_at = Some(envelope.occurred_at);
+                self.last_answer_agency = Some(e.agency.clone());
+            }
             TicketEvent::PetitionRecategorized(e) => {
                 self.category = Some(e.category.clone());
                 if e.area.is_some() {
@@ -534,6 +599,9 @@ impl Ticket {
             TicketEvent::TicketClosed(_) => self.status = Status::Closed,
             // Folded into `deadlines` above.
             TicketEvent::DeadlineApproaching(_) | TicketEvent::DeadlineMissed(_) | TicketEvent::DeadlineExtended(_) => {}
+            TicketEvent::ReplySent(e) => self.replies_done.push(e.of_event),
+            TicketEvent::ReplyFailed(e) => self.replies_done.push(e.of_event),
+            TicketEvent::FeedbackGiven(_) => {}
         }
     }
 }

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 /// The schema version. The projections are derived data, so an older file is dropped and rebuilt from the log
 /// rather than migrated.
-pub const VERSION: i64 = 3;
+pub const VERSION: i64 = 4;
 
 pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError> {
     let conn = Connection::open(path)?;
@@ -59,8 +59,13 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
             escalated   INTEGER NOT NULL DEFAULT 0,
             -- Unix seconds: when the scheduler must look at the ticket again, and the deadline that orders queues.
             next_alarm  INTEGER,
-            due_at      INTEGER
+            due_at      INTEGER,
+            -- Unix seconds of the last answer while the ticket stays answered (closing after silence).
+            answered_at INTEGER,
+            -- The citizen's feedback: 1 satisfied, 0 not, NULL none yet.
+            satisfied   INTEGER
         );
+        CREATE INDEX IF NOT EXISTS tickets_answered ON tickets (answered_at) WHERE answered_at IS NOT NULL;
         CREATE INDEX IF NOT EXISTS tickets_by_alarm ON tickets (next_alarm) WHERE next_alarm IS NOT NULL;
         CREATE INDEX IF NOT EXISTS tickets_by_agency ON tickets (agency, status);
         CREATE TABLE IF NOT EXISTS timeline (

@@ -174,7 +174,7 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
         TicketEvent::PetitionRouted(r) => {
             tx.execute(
                 "UPDATE tickets SET status = 'routed', agency = ?2, area = COALESCE(?3, area), emergency = ?4,
-                                    updated_at = ?5, last_seq = ?6 WHERE ticket_id = ?1",
+                                    updated_at = ?5, last_seq = ?6, answered_at = NULL WHERE ticket_id = ?1",
                 params![ticket, r.agency, r.area, r.emergency, at, e.seq as i64],
             )?;
         }
@@ -209,9 +209,9 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
         }
         TicketEvent::PetitionAnswered(a) => {
             tx.execute(
-                "UPDATE tickets SET status = 'answered', answer = ?2, updated_at = ?3, last_seq = ?4
+                "UPDATE tickets SET status = 'answered', answer = ?2, updated_at = ?3, last_seq = ?4, answered_at = ?5
                  WHERE ticket_id = ?1",
-                params![ticket, a.text, at, e.seq as i64],
+                params![ticket, a.text, at, e.seq as i64, e.occurred_at.unix_timestamp()],
             )?;
         }
         TicketEvent::PetitionRecategorized(r) => {
@@ -230,7 +230,17 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
         }
         TicketEvent::PetitionRejected(_) => set_status(tx, &ticket, "rejected", &at, e.seq)?,
         TicketEvent::TicketClosed(_) => set_status(tx, &ticket, "closed", &at, e.seq)?,
-        TicketEvent::DeadlineApproaching(_) | TicketEvent::DeadlineMissed(_) | TicketEvent::DeadlineExtended(_) => {
+        TicketEvent::FeedbackGiven(f) => {
+            tx.execute(
+                "UPDATE tickets SET satisfied = ?2, updated_at = ?3, last_seq = ?4 WHERE ticket_id = ?1",
+                params![ticket, f.satisfied, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::DeadlineApproaching(_)
+        | TicketEvent::DeadlineMissed(_)
+        | TicketEvent::DeadlineExtended(_)
+        | TicketEvent::ReplySent(_)
+        | TicketEvent::ReplyFailed(_) => {
             tx.execute("UPDATE tickets SET updated_at = ?2, last_seq = ?3 WHERE ticket_id = ?1", params![ticket, at, e.seq as i64])?;
         }
     }
@@ -267,7 +277,7 @@ fn update_deadlines(tx: &rusqlite::Transaction<'_>, ticket: &str, e: &Envelope) 
 
 fn set_status(tx: &rusqlite::Transaction<'_>, ticket: &str, status: &str, at: &str, seq: u64) -> rusqlite::Result<()> {
     tx.execute(
-        "UPDATE tickets SET status = ?2, updated_at = ?3, last_seq = ?4 WHERE ticket_id = ?1",
+        "UPDATE tickets SET status = ?2, updated_at = ?3, last_seq = ?4, answered_at = NULL WHERE ticket_id = ?1",
         params![ticket, status, at, seq as i64],
     )?;
     Ok(())
@@ -438,6 +448,24 @@ impl TimelineReader {
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), view_of)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Answered tickets whose answer is older than `before` and that nobody has closed or reopened.
+    pub async fn answered_before(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<Uuid>, ProjectionError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT ticket_id FROM tickets WHERE status = 'answered' AND answered_at <= ?1 ORDER BY answered_at LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![before.unix_timestamp(), limit], |r| r.get::<_, String>(0))?;
+            let mut ids = Vec::new();
+            for row in rows {
+                if let Ok(id) = row?.parse() {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
         })
         .await
     }

@@ -27,16 +27,24 @@ pub enum SchedulerError {
     Projection(#[from] hotline_projections::ProjectionError),
 }
 
-/// Fires deadline alarms. Cheap to clone.
+/// Fires deadline alarms and closes answered tickets after the citizen's silence. Cheap to clone.
 #[derive(Clone)]
 pub struct Scheduler {
     store: Arc<dyn EventStore>,
     reader: TimelineReader,
+    /// Close an answered ticket after this many days without feedback; None never does.
+    close_after_days: Option<u32>,
 }
 
 impl Scheduler {
     pub fn new(store: Arc<dyn EventStore>, reader: TimelineReader) -> Scheduler {
-        Scheduler { store, reader }
+        Scheduler { store, reader, close_after_days: None }
+    }
+
+    /// Closes answered tickets after `days` days without the citizen's feedback.
+    pub fn closing_after(mut self, days: u32) -> Scheduler {
+        self.close_after_days = Some(days);
+        self
     }
 
     /// Looks at the clock every `interval` until `shutdown`.
@@ -56,23 +64,31 @@ impl Scheduler {
         tracing::info!("deadline scheduler stopped");
     }
 
-    /// Stores every alarm due at `now`; returns how many events it stored.
+    /// Stores every alarm due at `now`, and closes what stayed answered too long; returns how many events it
+    /// stored.
     pub async fn tick(&self, now: OffsetDateTime) -> Result<usize, SchedulerError> {
         let mut fired = 0;
         for ticket in self.reader.due_alarms(now, BATCH).await? {
-            fired += self.check(ticket, now).await?;
+            fired += self.decide(ticket, now, Command::CheckDeadlines { now }).await?;
+        }
+        if let Some(days) = self.close_after_days {
+            let answered_before = now - time::Duration::days(i64::from(days));
+            for ticket in self.reader.answered_before(answered_before, BATCH).await? {
+                fired += self.decide(ticket, now, Command::CloseSilent { answered_before, days }).await?;
+            }
         }
         Ok(fired)
     }
 
-    async fn check(&self, ticket: Uuid, now: OffsetDateTime) -> Result<usize, SchedulerError> {
+    /// Decides `command` on the ticket's history and appends the result with the version it was decided on.
+    async fn decide(&self, ticket: Uuid, now: OffsetDateTime, command: Command) -> Result<usize, SchedulerError> {
         let history = self.store.load(ticket).await?;
         let state = Ticket::from_history(&history.events);
-        let events = match state.decide(Command::CheckDeadlines { now }) {
+        let events = match state.decide(command) {
             Ok(events) if events.is_empty() => return Ok(0),
             Ok(events) => events,
             Err(e) => {
-                tracing::warn!(%ticket, error = %e, "deadline check refused");
+                tracing::warn!(%ticket, error = %e, "scheduled command refused");
                 return Ok(0);
             }
         };

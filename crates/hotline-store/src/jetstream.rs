@@ -288,7 +288,8 @@ impl JetStreamStore {
             // A commit this code cannot decode is left unacknowledged: it is redelivered (and reported) until a
             // newer build reads it, rather than being skipped.
             let commit = to_commit(&m)?;
-            Ok(Delivery::new(commit, Box::new(JetStreamAcker(m))))
+            let attempt = m.info().map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX)).unwrap_or(1);
+            Ok(Delivery::new(commit, attempt, Box::new(JetStreamAcker(m))))
         });
         Ok(until_reconnected(deliveries, self.connections.subscribe()))
     }

@@ -107,6 +107,8 @@ pub enum Claim {
 /// A commit delivered by a durable subscription; acknowledge it once its effects are stored.
 pub struct Delivery {
     pub commit: Commit,
+    /// How many times this commit has been delivered to this subscription, this time included (1 the first).
+    pub attempt: u32,
     acker: Box<dyn Acker>,
 }
 
@@ -117,8 +119,8 @@ pub trait Acker: Send {
 }
 
 impl Delivery {
-    pub fn new(commit: Commit, acker: Box<dyn Acker>) -> Delivery {
-        Delivery { commit, acker }
+    pub fn new(commit: Commit, attempt: u32, acker: Box<dyn Acker>) -> Delivery {
+        Delivery { commit, attempt, acker }
     }
     /// Done with it: it will not be delivered again.
     pub async fn ack(self) -> Result<(), StoreError> {

@@ -101,12 +101,19 @@ pub struct SchedulerSettings {
     /// Seconds between two looks at the clock: an alarm fires at most this late.
     #[serde(default = "thirty", deserialize_with = "number")]
     pub interval_secs: u64,
+    /// Days an answered ticket waits for the citizen's feedback before it is closed; 0 never closes it.
+    #[serde(default = "seven", deserialize_with = "number")]
+    pub close_answered_after_days: u32,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
-        SchedulerSettings { interval_secs: 30 }
+        SchedulerSettings { interval_secs: 30, close_answered_after_days: 7 }
     }
+}
+
+fn seven() -> u32 {
+    7
 }
 
 fn thirty() -> u64 {
@@ -349,7 +356,14 @@ mod tests {
                 assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
             }
         }
-        for nested in ["NATS__REPLICAS", "NATS__PORT", "NATS__REQUEST_TIMEOUT_SECS", "SCHEDULER__INTERVAL_SECS"] {
+        for nested in [
+            "NATS__REPLICAS",
+            "NATS__PORT",
+            "NATS__REQUEST_TIMEOUT_SECS",
+            "SCHEDULER__INTERVAL_SECS",
+            "SCHEDULER__CLOSE_ANSWERED_AFTER_DAYS",
+            "APP__ACCESS_SECRET",
+        ] {
             let var = format!("`HOTLINE_{nested}`");
             assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use hotline_api::{AdminToken, ApiState, Auth};
-use hotline_channel::{ChannelAdapter, ChannelContext, Intake};
+use hotline_channel::{AccessCodes, ChannelAdapter, ChannelContext, Intake};
 use hotline_channel_app::AppChannel;
 use hotline_domain::province::Province;
 use hotline_projections::TimelineReader;
@@ -36,6 +36,7 @@ pub enum Component {
 /// File names under the data dir.
 const PROJECTIONS_FILE: &str = "projections.sqlite";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
+const ACCESS_SECRET_FILE: &str = "app-access-secret";
 const NATS_DIR: &str = "nats";
 const NATS_URL_FILE: &str = "nats.url";
 
@@ -68,6 +69,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create the data dir {}", settings.data_dir.display()))?;
     let admin_token = admin_token(&settings)?;
+    let codes = access_codes(&settings)?;
 
     let shutdown = stop_on_signal();
     let mut tasks = JoinSet::new();
@@ -111,23 +113,17 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
 
     tasks.spawn(run_projections(store.clone(), projections_path, shutdown.clone()));
     tasks.spawn(hotline_router::Router::new(store.clone(), province.clone()).run(shutdown.clone()));
-    let scheduler = hotline_scheduler::Scheduler::new(store.clone(), reader.clone());
-    tasks.spawn(scheduler.run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
+    tasks.spawn(scheduler(&settings, store.clone(), reader.clone()).run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
 
     let intake = intake(&settings, store.clone(), province.clone());
-    let channels: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(AppChannel)];
+    let channels: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(AppChannel::new(codes.clone()))];
     let mut channel_routes = Vec::new();
     for channel in &channels {
         let ctx = channel_context(&settings, channel.name(), intake.clone(), shutdown.clone());
         channel_routes.extend(channel.http_routes(&ctx));
-        let channel = channel.clone();
-        tasks.spawn(async move {
-            if let Err(e) = channel.run(ctx).await {
-                tracing::error!(error = %e, "channel stopped");
-            }
-        });
+        spawn_channel(&mut tasks, channel.clone(), ctx, store.clone());
     }
-    let app = hotline_api::router(ApiState { province, reader, store, auth }, channel_routes);
+    let app = hotline_api::router(ApiState { province, reader, store, auth, codes }, channel_routes);
     let listener = bind(&settings.http_addr).await?;
     let addr = listener.local_addr()?;
     std::fs::write(settings.data_dir.join("http.addr"), format!("{addr}\n"))?;
@@ -175,26 +171,22 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         }
         Component::Scheduler => {
             let reader = TimelineReader::open(&projections_path)?;
-            let scheduler = hotline_scheduler::Scheduler::new(store, reader);
-            tasks.spawn(scheduler.run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
+            tasks.spawn(scheduler(&settings, store, reader).run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
         }
         Component::Api => {
             let auth = Auth { bootstrap: admin_token(&settings)?, registry };
             let reader = TimelineReader::open(&projections_path)?;
-            let app = hotline_api::router(ApiState { province, reader, store, auth }, Vec::new());
+            let codes = access_codes(&settings)?;
+            let app = hotline_api::router(ApiState { province, reader, store, auth, codes }, Vec::new());
             let listener = bind(&settings.http_addr).await?;
             println!("hotline: api listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
         }
         Component::App => {
-            let channel: Arc<dyn ChannelAdapter> = Arc::new(AppChannel);
+            let channel: Arc<dyn ChannelAdapter> = Arc::new(AppChannel::new(access_codes(&settings)?));
             let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
-            let app = hotline_api::channel_router(store, channel.http_routes(&ctx).into_iter().collect());
-            tasks.spawn(async move {
-                if let Err(e) = channel.run(ctx).await {
-                    tracing::error!(error = %e, "channel stopped");
-                }
-            });
+            let app = hotline_api::channel_router(store.clone(), channel.http_routes(&ctx).into_iter().collect());
+            spawn_channel(&mut tasks, channel, ctx, store);
             let listener = bind(&settings.http_addr).await?;
             println!("hotline: app listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
@@ -202,6 +194,24 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
     }
     drain(shutdown, tasks).await;
     Ok(())
+}
+
+/// Runs a channel: its own long-running work, and its outbound consumer (answers and questions to citizens).
+fn spawn_channel(tasks: &mut JoinSet<()>, channel: Arc<dyn ChannelAdapter>, ctx: ChannelContext, store: Arc<dyn EventStore>) {
+    tasks.spawn(hotline_channel::outbound::run(channel.clone(), store, ctx.shutdown.clone()));
+    tasks.spawn(async move {
+        if let Err(e) = channel.run(ctx).await {
+            tracing::error!(error = %e, "channel stopped");
+        }
+    });
+}
+
+fn scheduler(settings: &Settings, store: Arc<dyn EventStore>, reader: TimelineReader) -> hotline_scheduler::Scheduler {
+    let scheduler = hotline_scheduler::Scheduler::new(store, reader);
+    match settings.scheduler.close_answered_after_days {
+        0 => scheduler,
+        days => scheduler.closing_after(days),
+    }
 }
 
 fn intake(settings: &Settings, store: Arc<dyn EventStore>, province: Arc<Province>) -> Intake {
@@ -379,23 +389,41 @@ fn admin_token(settings: &Settings) -> anyhow::Result<AdminToken> {
     if let Some(token) = &settings.admin_token {
         return Ok(AdminToken::new(token.expose()));
     }
-    let path = settings.data_dir.join(ADMIN_TOKEN_FILE);
-    let token = format!("hl_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    // Written to a temporary file, then linked into place only if no token exists: of several processes
-    // starting together on one data dir, one token wins and every process reads that one.
-    let tmp = settings.data_dir.join(format!(".{ADMIN_TOKEN_FILE}.{}", std::process::id()));
-    write_private(&tmp, &format!("{token}\n"))?;
-    let linked = std::fs::hard_link(&tmp, &path);
+    let token = stored_secret(&settings.data_dir.join(ADMIN_TOKEN_FILE), "hl_")?;
+    Ok(AdminToken::new(&token))
+}
+
+/// The access-code secret of the app channel: `[app] access_secret`, else one stored in the data dir. Every
+/// process serving the app channel or the public endpoints must share it.
+fn access_codes(settings: &Settings) -> anyhow::Result<AccessCodes> {
+    if let Some(secret) = settings.app.0.get("access_secret").and_then(|v| v.as_str()) {
+        return Ok(AccessCodes::new(secret));
+    }
+    Ok(AccessCodes::new(&stored_secret(&settings.data_dir.join(ACCESS_SECRET_FILE), "")?))
+}
+
+/// A secret kept in a file of the data dir (mode 0600), made once: of several processes starting together on
+/// one data dir, one secret wins (written to a temporary file, then linked into place only if none exists) and
+/// every process reads that one.
+fn stored_secret(path: &Path, prefix: &str) -> anyhow::Result<String> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        let existing = text.trim();
+        if existing.is_empty() {
+            bail!("{} is empty: delete it to have a new one generated", path.display());
+        }
+        return Ok(existing.to_owned());
+    }
+    let secret = format!("{prefix}{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("secret");
+    let tmp = path.with_file_name(format!(".{name}.{}", std::process::id()));
+    write_private(&tmp, &format!("{secret}\n"))?;
+    let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
-        Ok(()) => Ok(AdminToken::new(&token)),
+        Ok(()) => Ok(secret),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-            let existing = text.trim();
-            if existing.is_empty() {
-                bail!("{} is empty: delete it to have a new admin token generated", path.display());
-            }
-            Ok(AdminToken::new(existing))
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Ok(text.trim().to_owned())
         }
         Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }

@@ -1,7 +1,8 @@
 //! docs/events.md must name every event type and every field the code writes, so the two cannot drift.
 
 use hotline_domain::event::{
-    Citizen, CitizenReplied, DeadlineApproaching, DeadlineExtended, DeadlineKind, DeadlineMissed, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged, PetitionAnswered,
+    Citizen, CitizenReplied, DeadlineApproaching, DeadlineExtended, DeadlineKind, DeadlineMissed, FeedbackGiven,
+    ReplyFailed, ReplyKind, ReplySent, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged, PetitionAnswered,
     PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized, PetitionRejected, PetitionRouted,
     PetitionTransferred, TicketClosed,
 };
@@ -60,6 +61,9 @@ fn every_event() -> Vec<TicketEvent> {
         TicketEvent::DeadlineApproaching(DeadlineApproaching { which: DeadlineKind::Resolve, due: OffsetDateTime::UNIX_EPOCH }),
         TicketEvent::DeadlineMissed(DeadlineMissed { which: DeadlineKind::Acknowledge, due: OffsetDateTime::UNIX_EPOCH }),
         TicketEvent::DeadlineExtended(DeadlineExtended { resolve_by: OffsetDateTime::UNIX_EPOCH, reason: "r".into() }),
+        TicketEvent::ReplySent(ReplySent { kind: ReplyKind::Answer, of_event: Uuid::nil(), channel: "app".into(), channel_message_id: Some("m".into()) }),
+        TicketEvent::ReplyFailed(ReplyFailed { kind: ReplyKind::Question, of_event: Uuid::nil(), channel: "sms".into(), reason: "r".into(), attempts: 8 }),
+        TicketEvent::FeedbackGiven(FeedbackGiven { satisfied: false, comment: Some("c".into()) }),
     ]
 }
 

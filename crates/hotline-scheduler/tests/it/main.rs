@@ -91,3 +91,37 @@ async fn concurrent_and_restarted_schedulers_fire_each_alarm_once() {
     trigger.trigger();
     projection.await.expect("joined").expect("projection ran");
 }
+
+#[tokio::test]
+async fn an_answered_ticket_is_closed_after_the_citizens_silence_once() {
+    use hotline_domain::event::PetitionAnswered;
+    let nats = TestNats::start().await;
+    let store: Arc<dyn EventStore> = Arc::new(nats.store().await);
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.sqlite");
+    let (trigger, shutdown) = hotline_runtime::shutdown();
+    let projection = tokio::spawn(hotline_projections::run(store.clone(), path.clone(), shutdown));
+    let reader = TimelineReader::open(&path).expect("reader");
+    let now = OffsetDateTime::now_utc();
+    let ticket = routed_ticket(store.as_ref(), now + Duration::from_secs(3600), now + Duration::from_secs(86_400)).await;
+    let history = store.load(ticket).await.expect("load");
+    let meta = CommandMeta { actor: Actor::system("test"), occurred_at: now, correlation_id: ticket, causation_id: None };
+    let answer = TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã xử lý".into(), agency: "dot".into() });
+    store.append(ticket, history.version, &Envelope::seal(ticket, 2, vec![answer], &meta, Uuid::now_v7)).await.expect("answer");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while reader.ticket(ticket).await.expect("query").is_none_or(|t| t.status != "answered") {
+        assert!(tokio::time::Instant::now() < deadline, "projection did not catch up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let scheduler = Scheduler::new(store.clone(), reader.clone()).closing_after(7);
+    assert_eq!(scheduler.tick(now + Duration::from_secs(6 * 86_400)).await.expect("tick"), 0, "not yet");
+    let later = now + Duration::from_secs(8 * 86_400);
+    let twin = scheduler.clone();
+    let (a, b) = tokio::join!(scheduler.tick(later), twin.tick(later));
+    assert_eq!(a.expect("a") + b.expect("b"), 1, "closed once");
+    let history = store.load(ticket).await.expect("load");
+    let closed = history.events.iter().filter(|e| matches!(e.event, TicketEvent::TicketClosed(_))).count();
+    assert_eq!(closed, 1);
+    trigger.trigger();
+    projection.await.expect("joined").expect("projection ran");
+}

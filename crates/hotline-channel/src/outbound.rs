@@ -1,0 +1,166 @@
+//! Answers and questions go back to the citizen on the channel they used.
+//!
+//! Each channel runs a durable consumer of the log (`replies-<channel>`): for every `PetitionAnswered` or
+//! `InformationRequested` on one of its tickets it hands the message to its adapter and stores `ReplySent`, or
+//! `ReplyFailed` when the failure is permanent or the retries (with growing delays) are used up. Before sending,
+//! it looks at the ticket: a reply that already has its `ReplySent`/`ReplyFailed` is not sent again, even after a
+//! crash. The message's id is the answer's event id, so a channel whose vendor accepts an idempotency key can
+//! close the last window (a crash between the vendor's accept and our record).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hotline_domain::event::ReplyKind;
+use hotline_domain::{Actor, Command, CommandMeta, Envelope, Ticket, TicketEvent};
+use hotline_runtime::Shutdown;
+use hotline_store::{AppendError, Delivery, EventStore, StoreError};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{ChannelAdapter, DeliveryError, OutboundKind, OutboundMessage};
+
+/// Deliveries tried before a reply counts as failed.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Runs the channel's outbound consumer until `shutdown`.
+pub async fn run(adapter: Arc<dyn ChannelAdapter>, store: Arc<dyn EventStore>, mut shutdown: Shutdown) {
+    let consumer = format!("replies-{}", adapter.name());
+    tracing::info!(%consumer, "outbound replies started");
+    while !shutdown.is_raised() {
+        let deliveries = tokio::select! {
+            _ = shutdown.wait() => break,
+            d = store.durable(&consumer) => d,
+        };
+        let mut deliveries = match deliveries {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(%consumer, error = %e, "cannot subscribe; retrying in 1 s");
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.wait() => break,
+                n = deliveries.next() => n,
+            };
+            match next {
+                Some(Ok(delivery)) => handle(adapter.as_ref(), store.as_ref(), delivery).await,
+                Some(Err(e)) => {
+                    tracing::warn!(%consumer, error = %e, "subscription error; resubscribing");
+                    break;
+                }
+                None => break,
+            }
+        }
+    }
+    tracing::info!(%consumer, "outbound replies stopped");
+}
+
+async fn handle(adapter: &dyn ChannelAdapter, store: &dyn EventStore, delivery: Delivery) {
+    let replies: Vec<(Uuid, ReplyKind, String)> = delivery
+        .commit
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            TicketEvent::PetitionAnswered(a) => Some((e.event_id, ReplyKind::Answer, a.text.clone())),
+            TicketEvent::InformationRequested(q) => Some((e.event_id, ReplyKind::Question, q.question.clone())),
+            _ => None,
+        })
+        .collect();
+    if replies.is_empty() {
+        let _ = delivery.ack().await;
+        return;
+    }
+    let ticket = delivery.commit.ticket_id;
+    for (of_event, kind, text) in replies {
+        match deliver(adapter, store, ticket, of_event, kind, text, delivery.attempt).await {
+            Ok(()) => {}
+            Err(delay) => {
+                let _ = delivery.retry_later(delay).await;
+                return;
+            }
+        }
+    }
+    let _ = delivery.ack().await;
+}
+
+/// Delivers one reply unless it already was; `Err(delay)` asks for another try later.
+async fn deliver(
+    adapter: &dyn ChannelAdapter,
+    store: &dyn EventStore,
+    ticket: Uuid,
+    of_event: Uuid,
+    kind: ReplyKind,
+    text: String,
+    attempt: u32,
+) -> Result<(), Duration> {
+    let backoff = Duration::from_secs((1u64 << attempt.min(8)).min(300));
+    let history = store.load(ticket).await.map_err(|_| backoff)?;
+    let state = Ticket::from_history(&history.events);
+    if state.channel.as_deref() != Some(adapter.name()) || state.replies_done.contains(&of_event) {
+        return Ok(());
+    }
+    let Some(reference) = state.reference.clone() else { return Ok(()) };
+    let to = history.events.first().and_then(|e| match &e.event {
+        TicketEvent::PetitionReceived(p) => p.citizen.as_ref().and_then(|c| c.phone.clone().or(c.email.clone())),
+        _ => None,
+    });
+    let message = OutboundMessage {
+        id: of_event,
+        ticket_id: ticket,
+        reference,
+        kind: match kind {
+            ReplyKind::Answer => OutboundKind::Answer,
+            ReplyKind::Question => OutboundKind::Question,
+        },
+        text,
+        to,
+    };
+    let outcome = match adapter.deliver(&message).await {
+        Ok(receipt) => Ok(receipt.channel_message_id),
+        Err(DeliveryError::Permanent(reason)) => Err((reason, attempt)),
+        Err(DeliveryError::Retryable(reason)) if attempt >= MAX_ATTEMPTS => Err((reason, attempt)),
+        Err(DeliveryError::Retryable(reason)) => {
+            tracing::warn!(%ticket, attempt, %reason, "reply not delivered yet; retrying");
+            return Err(backoff);
+        }
+    };
+    record(store, ticket, of_event, kind, adapter.name(), outcome).await.map_err(|_| backoff)
+}
+
+/// Stores the delivery's outcome on the ticket, retrying on a conflict with other writers.
+async fn record(
+    store: &dyn EventStore,
+    ticket: Uuid,
+    of_event: Uuid,
+    kind: ReplyKind,
+    channel: &str,
+    outcome: Result<Option<String>, (String, u32)>,
+) -> Result<(), StoreError> {
+    for _ in 0..5 {
+        let history = store.load(ticket).await?;
+        let state = Ticket::from_history(&history.events);
+        let command = Command::RecordDelivery { of_event, kind, channel: channel.to_owned(), outcome: outcome.clone() };
+        let Ok(events) = state.decide(command) else { return Ok(()) };
+        if events.is_empty() {
+            return Ok(());
+        }
+        let meta = CommandMeta {
+            actor: Actor::channel(channel),
+            occurred_at: OffsetDateTime::now_utc(),
+            correlation_id: history.events.first().map_or(ticket, |e| e.correlation_id),
+            causation_id: Some(of_event),
+        };
+        let envelopes = Envelope::seal(ticket, state.seq, events, &meta, Uuid::now_v7);
+        match store.append(ticket, history.version, &envelopes).await {
+            Ok(_) => return Ok(()),
+            Err(AppendError::Conflict { .. }) => continue,
+            Err(AppendError::Store(e)) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable(format!("ticket {ticket} kept changing while recording a delivery")))
+}

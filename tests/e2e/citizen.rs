@@ -1,0 +1,119 @@
+//! The citizen's side: the access code, the public view, answering a question, the answer delivered back on the
+//! channel, and feedback that reopens or closes the ticket.
+
+use std::time::Duration;
+
+use hotline_testkit::{Response, System};
+use serde_json::json;
+
+use crate::start;
+
+fn token(system: &System, role: &str, agency: Option<&str>) -> String {
+    let mut body = json!({"role": role, "name": "Nguyễn Văn Cán Bộ"});
+    if let Some(a) = agency {
+        body["agency"] = json!(a);
+    }
+    let auth = format!("Bearer {}", system.admin_token);
+    let r = system.request("POST", "/v1/admin/tokens", &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes());
+    r.json()["token"].as_str().expect("token").to_owned()
+}
+
+fn act(system: &System, token: &str, ticket: &str, command: &str, body: serde_json::Value) -> Response {
+    let auth = format!("Bearer {token}");
+    system.request("POST", &format!("/v1/tickets/{ticket}/{command}"), &[("Authorization", &auth), ("Content-Type", "application/json")], body.to_string().as_bytes())
+}
+
+fn public(system: &System, reference: &str, code: &str) -> Response {
+    system.request("GET", &format!("/v1/public/tickets/{reference}?code={code}"), &[("Accept-Language", "vi")], b"")
+}
+
+fn post_public(system: &System, reference: &str, what: &str, body: serde_json::Value) -> Response {
+    system.request("POST", &format!("/v1/public/tickets/{reference}/{what}"), &[("Content-Type", "application/json")], body.to_string().as_bytes())
+}
+
+/// Waits until the ticket's timeline holds `count` events of `event_type`.
+fn wait_for_events(system: &System, id: &str, event_type: &str, count: usize) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let t = system.get(&format!("/v1/tickets/{id}/timeline")).json();
+        let n = t["entries"].as_array().map_or(0, |e| e.iter().filter(|e| e["type"] == event_type).count());
+        if n >= count {
+            return t;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "no {count} × {event_type} on {id}: {t}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_citizen_follows_answers_and_judges_their_ticket_with_the_access_code() {
+    let system = start();
+    let dot = token(&system, "agency", Some("dot"));
+    let body = json!({"text": "Đèn tín hiệu giao thông ở ngã tư Sở Sao bị hỏng", "citizen": {"name": "Trần Thị Dân", "phone": "0912345678"}});
+    let r = system.post_petition(&body, Some("app-7f3a-petition-1"));
+    assert_eq!(r.status, 202);
+    let v = r.json();
+    let (id, reference, code) = (
+        v["ticket_id"].as_str().expect("id").to_owned(),
+        v["reference"].as_str().expect("reference").to_owned(),
+        v["access_code"].as_str().expect("access_code").to_owned(),
+    );
+    assert_eq!(code.len(), 12);
+    let again = system.post_petition(&body, Some("app-7f3a-petition-1"));
+    assert_eq!(again.json()["access_code"], code.as_str(), "a retried intake gets the same code");
+
+    // Only the right code opens it; everything else is "not found".
+    for (r, c) in [(reference.as_str(), "WRONGCODE234"), (reference.as_str(), ""), ("23456789", code.as_str())] {
+        assert_eq!(public(&system, r, c).status, 404, "{r} {c}");
+    }
+    system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["agency"] == "dot");
+    let view = public(&system, &reference, &code.to_lowercase());
+    assert_eq!(view.status, 200, "{}", view.text());
+    assert_eq!(view.json()["agency"], "Sở Giao thông vận tải");
+
+    // The agency asks a question: it goes out on the citizen's channel (ReplySent), and shows in the public view.
+    let r = act(&system, &dot, &id, "request-info", json!({"question": "Đèn hỏng ở hướng nào của ngã tư?"}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_for_events(&system, &id, "ReplySent", 1);
+    let view = public(&system, &reference, &code).json();
+    assert_eq!(view["status"], "waiting_for_citizen");
+    assert_eq!(view["messages"][1]["kind"], "question");
+
+    let r = post_public(&system, &reference, "messages", json!({"code": code, "text": "Hướng từ chợ Thủ Dầu Một đi lên"}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["status"], "routed", "back to where it was");
+    let r = post_public(&system, &reference, "messages", json!({"code": code, "text": "Nữa"}));
+    assert_eq!(r.status, 409, "nobody asked: {}", r.text());
+    let r = post_public(&system, &reference, "messages", json!({"code": "WRONGCODE234", "text": "x"}));
+    assert_eq!(r.status, 404);
+
+    // The answer goes back on the channel, once; the public view shows it without staff names or internal notes.
+    let r = act(&system, &dot, &id, "answer", json!({"text": "Đã thay đèn tín hiệu hướng chợ Thủ Dầu Một."}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_for_events(&system, &id, "ReplySent", 2);
+    let view = public(&system, &reference, &code);
+    let text = view.text();
+    assert_eq!(view.json()["answer"], "Đã thay đèn tín hiệu hướng chợ Thủ Dầu Một.");
+    assert!(!text.contains("Cán Bộ") && !text.contains("actor") && !text.contains("hlt_"), "no staff names: {text}");
+
+    // Not satisfied, without a word: refused. With a comment: reopened to the same agency.
+    let r = post_public(&system, &reference, "feedback", json!({"code": code, "satisfied": false}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    let r = post_public(&system, &reference, "feedback", json!({"code": code, "satisfied": false, "comment": "Đèn vẫn chưa sáng"}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["status"], "routed");
+    let t = system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["status"] == "routed");
+    assert_eq!(t["agency"], "dot");
+    let r = act(&system, &dot, &id, "answer", json!({"text": "Đã sửa lại nguồn điện của đèn."}));
+    assert_eq!(r.status, 200);
+    wait_for_events(&system, &id, "ReplySent", 3);
+    let r = post_public(&system, &reference, "feedback", json!({"code": code, "satisfied": true, "comment": "Cảm ơn"}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json()["status"], "closed");
+    let r = post_public(&system, &reference, "feedback", json!({"code": code, "satisfied": true}));
+    assert_eq!(r.status, 409, "{}", r.text());
+
+    let timeline = system.get(&format!("/v1/tickets/{id}/timeline")).json();
+    let sent = timeline["entries"].as_array().expect("entries").iter().filter(|e| e["type"] == "ReplySent").count();
+    assert_eq!(sent, 3, "each reply delivered once: {timeline}");
+}
