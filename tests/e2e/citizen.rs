@@ -117,3 +117,43 @@ fn a_citizen_follows_answers_and_judges_their_ticket_with_the_access_code() {
     let sent = timeline["entries"].as_array().expect("entries").iter().filter(|e| e["type"] == "ReplySent").count();
     assert_eq!(sent, 3, "each reply delivered once: {timeline}");
 }
+
+#[test]
+fn duplicates_get_the_answer_through_their_own_channel() {
+    let system = start();
+    let dot = token(&system, "agency", Some("dot"));
+    let operator = token(&system, "operator", None);
+    let post = |text: &str| {
+        let r = system.post_petition(&json!({"text": text}), None);
+        let v = r.json();
+        (v["ticket_id"].as_str().expect("id").to_owned(), v["reference"].as_str().expect("ref").to_owned(), v["access_code"].as_str().expect("code").to_owned())
+    };
+    let (a, _, _) = post("Đèn tín hiệu ở ngã tư Sở Sao bị hỏng");
+    let (b, b_ref, b_code) = post("Ngã tư Sở Sao đèn giao thông không hoạt động");
+    system.wait_for_ticket(&a, Duration::from_secs(10), |t| t["agency"] == "dot");
+    system.wait_for_ticket(&b, Duration::from_secs(10), |t| t["status"] == "routed");
+
+    // Linked while the original is open: the duplicate waits, then gets the answer when it comes.
+    let r = act(&system, &operator, &b, "duplicate-of", json!({"ticket": a}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "duplicate");
+    let r = act(&system, &dot, &a, "answer", json!({"text": "Đèn đã được sửa lúc 10 giờ."}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    wait_for_events(&system, &b, "ReplySent", 1);
+    let view = public(&system, &b_ref, &b_code).json();
+    assert_eq!(view["answer"], "Đèn đã được sửa lúc 10 giờ.", "{view}");
+    assert_eq!(view["status"], "answered");
+
+    // Linked after the original was answered: the answer comes at once.
+    let (c, _, _) = post("Đèn giao thông ngã tư Sở Sao lại hỏng à?");
+    system.wait_for_ticket(&c, Duration::from_secs(10), |t| t["status"] == "routed");
+    let r = act(&system, &operator, &c, "duplicate-of", json!({"ticket": a}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "answered");
+    let t = wait_for_events(&system, &c, "ReplySent", 1);
+    let answered = t["entries"].as_array().expect("entries").iter().filter(|e| e["type"] == "PetitionAnswered").count();
+    assert_eq!(answered, 1, "{t}");
+    // The original still has exactly its own answer.
+    let t = system.get(&format!("/v1/tickets/{a}/timeline")).json();
+    assert_eq!(t["entries"].as_array().expect("entries").iter().filter(|e| e["type"] == "PetitionAnswered").count(), 1);
+}

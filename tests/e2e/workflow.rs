@@ -42,12 +42,18 @@ fn routed_petition(system: &System, text: &str) -> String {
 }
 
 #[test]
-fn a_petition_is_routed_acknowledged_sent_back_rerouted_answered_and_closed() {
+fn a_petition_is_routed_acknowledged_sent_back_rerouted_answered_delivered_judged_and_closed() {
     let system = start();
     let dot = token(&system, "agency", Some("dot"));
     let ubnd = token(&system, "agency", Some("ubnd_tdm"));
-    let operator = token(&system, "operator", None);
-    let id = routed_petition(&system, "Đèn tín hiệu giao thông ở ngã tư Sở Sao bị hỏng từ sáng");
+    let r = system.post_petition(&json!({"text": "Đèn tín hiệu giao thông ở ngã tư Sở Sao bị hỏng từ sáng"}), None);
+    assert_eq!(r.status, 202);
+    let (id, reference, access_code) = (
+        r.json()["ticket_id"].as_str().expect("id").to_owned(),
+        r.json()["reference"].as_str().expect("reference").to_owned(),
+        r.json()["access_code"].as_str().expect("code").to_owned(),
+    );
+    system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["status"] == "routed" && t["agency"] == "dot");
 
     let r = act(&system, &dot, &id, "acknowledge", json!({}));
     assert_eq!(r.status, 200, "{}", r.text());
@@ -66,8 +72,14 @@ fn a_petition_is_routed_acknowledged_sent_back_rerouted_answered_and_closed() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["status"], "answered");
 
-    let r = act(&system, &operator, &id, "close", json!({"reason": "Đã trả lời công dân"}));
-    assert_eq!(r.status, 200, "{}", r.text());
+    // The citizen is satisfied: closed.
+    let r = system.request(
+        "POST",
+        &format!("/v1/public/tickets/{reference}/feedback"),
+        &[("Content-Type", "application/json")],
+        json!({"code": access_code, "satisfied": true}).to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
     let t = system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["status"] == "closed");
     assert_eq!(t["answer"], "Đã thay bóng đèn tín hiệu ngày 28/11.");
     assert_eq!(t["bounces"], 1);
@@ -98,7 +110,8 @@ fn a_petition_is_routed_acknowledged_sent_back_rerouted_answered_and_closed() {
         ("PetitionTransferred", "agency"),
         ("PetitionRouted", "system"),
         ("PetitionAnswered", "agency"),
-        ("TicketClosed", "operator"),
+        ("FeedbackGiven", "channel"),
+        ("TicketClosed", "channel"),
     ];
     let expected: Vec<(String, String)> = expected.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     assert_eq!(steps, expected, "{timeline}");
@@ -180,14 +193,17 @@ fn commands_the_state_or_the_body_does_not_allow_are_refused_with_a_reason() {
 #[test]
 fn two_answers_at_once_one_wins_and_the_other_gets_a_conflict() {
     let system = start();
-    let dot = token(&system, "agency", Some("dot"));
+    // Two staff of the assigned agency, and the desk.
+    let dot_a = token(&system, "agency", Some("dot"));
+    let dot_b = token(&system, "agency", Some("dot"));
     let operator = token(&system, "operator", None);
     let mut outcomes = Vec::new();
     for round in 0..6 {
         let id = routed_petition(&system, &format!("Đèn tín hiệu giao thông hỏng, lần {round}"));
+        let second = if round % 2 == 0 { &dot_b } else { &operator };
         let (a, b) = std::thread::scope(|s| {
-            let a = s.spawn(|| act(&system, &dot, &id, "answer", json!({"text": "Sở GTVT trả lời"})));
-            let b = s.spawn(|| act(&system, &operator, &id, "answer", json!({"text": "Tổng đài trả lời"})));
+            let a = s.spawn(|| act(&system, &dot_a, &id, "answer", json!({"text": "Sở GTVT trả lời"})));
+            let b = s.spawn(|| act(&system, second, &id, "answer", json!({"text": "Trả lời thứ hai"})));
             (a.join().expect("a"), b.join().expect("b"))
         });
         let mut statuses = [a.status, b.status];

@@ -180,7 +180,12 @@ async fn build(state: &ApiState, principal: &Principal, action: &str, body: &[u8
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_ticket", format!("no ticket `{}`", b.ticket))
             })?;
             let of_reference = Reference::parse(&other.reference).map_err(ApiError::internal)?;
-            Command::MarkDuplicate { by, of_ticket: other.ticket_id, of_reference }
+            // Already answered: this citizen gets the answer at once (else when it comes).
+            let original_answer = match (other.status.as_str(), other.answer, other.agency) {
+                ("answered" | "closed", Some(text), Some(agency)) => Some((text, agency)),
+                _ => None,
+            };
+            Command::MarkDuplicate { by, of_ticket: other.ticket_id, of_reference, original_answer }
         }
         "reject" => Command::Reject { by, reason: parse::<ReasonBody>(body)?.reason },
         "close" => Command::Close { by, reason: parse::<CloseBody>(body)?.reason },

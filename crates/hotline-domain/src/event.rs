@@ -216,6 +216,9 @@ pub struct PetitionAnswered {
     pub text: String,
     /// The agency code of who answered (the desk's code for the desk).
     pub agency: String,
+    /// For a duplicate: the ticket whose answer this is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via_ticket: Option<uuid::Uuid>,
 }
 
 /// An operator changed the category (and maybe the area); a `PetitionRouted` to the new agency follows in the

@@ -124,6 +124,8 @@ pub struct Ticket {
     pub answered_at: Option<OffsetDateTime>,
     /// Who gave the last answer: a reopened ticket goes back to them.
     pub last_answer_agency: Option<String>,
+    /// The ticket this one duplicates.
+    pub duplicate_of: Option<Uuid>,
     /// Answers and questions delivered to the citizen, by the id of their event: a reply is never sent twice.
     pub replies_done: Vec<Uuid>,
 }
@@ -150,8 +152,11 @@ pub enum Command {
     /// The desk changes the category (and area); `agency` is where the province rules send it now, with the
     /// new agency's deadlines.
     Recategorize { by: Principal, category: String, area: Option<String>, agency: String, deadlines: Option<Deadlines> },
-    /// The desk links the petition to another ticket about the same problem.
-    MarkDuplicate { by: Principal, of_ticket: Uuid, of_reference: Reference },
+    /// The desk links the petition to another ticket about the same problem; when that ticket is already
+    /// answered (`original_answer`: text and agency), this citizen gets the answer in the same commit.
+    MarkDuplicate { by: Principal, of_ticket: Uuid, of_reference: Reference, original_answer: Option<(String, String)> },
+    /// The ticket this one duplicates was answered: its citizen gets the same answer.
+    ShareAnswer { from_ticket: Uuid, text: String, agency: String },
     /// The desk rejects spam or abuse.
     Reject { by: Principal, reason: String },
     /// The desk closes the ticket.
@@ -395,7 +400,7 @@ impl Ticket {
                     Role::Agency => by.agency.clone().unwrap_or_default(),
                     _ => desk,
                 };
-                Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency })])
+                Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency, via_ticket: None })])
             }
             Command::Recategorize { by, category, area, agency, deadlines } => {
                 desk_only(&by, "recategorize")?;
@@ -413,7 +418,7 @@ impl Ticket {
                     }),
                 ])
             }
-            Command::MarkDuplicate { by, of_ticket, of_reference } => {
+            Command::MarkDuplicate { by, of_ticket, of_reference, original_answer } => {
                 desk_only(&by, "mark as duplicate")?;
                 if Some(of_ticket) == self.id {
                     return Err(DomainError::Invalid("a ticket cannot duplicate itself".to_owned()));
@@ -421,8 +426,20 @@ impl Ticket {
                 if !self.status.is_open() {
                     return Err(not_allowed("mark as duplicate", self.status));
                 }
-                Ok(vec![TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket, of_reference })])
+                let mut events = vec![TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket, of_reference })];
+                if let Some((text, agency)) = original_answer {
+                    events.push(TicketEvent::PetitionAnswered(PetitionAnswered { text, agency, via_ticket: Some(of_ticket) }));
+                }
+                Ok(events)
             }
+            Command::ShareAnswer { from_ticket, text, agency } => match self.status {
+                // Only a duplicate of that very ticket, not yet answered, takes its answer.
+                Status::Duplicate if self.duplicate_of == Some(from_ticket) => {
+                    Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency, via_ticket: Some(from_ticket) })])
+                }
+                Status::None => Err(DomainError::NotFound),
+                _ => Ok(vec![]),
+            },
             Command::Reject { by, reason } => {
                 desk_only(&by, "reject")?;
                 let reason = required(reason, "why the petition is rejected")?;
@@ -594,7 +611,10 @@ impl Ticket {
                     self.area = e.area.clone();
                 }
             }
-            TicketEvent::MarkedDuplicate(_) => self.status = Status::Duplicate,
+            TicketEvent::MarkedDuplicate(e) => {
+                self.status = Status::Duplicate;
+                self.duplicate_of = Some(e.of_ticket);
+            }
             TicketEvent::PetitionRejected(_) => self.status = Status::Rejected,
             TicketEvent::TicketClosed(_) => self.status = Status::Closed,
             // Folded into `deadlines` above.

@@ -452,6 +452,23 @@ impl TimelineReader {
         .await
     }
 
+    /// The tickets marked as duplicates of `original` that are still waiting for its answer.
+    pub async fn waiting_duplicates_of(&self, original: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
+        self.with(move |c| {
+            let mut stmt =
+                c.prepare_cached("SELECT ticket_id FROM tickets WHERE duplicate_of = ?1 AND status = 'duplicate'")?;
+            let rows = stmt.query_map([original.to_string()], |r| r.get::<_, String>(0))?;
+            let mut ids = Vec::new();
+            for row in rows {
+                if let Ok(id) = row?.parse() {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        })
+        .await
+    }
+
     /// Answered tickets whose answer is older than `before` and that nobody has closed or reopened.
     pub async fn answered_before(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<Uuid>, ProjectionError> {
         self.with(move |c| {

@@ -6,6 +6,8 @@
 //! restart, a second scheduler, or a projection that lags never fires an alarm twice: the append states the
 //! version it decided on, and a ticket that already holds the alarm decides nothing.
 
+pub mod duplicates;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -53,7 +53,7 @@ fn every_event() -> Vec<TicketEvent> {
             suggested_agency: Some("h".into()),
             bounces: 1,
         }),
-        TicketEvent::PetitionAnswered(PetitionAnswered { text: "t".into(), agency: "g".into() }),
+        TicketEvent::PetitionAnswered(PetitionAnswered { text: "t".into(), agency: "g".into(), via_ticket: Some(Uuid::nil()) }),
         TicketEvent::PetitionRecategorized(PetitionRecategorized { category: "c".into(), area: Some("a".into()) }),
         TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket: Uuid::nil(), of_reference: Reference::derive(Uuid::nil(), 1) }),
         TicketEvent::PetitionRejected(PetitionRejected { reason: "r".into() }),

@@ -58,7 +58,7 @@ fn transferred(from: &str, bounces: u32) -> TicketEvent {
     TicketEvent::PetitionTransferred(PetitionTransferred { from_agency: from.into(), reason: "r".into(), suggested_agency: None, bounces })
 }
 fn answered() -> TicketEvent {
-    TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã sửa".into(), agency: "dot".into() })
+    TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã sửa".into(), agency: "dot".into(), via_ticket: None })
 }
 
 fn answer(by: Principal) -> Command {
@@ -194,7 +194,7 @@ fn the_desk_cannot_transfer_on_an_agencys_behalf() {
 #[test]
 fn the_assigned_agency_answers_and_the_ticket_is_answered() {
     let then = given(vec![received(), routed("dot"), acknowledged("dot")]).decide(answer(agency("dot")));
-    assert_eq!(then, Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã sửa xong".into(), agency: "dot".into() })]));
+    assert_eq!(then, Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã sửa xong".into(), agency: "dot".into(), via_ticket: None })]));
     assert_eq!(given(vec![received(), routed("dot"), answered()]).status, Status::Answered);
 }
 
@@ -234,7 +234,7 @@ fn an_agency_cannot_recategorize_reject_close_or_mark_duplicates() {
         Command::Recategorize { by: by.clone(), category: "environment".into(), area: None, agency: "donre".into(), deadlines: None },
         Command::Reject { by: by.clone(), reason: "spam".into() },
         Command::Close { by: by.clone(), reason: None },
-        Command::MarkDuplicate { by: by.clone(), of_ticket: Uuid::from_u128(1), of_reference: Reference::derive(Uuid::from_u128(1), 0) },
+        Command::MarkDuplicate { by: by.clone(), of_ticket: Uuid::from_u128(1), of_reference: Reference::derive(Uuid::from_u128(1), 0), original_answer: None },
     ] {
         assert!(matches!(ticket.decide(command), Err(DomainError::Forbidden(_))));
     }
@@ -244,9 +244,9 @@ fn an_agency_cannot_recategorize_reject_close_or_mark_duplicates() {
 fn the_desk_links_a_duplicate_but_never_to_itself() {
     let ticket = given(vec![received(), routed("dot")]);
     let other = Uuid::from_u128(99);
-    let then = ticket.decide(Command::MarkDuplicate { by: operator(), of_ticket: other, of_reference: Reference::derive(other, 0) });
+    let then = ticket.decide(Command::MarkDuplicate { by: operator(), of_ticket: other, of_reference: Reference::derive(other, 0), original_answer: None });
     assert!(matches!(&then.as_deref(), Ok([TicketEvent::MarkedDuplicate(d)]) if d.of_ticket == other));
-    let selfish = ticket.decide(Command::MarkDuplicate { by: operator(), of_ticket: TICKET, of_reference: Reference::derive(TICKET, 0) });
+    let selfish = ticket.decide(Command::MarkDuplicate { by: operator(), of_ticket: TICKET, of_reference: Reference::derive(TICKET, 0), original_answer: None });
     assert!(matches!(selfish, Err(DomainError::Invalid(_))));
     let dup = given(vec![received(), TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket: other, of_reference: Reference::derive(other, 0) })]);
     assert_eq!(dup.status, Status::Duplicate);
