@@ -88,13 +88,20 @@ fn a_citizen_follows_answers_and_judges_their_ticket_with_the_access_code() {
     assert_eq!(r.status, 404);
 
     // The answer goes back on the channel, once; the public view shows it without staff names or internal notes.
-    let r = act(&system, &dot, &id, "answer", json!({"text": "Đã thay đèn tín hiệu hướng chợ Thủ Dầu Một."}));
+    let r = act(&system, &dot, &id, "answer", json!({
+        "text": "Đã thay đèn tín hiệu hướng chợ Thủ Dầu Một.",
+        "attachments": [{"name": "Biên bản nghiệm thu", "url": "https://sogtvt.binhduong.gov.vn/bb-nghiem-thu.pdf", "media_type": "application/pdf"}],
+    }));
     assert_eq!(r.status, 200, "{}", r.text());
     wait_for_events(&system, &id, "ReplySent", 2);
     let view = public(&system, &reference, &code);
     let text = view.text();
     assert_eq!(view.json()["answer"], "Đã thay đèn tín hiệu hướng chợ Thủ Dầu Một.");
     assert!(!text.contains("Cán Bộ") && !text.contains("actor") && !text.contains("hlt_"), "no staff names: {text}");
+    let answer = view.json()["messages"].as_array().expect("messages").iter().find(|m| m["kind"] == "answer").cloned().expect("answer");
+    assert_eq!(answer["attachments"][0]["name"], "Biên bản nghiệm thu", "{answer}");
+    let r = act(&system, &dot, &id, "answer", json!({"text": "x", "attachments": [{"name": "x", "url": "file:///etc/passwd"}]}));
+    assert_eq!(r.status, 422, "bad links refused (the ticket is answered, but the body is checked first): {}", r.text());
 
     // Not satisfied, without a word: refused. With a comment: reopened to the same agency.
     let r = post_public(&system, &reference, "feedback", json!({"code": code, "satisfied": false}));

@@ -10,6 +10,7 @@ use axum::Json;
 use hotline_channel::http::ApiError;
 use hotline_channel::validate_codes;
 use hotline_domain::access::Principal;
+use hotline_domain::event::Attachment;
 use hotline_domain::{Command, CommandMeta, DomainError, Envelope, Reference, Ticket};
 use hotline_store::AppendError;
 use serde::Deserialize;
@@ -42,6 +43,8 @@ struct TransferBody {
 #[serde(deny_unknown_fields)]
 struct AnswerBody {
     text: String,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
 }
 
 #[derive(Deserialize)]
@@ -162,7 +165,10 @@ async fn build(state: &ApiState, principal: &Principal, action: &str, body: &[u8
             }
             Command::Transfer { by, reason: b.reason, suggested_agency: b.suggested_agency, desk }
         }
-        "answer" => Command::Answer { by, text: parse::<AnswerBody>(body)?.text, desk },
+        "answer" => {
+            let b = parse::<AnswerBody>(body)?;
+            Command::Answer { by, text: b.text, desk, attachments: b.attachments }
+        }
         "recategorize" => {
             let b = parse::<RecategorizeBody>(body)?;
             validate_codes(&state.province, Some(&b.category), b.area.as_deref())?;

@@ -57,7 +57,11 @@ pub async fn view(
                 TicketEvent::PetitionReceived(p) => ("citizen", "petition", p.text.clone()),
                 TicketEvent::InformationRequested(q) => ("hotline", "question", q.question.clone()),
                 TicketEvent::CitizenReplied(r) => ("citizen", "reply", r.text.clone()),
-                TicketEvent::PetitionAnswered(a) => ("hotline", "answer", a.text.clone()),
+                TicketEvent::PetitionAnswered(a) => {
+                    return Some(serde_json::json!({
+                        "at": at(e), "from": "hotline", "kind": "answer", "text": a.text, "attachments": a.attachments,
+                    }));
+                }
                 TicketEvent::FeedbackGiven(f) => ("citizen", "feedback", f.comment.clone().unwrap_or_default()),
                 _ => return None,
             };

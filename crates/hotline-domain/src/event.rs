@@ -219,6 +219,36 @@ pub struct PetitionAnswered {
     /// For a duplicate: the ticket whose answer this is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via_ticket: Option<uuid::Uuid>,
+    /// Documents that go with the answer (a decision, a map), by link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// A document attached to an answer: a link to where the agency publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    pub name: String,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+}
+
+impl Attachment {
+    /// At most this many per answer.
+    pub const MAX: usize = 10;
+
+    /// Checks what a client sent: a name, and an http(s) link of sensible length.
+    pub fn validate(&self) -> Result<(), String> {
+        let name = self.name.trim();
+        if name.is_empty() || name.chars().count() > 200 {
+            return Err("an attachment needs a name of 1 to 200 characters".to_owned());
+        }
+        let url = self.url.trim();
+        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 || url.contains(char::is_whitespace) {
+            return Err(format!("attachment `{name}` needs an http(s) link without spaces, at most 2000 characters"));
+        }
+        Ok(())
+    }
 }
 
 /// An operator changed the category (and maybe the area); a `PetitionRouted` to the new agency follows in the

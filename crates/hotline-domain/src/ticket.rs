@@ -12,7 +12,7 @@ use crate::access::{Principal, Role};
 use crate::calendar::Deadlines;
 use crate::deadline::DeadlineState;
 use crate::event::{
-    Citizen, CitizenReplied, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
+    Attachment, Citizen, CitizenReplied, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
     PetitionAnswered, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized,
     PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent, DeadlineExtended, FeedbackGiven,
     ReplyFailed, ReplyKind, ReplySent,
@@ -147,8 +147,8 @@ pub enum Command {
     /// The assigned agency sends the petition back as not its competence. `desk` is the hotline desk's agency
     /// code, where the ticket goes after [`MAX_BOUNCES`].
     Transfer { by: Principal, reason: String, suggested_agency: Option<String>, desk: String },
-    /// The assigned agency, or the desk (`desk` is its agency code), answers.
-    Answer { by: Principal, text: String, desk: String },
+    /// The assigned agency, or the desk (`desk` is its agency code), answers, with documents by link.
+    Answer { by: Principal, text: String, desk: String, attachments: Vec<Attachment> },
     /// The desk changes the category (and area); `agency` is where the province rules send it now, with the
     /// new agency's deadlines.
     Recategorize { by: Principal, category: String, area: Option<String>, agency: String, deadlines: Option<Deadlines> },
@@ -380,8 +380,14 @@ impl Ticket {
                 }
                 Ok(events)
             }
-            Command::Answer { by, text, desk } => {
+            Command::Answer { by, text, desk, attachments } => {
                 let text = required(text, "the answer's text")?;
+                if attachments.len() > Attachment::MAX {
+                    return Err(DomainError::Invalid(format!("at most {} attachments", Attachment::MAX)));
+                }
+                for a in &attachments {
+                    a.validate().map_err(DomainError::Invalid)?;
+                }
                 match by.role {
                     Role::Agency => {
                         self.assigned_agency_only(&by, "answer")?;
@@ -400,7 +406,7 @@ impl Ticket {
                     Role::Agency => by.agency.clone().unwrap_or_default(),
                     _ => desk,
                 };
-                Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency, via_ticket: None })])
+                Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency, via_ticket: None, attachments })])
             }
             Command::Recategorize { by, category, area, agency, deadlines } => {
                 desk_only(&by, "recategorize")?;
@@ -428,14 +434,24 @@ impl Ticket {
                 }
                 let mut events = vec![TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket, of_reference })];
                 if let Some((text, agency)) = original_answer {
-                    events.push(TicketEvent::PetitionAnswered(PetitionAnswered { text, agency, via_ticket: Some(of_ticket) }));
+                    events.push(TicketEvent::PetitionAnswered(PetitionAnswered {
+                        text,
+                        agency,
+                        via_ticket: Some(of_ticket),
+                        attachments: Vec::new(),
+                    }));
                 }
                 Ok(events)
             }
             Command::ShareAnswer { from_ticket, text, agency } => match self.status {
                 // Only a duplicate of that very ticket, not yet answered, takes its answer.
                 Status::Duplicate if self.duplicate_of == Some(from_ticket) => {
-                    Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency, via_ticket: Some(from_ticket) })])
+                    Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered {
+                        text,
+                        agency,
+                        via_ticket: Some(from_ticket),
+                        attachments: Vec::new(),
+                    })])
                 }
                 Status::None => Err(DomainError::NotFound),
                 _ => Ok(vec![]),

@@ -58,11 +58,11 @@ fn transferred(from: &str, bounces: u32) -> TicketEvent {
     TicketEvent::PetitionTransferred(PetitionTransferred { from_agency: from.into(), reason: "r".into(), suggested_agency: None, bounces })
 }
 fn answered() -> TicketEvent {
-    TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã sửa".into(), agency: "dot".into(), via_ticket: None })
+    TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã sửa".into(), agency: "dot".into(), via_ticket: None, attachments: vec![] })
 }
 
 fn answer(by: Principal) -> Command {
-    Command::Answer { by, text: "Đã sửa xong".into(), desk: DESK.into() }
+    Command::Answer { by, text: "Đã sửa xong".into(), desk: DESK.into(), attachments: vec![] }
 }
 fn transfer(by: Principal) -> Command {
     Command::Transfer { by, reason: "Không thuộc thẩm quyền".into(), suggested_agency: Some("ubnd_tdm".into()), desk: DESK.into() }
@@ -194,7 +194,7 @@ fn the_desk_cannot_transfer_on_an_agencys_behalf() {
 #[test]
 fn the_assigned_agency_answers_and_the_ticket_is_answered() {
     let then = given(vec![received(), routed("dot"), acknowledged("dot")]).decide(answer(agency("dot")));
-    assert_eq!(then, Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã sửa xong".into(), agency: "dot".into(), via_ticket: None })]));
+    assert_eq!(then, Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã sửa xong".into(), agency: "dot".into(), via_ticket: None, attachments: vec![] })]));
     assert_eq!(given(vec![received(), routed("dot"), answered()]).status, Status::Answered);
 }
 
@@ -212,7 +212,7 @@ fn a_ticket_is_answered_once() {
 
 #[test]
 fn an_answer_needs_text() {
-    let then = given(vec![received(), routed("dot")]).decide(Command::Answer { by: agency("dot"), text: "\n".into(), desk: DESK.into() });
+    let then = given(vec![received(), routed("dot")]).decide(Command::Answer { by: agency("dot"), text: "\n".into(), desk: DESK.into(), attachments: vec![] });
     assert!(matches!(then, Err(DomainError::Invalid(_))));
 }
 
@@ -422,5 +422,29 @@ mod deadlines {
         let mut history = routed_with_deadlines();
         history.push((ROUTED_AT + Duration::hours(1), answered()));
         assert!(check(&at(history), RESOLVE_BY + Duration::days(30)).is_empty());
+    }
+}
+
+#[test]
+fn an_answer_takes_documents_by_link_and_refuses_bad_ones() {
+    use hotline_domain::event::Attachment;
+    let ticket = given(vec![received(), routed("dot")]);
+    let doc = |name: &str, url: &str| Attachment { name: name.into(), url: url.into(), media_type: None };
+    let ok = ticket.decide(Command::Answer {
+        by: agency("dot"),
+        text: "Xem quyết định kèm theo".into(),
+        desk: DESK.into(),
+        attachments: vec![doc("Quyết định 123/QĐ", "https://dichvucong.binhduong.gov.vn/qd-123.pdf")],
+    });
+    assert!(matches!(&ok.as_deref(), Ok([TicketEvent::PetitionAnswered(a)]) if a.attachments.len() == 1));
+    for bad in [
+        vec![doc("", "https://x")],
+        vec![doc("x", "ftp://x")],
+        vec![doc("x", "javascript:alert(1)")],
+        vec![doc("x", "https://a b")],
+        (0..11).map(|i| doc(&format!("d{i}"), "https://x")).collect(),
+    ] {
+        let then = ticket.decide(Command::Answer { by: agency("dot"), text: "x".into(), desk: DESK.into(), attachments: bad });
+        assert!(matches!(then, Err(DomainError::Invalid(_))), "{then:?}");
     }
 }

@@ -106,7 +106,7 @@ async fn an_answered_ticket_is_closed_after_the_citizens_silence_once() {
     let ticket = routed_ticket(store.as_ref(), now + Duration::from_secs(3600), now + Duration::from_secs(86_400)).await;
     let history = store.load(ticket).await.expect("load");
     let meta = CommandMeta { actor: Actor::system("test"), occurred_at: now, correlation_id: ticket, causation_id: None };
-    let answer = TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã xử lý".into(), agency: "dot".into(), via_ticket: None });
+    let answer = TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã xử lý".into(), agency: "dot".into(), via_ticket: None, attachments: vec![] });
     store.append(ticket, history.version, &Envelope::seal(ticket, 2, vec![answer], &meta, Uuid::now_v7)).await.expect("answer");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while reader.ticket(ticket).await.expect("query").is_none_or(|t| t.status != "answered") {
