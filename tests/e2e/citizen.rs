@@ -164,3 +164,80 @@ fn duplicates_get_the_answer_through_their_own_channel() {
     let t = system.get(&format!("/v1/tickets/{a}/timeline")).json();
     assert_eq!(t["entries"].as_array().expect("entries").iter().filter(|e| e["type"] == "PetitionAnswered").count(), 1);
 }
+
+#[test]
+fn duplicates_marked_while_the_original_is_answered_chains_and_dead_ends_all_end_well() {
+    // Regression (review): marking and answering at the same moment lost the answer for most duplicates, a
+    // chain of duplicates stalled, and a rejected original left its duplicate waiting forever.
+    let system = start();
+    let dot = token(&system, "agency", Some("dot"));
+    let operator = token(&system, "operator", None);
+    let post = |text: String| {
+        let r = system.post_petition(&json!({"text": text}), None);
+        let id = r.json()["ticket_id"].as_str().expect("id").to_owned();
+        system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["status"] == "routed");
+        id
+    };
+    let mut pairs = Vec::new();
+    for i in 0..6 {
+        pairs.push((post(format!("Đèn tín hiệu ngã tư Sở Sao hỏng, phản ánh {i}")), post(format!("Đèn giao thông Sở Sao không chạy ({i})"))));
+    }
+    let (system_ref, dot_ref, operator_ref) = (&system, &dot, &operator);
+    std::thread::scope(|s| {
+        for (original, duplicate) in &pairs {
+            s.spawn(move || act(system_ref, dot_ref, original, "answer", json!({"text": "Đã sửa đèn."})));
+            s.spawn(move || act(system_ref, operator_ref, duplicate, "duplicate-of", json!({"ticket": original})));
+        }
+    });
+    for (_, duplicate) in &pairs {
+        let t = system.wait_for_ticket(duplicate, Duration::from_secs(15), |t| t["status"] == "answered");
+        assert_eq!(t["answer"], "Đã sửa đèn.");
+    }
+
+    // A chain: Z named as a duplicate of Y, itself a duplicate of X, is linked to X and gets X's answer.
+    let (x, y, z) = (post("Ổ gà trên QL13 đoạn Lái Thiêu".into()), post("QL13 có ổ gà lớn".into()), post("Ổ gà QL13 nguy hiểm".into()));
+    assert_eq!(act(&system, &operator, &y, "duplicate-of", json!({"ticket": x})).status, 200);
+    assert_eq!(act(&system, &operator, &z, "duplicate-of", json!({"ticket": y})).status, 200);
+    assert_eq!(act(&system, &dot, &x, "answer", json!({"text": "Đã vá ổ gà."})).status, 200);
+    for t in [&y, &z] {
+        system.wait_for_ticket(t, Duration::from_secs(15), |t| t["status"] == "answered" && t["answer"] == "Đã vá ổ gà.");
+    }
+
+    // A rejected ticket cannot carry a duplicate.
+    let spam = post("Đèn giao thông quảng cáo khuyến mãi".into());
+    assert_eq!(act(&system, &operator, &spam, "reject", json!({"reason": "Quảng cáo"})).status, 200);
+    let w = post("Đèn tín hiệu ngã tư 550 hỏng".into());
+    let r = act(&system, &operator, &w, "duplicate-of", json!({"ticket": spam}));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (409, Some("not_allowed")), "{}", r.text());
+}
+
+#[test]
+fn commands_refuse_what_the_role_never_does_before_looking_anything_up_and_keep_the_error_shape() {
+    // Regression (review): an agency learned whether a ticket existed from duplicate-of's 422 vs 403.
+    let system = start();
+    let dot = token(&system, "agency", Some("dot"));
+    let supervisor = token(&system, "supervisor", None);
+    let r = system.post_petition(&json!({"text": "Đèn tín hiệu ở ngã tư Sở Sao bị hỏng"}), None);
+    let id = r.json()["ticket_id"].as_str().expect("id").to_owned();
+    system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["agency"] == "dot");
+    for other in ["23456789", "00000000-0000-7000-8000-000000000000", &id] {
+        let r = act(&system, &dot, &id, "duplicate-of", json!({"ticket": other}));
+        assert_eq!(r.status, 403, "{other}: {}", r.text());
+    }
+    let r = act(&system, &dot, &id, "recategorize", json!({"category": "nope"}));
+    assert_eq!(r.status, 403, "{}", r.text());
+
+    // Extensions are bounded: no year 9999 (which broke timelines), nothing in the past.
+    for when in ["9999-12-31T23:00:00Z", "2001-01-01T00:00:00Z"] {
+        let r = act(&system, &supervisor, &id, "extend-deadline", json!({"resolve_by": when, "reason": "x"}));
+        assert_eq!(r.status, 422, "{when}: {}", r.text());
+    }
+    assert_eq!(system.get(&format!("/v1/tickets/{id}/timeline")).status, 200);
+
+    let auth = format!("Bearer {supervisor}");
+    let r = system.request("POST", "/v1/tickets/%FF/answer", &[("Authorization", &auth)], b"{}");
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (400, Some("invalid_path")));
+    let big = json!({"text": "x".repeat(70 * 1024)}).to_string();
+    let r = system.request("POST", &format!("/v1/tickets/{id}/answer"), &[("Authorization", &auth), ("Content-Type", "application/json")], big.as_bytes());
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (413, Some("body_too_large")));
+}

@@ -11,7 +11,7 @@ use hotline_channel::http::ApiError;
 use hotline_channel::validate_codes;
 use hotline_domain::access::Principal;
 use hotline_domain::event::Attachment;
-use hotline_domain::{Command, CommandMeta, DomainError, Envelope, Reference, Ticket};
+use hotline_domain::{Command, CommandMeta, DomainError, Envelope, Ticket};
 use hotline_store::AppendError;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -98,9 +98,19 @@ pub const COMMANDS: &[&str] = &[
 pub async fn command(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    axum::extract::Path((key, action)): axum::extract::Path<(String, String)>,
-    body: Bytes,
+    path: Result<axum::extract::Path<(String, String)>, axum::extract::rejection::PathRejection>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let axum::extract::Path((key, action)) =
+        path.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_path", e.body_text()))?;
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {} KiB", hotline_channel::http::MAX_BODY_BYTES / 1024),
+        ),
+        status => ApiError::new(status, "bad_request", e.body_text()),
+    })?;
     if !COMMANDS.contains(&action.as_str()) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -110,7 +120,10 @@ pub async fn command(
     }
     let principal = state.auth.principal(&headers).await?;
     let view = visible(&state, &principal, &key).await?;
-    let command = build(&state, &principal, &action, &body).await?;
+    // Who may give the command at all is checked before the body is looked at: otherwise the body's lookups
+    // (another ticket, a category) would tell a caller who may not act something it may not know.
+    role_gate(&principal, &action)?;
+    let command = build(&state, &principal, &action, &body, &view).await?;
     let history = state.store.load(view.ticket_id).await.map_err(ApiError::unavailable)?;
     let ticket = Ticket::from_history(&history.events);
     let events = ticket.decide(command).map_err(domain_error)?;
@@ -146,8 +159,31 @@ pub async fn command(
     })))
 }
 
+/// Refuses, before anything else, a command the caller's role never gives. The domain checks again, with the
+/// ticket's state.
+fn role_gate(principal: &Principal, action: &str) -> Result<(), ApiError> {
+    use hotline_domain::access::Role;
+    let allowed = match action {
+        "acknowledge" | "transfer" => principal.role == Role::Agency,
+        "recategorize" | "duplicate-of" | "reject" | "close" => principal.role != Role::Agency,
+        "extend-deadline" => matches!(principal.role, Role::Supervisor | Role::Admin),
+        _ => true,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("{} tokens may not {action}", principal.role.as_str())))
+    }
+}
+
 /// The command `action` with its body, checked against the province configuration.
-async fn build(state: &ApiState, principal: &Principal, action: &str, body: &[u8]) -> Result<Command, ApiError> {
+async fn build(
+    state: &ApiState,
+    principal: &Principal,
+    action: &str,
+    body: &[u8],
+    view: &hotline_projections::TicketView,
+) -> Result<Command, ApiError> {
     let by = principal.clone();
     let desk = state.province.triage_agency().code.clone();
     Ok(match action {
@@ -172,32 +208,57 @@ async fn build(state: &ApiState, principal: &Principal, action: &str, body: &[u8
         "recategorize" => {
             let b = parse::<RecategorizeBody>(body)?;
             validate_codes(&state.province, Some(&b.category), b.area.as_deref())?;
+            // A new area if given, else the one the ticket already has: area rules pick the local agency.
+            let area = b.area.clone().or(view.area.clone());
             let agency = state
                 .province
-                .agency_for(&b.category, b.area.as_deref())
+                .agency_for(&b.category, area.as_deref())
                 .map(|a| a.code.clone())
                 .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "no_route", format!("no agency handles `{}`", b.category)))?;
             let deadlines = state.province.deadlines(&b.category, OffsetDateTime::now_utc());
-            Command::Recategorize { by, category: b.category, area: b.area, agency, deadlines }
+            let emergency = state.province.category(&b.category).is_some_and(|c| c.emergency);
+            Command::Recategorize { by, category: b.category, area, agency, deadlines, emergency }
         }
         "duplicate-of" => {
             let b = parse::<DuplicateBody>(body)?;
-            let other = find(state, &b.ticket).await.map_err(|_| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_ticket", format!("no ticket `{}`", b.ticket))
-            })?;
-            let of_reference = Reference::parse(&other.reference).map_err(ApiError::internal)?;
-            // Already answered: this citizen gets the answer at once (else when it comes).
-            let original_answer = match (other.status.as_str(), other.answer, other.agency) {
-                ("answered" | "closed", Some(text), Some(agency)) => Some((text, agency)),
+            let unknown = || ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_ticket", format!("no ticket `{}`", b.ticket));
+            let named = find(state, &b.ticket).await.map_err(|_| unknown())?;
+            // Decide from the log, not the projection: follow a chain of duplicates to the ticket that carries the
+            // work, and take its answer if it has one.
+            let mut root = named.ticket_id;
+            let mut original = Ticket::default();
+            for _ in 0..8 {
+                let history = state.store.load(root).await.map_err(ApiError::unavailable)?;
+                original = Ticket::from_history(&history.events);
+                match (original.status, original.duplicate_of) {
+                    (hotline_domain::Status::Duplicate, Some(next)) => root = next,
+                    _ => break,
+                }
+            }
+            let of_reference = original.reference.clone().ok_or_else(unknown)?;
+            let original_answer = match original.status {
+                hotline_domain::Status::Answered | hotline_domain::Status::Closed => original.last_answer.clone(),
                 _ => None,
             };
-            Command::MarkDuplicate { by, of_ticket: other.ticket_id, of_reference, original_answer }
+            let dead_end = match original.status {
+                hotline_domain::Status::Rejected | hotline_domain::Status::Duplicate => true,
+                hotline_domain::Status::Closed => original_answer.is_none(),
+                _ => false,
+            };
+            if dead_end {
+                return Err(ApiError::new(
+                    StatusCode::CONFLICT,
+                    "not_allowed",
+                    format!("ticket {} is {} without an answer: it cannot carry a duplicate", of_reference, original.status.as_str()),
+                ));
+            }
+            Command::MarkDuplicate { by, of_ticket: root, of_reference, original_answer }
         }
         "reject" => Command::Reject { by, reason: parse::<ReasonBody>(body)?.reason },
         "close" => Command::Close { by, reason: parse::<CloseBody>(body)?.reason },
         "extend-deadline" => {
             let b = parse::<ExtendBody>(body)?;
-            Command::ExtendDeadline { by, resolve_by: b.resolve_by, reason: b.reason }
+            Command::ExtendDeadline { by, resolve_by: b.resolve_by, reason: b.reason, now: OffsetDateTime::now_utc() }
         }
         _ => return Err(ApiError::not_found("command")),
     })

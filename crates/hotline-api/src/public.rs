@@ -104,8 +104,14 @@ pub async fn message(
 ) -> Result<impl IntoResponse, ApiError> {
     let view = citizens_ticket(&state, &reference, Some(&body.code)).await?;
     let outcome = act(&state, view.ticket_id, |ticket, now| {
-        let wall_clock = ticket.emergency;
-        let (acknowledge_by, resolve_by) = ticket.deadlines.resumed(now, &state.province.calendar, wall_clock);
+        // Each deadline resumes on its own clock: wall-clock spans keep wall time, working spans working time.
+        let wall = |span: &hotline_domain::calendar::Span| matches!(span, hotline_domain::calendar::Span::WallMinutes(_));
+        let clocks = ticket
+            .category
+            .as_deref()
+            .and_then(|c| state.province.spans(c))
+            .map_or((ticket.emergency, ticket.emergency), |(a, r)| (wall(&a), wall(&r)));
+        let (acknowledge_by, resolve_by) = ticket.deadlines.resumed(now, &state.province.calendar, clocks);
         Command::CitizenReply { text: body.text.clone(), acknowledge_by, resolve_by }
     })
     .await?;
@@ -131,7 +137,8 @@ pub async fn feedback(
     let view = citizens_ticket(&state, &reference, Some(&body.code)).await?;
     let outcome = act(&state, view.ticket_id, |ticket, now| {
         let deadlines = ticket.category.as_deref().and_then(|c| state.province.deadlines(c, now));
-        Command::Feedback { satisfied: body.satisfied, comment: body.comment.clone(), deadlines }
+        let desk = Some(state.province.triage_agency().code.clone());
+        Command::Feedback { satisfied: body.satisfied, comment: body.comment.clone(), deadlines, desk }
     })
     .await?;
     Ok((StatusCode::ACCEPTED, Json(outcome)))

@@ -226,7 +226,11 @@ async fn queue(
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let offset = match &q.cursor {
-        Some(c) => c.strip_prefix("o").and_then(|n| n.parse::<u64>().ok()).ok_or_else(|| bad("invalid cursor".to_owned()))?,
+        Some(c) => c
+            .strip_prefix("o")
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n <= 1_000_000)
+            .ok_or_else(|| bad("invalid cursor".to_owned()))?,
         None => 0,
     };
     let agency = match principal.role {

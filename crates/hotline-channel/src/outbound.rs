@@ -129,7 +129,21 @@ async fn deliver(
             return Err(backoff);
         }
     };
-    record(store, ticket, of_event, kind, adapter.name(), outcome).await.map_err(|_| backoff)
+    // The message is out (or given up): from here on, never hand the delivery back (that would send it again);
+    // keep trying to record the outcome instead.
+    let mut wait = Duration::from_millis(200);
+    for _ in 0..20 {
+        match record(store, ticket, of_event, kind, adapter.name(), outcome.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(%ticket, error = %e, "delivered, but recording it failed; retrying the record");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    tracing::error!(%ticket, %of_event, "delivered, but the delivery could not be recorded; it may be sent again");
+    Err(backoff)
 }
 
 /// Stores the delivery's outcome on the ticket, retrying on a conflict with other writers.

@@ -64,6 +64,8 @@ impl DeadlineState {
                 self.resolve_by = Some(e.resolve_by);
                 self.set_at = Some(at);
                 self.resolve_fired = (false, false);
+                // Out of the supervisors' queue, unless the acknowledgement is still missed.
+                self.escalated = self.acknowledge_fired.1;
             }
             _ => {}
         }
@@ -95,9 +97,15 @@ impl DeadlineState {
             .min()
     }
 
-    /// The deadline that matters now for ordering a queue: acknowledgement until acknowledged, then resolution.
+    /// The deadline that matters now for ordering a queue: acknowledgement until acknowledged, then resolution;
+    /// none while no deadline runs (waiting for the citizen, the router or triage; closed).
     pub fn current_due(&self, status: Status) -> Option<OffsetDateTime> {
-        if status == Status::Routed { self.acknowledge_by.or(self.resolve_by) } else { self.resolve_by }
+        match status {
+            _ if self.paused_at.is_some() => None,
+            Status::Routed => self.acknowledge_by.or(self.resolve_by),
+            Status::Acknowledged => self.resolve_by,
+            _ => None,
+        }
     }
 
     /// The deadlines that run for a ticket in `status`: (kind, due, approaching at, fired flags). None while it
@@ -120,19 +128,25 @@ impl DeadlineState {
         }
     }
 
-    /// The deadlines after a pause from `paused_at` to `now`: each keeps the working time (or, for wall-clock
-    /// spans, the time) it had left when the pause began.
-    pub fn resumed(&self, now: OffsetDateTime, calendar: &crate::province::Calendar, wall_clock: bool) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
+    /// The deadlines after a pause from `paused_at` to `now`: each keeps the time it had left when the pause
+    /// began, counted on its own clock (`wall_clock`: acknowledgement, resolution; working time otherwise).
+    pub fn resumed(
+        &self,
+        now: OffsetDateTime,
+        calendar: &crate::province::Calendar,
+        wall_clock: (bool, bool),
+    ) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
         let Some(paused_at) = self.paused_at else { return (self.acknowledge_by, self.resolve_by) };
-        let shift = |due: Option<OffsetDateTime>| {
+        let shift = |due: Option<OffsetDateTime>, wall: bool| {
             due.map(|due| {
-                if wall_clock {
-                    now + (due - paused_at).max(time::Duration::ZERO)
+                if wall {
+                    // Saturates at the end of the representable range rather than overflowing.
+                    now.checked_add((due - paused_at).max(time::Duration::ZERO)).unwrap_or(due)
                 } else {
                     calendar.add_working_minutes(now, calendar.working_minutes_between(paused_at, due))
                 }
             })
         };
-        (shift(self.acknowledge_by), shift(self.resolve_by))
+        (shift(self.acknowledge_by, wall_clock.0), shift(self.resolve_by, wall_clock.1))
     }
 }

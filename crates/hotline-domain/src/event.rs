@@ -268,6 +268,13 @@ pub struct MarkedDuplicate {
     pub of_reference: Reference,
 }
 
+/// Recorded on the original when another ticket is marked as its duplicate: the original's history knows every
+/// duplicate, so its answer reaches them all (linking and answering the original are serialized by its version).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DuplicateLinked {
+    pub duplicate: uuid::Uuid,
+}
+
 /// An operator rejected the petition as spam or abuse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PetitionRejected {
@@ -342,6 +349,7 @@ pub enum TicketEvent {
     ReplySent(ReplySent),
     ReplyFailed(ReplyFailed),
     FeedbackGiven(FeedbackGiven),
+    DuplicateLinked(DuplicateLinked),
 }
 
 /// Writes the three per-type tables (name, body, decode) of [`TicketEvent`] from one list, so a new event type
@@ -392,6 +400,7 @@ event_types!(
     ReplySent,
     ReplyFailed,
     FeedbackGiven,
+    DuplicateLinked,
 );
 
 /// Metadata of one command, shared by the events it produces.

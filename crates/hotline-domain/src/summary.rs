@@ -123,6 +123,8 @@ pub fn summarize(event: &TicketEvent, lang: Lang, province: &Province) -> String
         (TicketEvent::ReplySent(e), Lang::En) => format!("{} delivered to the citizen via {}", reply_en(e.kind), e.channel),
         (TicketEvent::ReplyFailed(e), Lang::Vi) => format!("Không gửi được {} qua kênh {}: {}", reply_vi(e.kind), e.channel, e.reason),
         (TicketEvent::ReplyFailed(e), Lang::En) => format!("{} could not be delivered via {}: {}", reply_en(e.kind), e.channel, e.reason),
+        (TicketEvent::DuplicateLinked(_), Lang::Vi) => "Có phản ánh trùng được gộp vào".to_owned(),
+        (TicketEvent::DuplicateLinked(_), Lang::En) => "Another petition was linked as a duplicate".to_owned(),
         (TicketEvent::FeedbackGiven(e), Lang::Vi) => {
             if e.satisfied { "Công dân hài lòng".to_owned() } else { "Công dân chưa hài lòng: mở lại".to_owned() }
         }
@@ -162,7 +164,8 @@ fn which_en(which: DeadlineKind) -> &'static str {
 
 /// A deadline as people in the province read it: the province's local time, to the minute.
 fn local(at: time::OffsetDateTime, province: &Province) -> String {
-    let at = at.to_offset(province.calendar.utc_offset);
+    // Near the end of the representable range the shift to local time overflows: show such a time as it is.
+    let at = at.checked_to_offset(province.calendar.utc_offset).unwrap_or(at);
     format!("{:02}:{:02} {:02}/{:02}/{}", at.hour(), at.minute(), at.day(), u8::from(at.month()), at.year())
 }
 

@@ -12,7 +12,7 @@ use crate::access::{Principal, Role};
 use crate::calendar::Deadlines;
 use crate::deadline::DeadlineState;
 use crate::event::{
-    Attachment, Citizen, CitizenReplied, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
+    Attachment, Citizen, DuplicateLinked, CitizenReplied, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
     PetitionAnswered, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized,
     PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent, DeadlineExtended, FeedbackGiven,
     ReplyFailed, ReplyKind, ReplySent,
@@ -126,6 +126,10 @@ pub struct Ticket {
     pub last_answer_agency: Option<String>,
     /// The ticket this one duplicates.
     pub duplicate_of: Option<Uuid>,
+    /// The tickets marked as duplicates of this one.
+    pub duplicates: Vec<Uuid>,
+    /// The last answer given on this ticket itself (not received as a duplicate), for its duplicates.
+    pub last_answer: Option<PetitionAnswered>,
     /// Answers and questions delivered to the citizen, by the id of their event: a reply is never sent twice.
     pub replies_done: Vec<Uuid>,
 }
@@ -151,12 +155,22 @@ pub enum Command {
     Answer { by: Principal, text: String, desk: String, attachments: Vec<Attachment> },
     /// The desk changes the category (and area); `agency` is where the province rules send it now, with the
     /// new agency's deadlines.
-    Recategorize { by: Principal, category: String, area: Option<String>, agency: String, deadlines: Option<Deadlines> },
+    Recategorize {
+        by: Principal,
+        category: String,
+        area: Option<String>,
+        agency: String,
+        deadlines: Option<Deadlines>,
+        /// Whether the new category is an emergency one.
+        emergency: bool,
+    },
     /// The desk links the petition to another ticket about the same problem; when that ticket is already
     /// answered (`original_answer`: text and agency), this citizen gets the answer in the same commit.
-    MarkDuplicate { by: Principal, of_ticket: Uuid, of_reference: Reference, original_answer: Option<(String, String)> },
+    MarkDuplicate { by: Principal, of_ticket: Uuid, of_reference: Reference, original_answer: Option<PetitionAnswered> },
     /// The ticket this one duplicates was answered: its citizen gets the same answer.
-    ShareAnswer { from_ticket: Uuid, text: String, agency: String },
+    ShareAnswer { from_ticket: Uuid, answer: PetitionAnswered },
+    /// On the original: remember its duplicate (idempotent).
+    LinkDuplicate { duplicate: Uuid },
     /// The desk rejects spam or abuse.
     Reject { by: Principal, reason: String },
     /// The desk closes the ticket.
@@ -164,12 +178,12 @@ pub enum Command {
     /// The scheduler's look at the clock: store the deadline alarms due at `now` that have not fired yet.
     CheckDeadlines { now: OffsetDateTime },
     /// A supervisor moves the resolution deadline, with a reason.
-    ExtendDeadline { by: Principal, resolve_by: OffsetDateTime, reason: String },
+    ExtendDeadline { by: Principal, resolve_by: OffsetDateTime, reason: String, now: OffsetDateTime },
     /// A channel reports what became of delivering the reply `of_event`.
     RecordDelivery { of_event: Uuid, kind: ReplyKind, channel: String, outcome: Result<Option<String>, (String, u32)> },
     /// The citizen's feedback on the answer. Not satisfied reopens the ticket to the agency that answered it with
     /// `deadlines` from now (the caller computes them on the calendar).
-    Feedback { satisfied: bool, comment: Option<String>, deadlines: Option<Deadlines> },
+    Feedback { satisfied: bool, comment: Option<String>, deadlines: Option<Deadlines>, desk: Option<String> },
     /// The scheduler: close an answered ticket whose citizen stayed silent since `before`.
     CloseSilent { answered_before: OffsetDateTime, days: u32 },
 }
@@ -337,7 +351,8 @@ impl Ticket {
                 let question = required(question, "a question for the citizen")?;
                 match self.status {
                     Status::Routed | Status::Acknowledged => {}
-                    Status::NeedsTriage | Status::Received if by.role != Role::Agency => {}
+                    // Not on `received`: the router has yet to route it, and a question would stall that.
+                    Status::NeedsTriage if by.role != Role::Agency => {}
                     other => return Err(not_allowed("ask the citizen", other)),
                 }
                 Ok(vec![TicketEvent::InformationRequested(InformationRequested { question })])
@@ -408,7 +423,7 @@ impl Ticket {
                 };
                 Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { text, agency, via_ticket: None, attachments })])
             }
-            Command::Recategorize { by, category, area, agency, deadlines } => {
+            Command::Recategorize { by, category, area, agency, deadlines, emergency } => {
                 desk_only(&by, "recategorize")?;
                 if !self.status.is_open() {
                     return Err(not_allowed("recategorize", self.status));
@@ -418,7 +433,7 @@ impl Ticket {
                     TicketEvent::PetitionRouted(PetitionRouted {
                         agency,
                         area: area.or(self.area.clone()),
-                        emergency: self.emergency,
+                        emergency,
                         acknowledge_by: deadlines.map(|d| d.acknowledge),
                         resolve_by: deadlines.map(|d| d.resolve),
                     }),
@@ -433,29 +448,28 @@ impl Ticket {
                     return Err(not_allowed("mark as duplicate", self.status));
                 }
                 let mut events = vec![TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket, of_reference })];
-                if let Some((text, agency)) = original_answer {
-                    events.push(TicketEvent::PetitionAnswered(PetitionAnswered {
-                        text,
-                        agency,
-                        via_ticket: Some(of_ticket),
-                        attachments: Vec::new(),
-                    }));
+                if let Some(answer) = original_answer {
+                    events.push(TicketEvent::PetitionAnswered(PetitionAnswered { via_ticket: Some(of_ticket), ..answer }));
                 }
                 Ok(events)
             }
-            Command::ShareAnswer { from_ticket, text, agency } => match self.status {
+            Command::ShareAnswer { from_ticket, answer } => match self.status {
                 // Only a duplicate of that very ticket, not yet answered, takes its answer.
                 Status::Duplicate if self.duplicate_of == Some(from_ticket) => {
-                    Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered {
-                        text,
-                        agency,
-                        via_ticket: Some(from_ticket),
-                        attachments: Vec::new(),
-                    })])
+                    Ok(vec![TicketEvent::PetitionAnswered(PetitionAnswered { via_ticket: Some(from_ticket), ..answer })])
                 }
                 Status::None => Err(DomainError::NotFound),
                 _ => Ok(vec![]),
             },
+            Command::LinkDuplicate { duplicate } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                if self.duplicates.contains(&duplicate) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![TicketEvent::DuplicateLinked(DuplicateLinked { duplicate })])
+            }
             Command::Reject { by, reason } => {
                 desk_only(&by, "reject")?;
                 let reason = required(reason, "why the petition is rejected")?;
@@ -492,7 +506,7 @@ impl Ticket {
                     Err((reason, attempts)) => TicketEvent::ReplyFailed(ReplyFailed { kind, of_event, channel, reason, attempts }),
                 }])
             }
-            Command::Feedback { satisfied, comment, deadlines } => {
+            Command::Feedback { satisfied, comment, deadlines, desk } => {
                 if self.status != Status::Answered {
                     return Err(match self.status {
                         Status::None => DomainError::NotFound,
@@ -507,8 +521,19 @@ impl Ticket {
                 if comment.is_none() {
                     return Err(DomainError::Invalid("say what is still wrong: a comment is required".to_owned()));
                 }
-                // Back to the agency that answered (or the desk), on a fresh clock.
+                // Back to the agency that answered, on a fresh clock; an answer from the desk goes back to the desk.
                 let agency = self.last_answer_agency.clone().or(self.agency.clone()).unwrap_or_default();
+                if Some(agency.as_str()) == desk.as_deref() {
+                    return Ok(vec![
+                        feedback,
+                        TicketEvent::PetitionNeedsTriage(PetitionNeedsTriage {
+                            agency,
+                            reason: "the citizen is not satisfied with the desk's answer".to_owned(),
+                            suggested_category: self.category.clone(),
+                            area: self.area.clone(),
+                        }),
+                    ]);
+                }
                 Ok(vec![
                     feedback,
                     TicketEvent::PetitionRouted(PetitionRouted {
@@ -527,13 +552,17 @@ impl Ticket {
                 (Status::None, _) => Err(DomainError::NotFound),
                 _ => Ok(vec![]),
             },
-            Command::ExtendDeadline { by, resolve_by, reason } => {
+            Command::ExtendDeadline { by, resolve_by, reason, now } => {
                 if !matches!(by.role, Role::Supervisor | Role::Admin) {
                     return Err(DomainError::Forbidden("only a supervisor may extend a deadline".to_owned()));
                 }
                 let reason = required(reason, "why the deadline is extended")?;
-                if !self.status.is_open() {
+                // Deadlines run only while an agency holds the ticket; elsewhere routing sets them afresh.
+                if !matches!(self.status, Status::Routed | Status::Acknowledged | Status::WaitingForCitizen) {
                     return Err(not_allowed("extend the deadline of", self.status));
+                }
+                if resolve_by <= now || resolve_by > now + time::Duration::days(366 * 5) {
+                    return Err(DomainError::Invalid("an extension lands in the future, within five years".to_owned()));
                 }
                 if self.deadlines.resolve_by.is_some_and(|current| resolve_by <= current) {
                     return Err(DomainError::Invalid("an extension moves the deadline later".to_owned()));
@@ -620,6 +649,9 @@ impl Ticket {
                 self.status = Status::Answered;
                 self.answered_at = Some(envelope.occurred_at);
                 self.last_answer_agency = Some(e.agency.clone());
+                if e.via_ticket.is_none() {
+                    self.last_answer = Some(e.clone());
+                }
             }
             TicketEvent::PetitionRecategorized(e) => {
                 self.category = Some(e.category.clone());
@@ -638,6 +670,7 @@ impl Ticket {
             TicketEvent::ReplySent(e) => self.replies_done.push(e.of_event),
             TicketEvent::ReplyFailed(e) => self.replies_done.push(e.of_event),
             TicketEvent::FeedbackGiven(_) => {}
+            TicketEvent::DuplicateLinked(e) => self.duplicates.push(e.duplicate),
         }
     }
 }

@@ -174,7 +174,8 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
         TicketEvent::PetitionRouted(r) => {
             tx.execute(
                 "UPDATE tickets SET status = 'routed', agency = ?2, area = COALESCE(?3, area), emergency = ?4,
-                                    updated_at = ?5, last_seq = ?6, answered_at = NULL WHERE ticket_id = ?1",
+                                    updated_at = ?5, last_seq = ?6, answered_at = NULL, answer = NULL, satisfied = NULL
+                 WHERE ticket_id = ?1",
                 params![ticket, r.agency, r.area, r.emergency, at, e.seq as i64],
             )?;
         }
@@ -240,7 +241,8 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
         | TicketEvent::DeadlineMissed(_)
         | TicketEvent::DeadlineExtended(_)
         | TicketEvent::ReplySent(_)
-        | TicketEvent::ReplyFailed(_) => {
+        | TicketEvent::ReplyFailed(_)
+        | TicketEvent::DuplicateLinked(_) => {
             tx.execute("UPDATE tickets SET updated_at = ?2, last_seq = ?3 WHERE ticket_id = ?1", params![ticket, at, e.seq as i64])?;
         }
     }
@@ -448,23 +450,6 @@ impl TimelineReader {
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), view_of)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
-        .await
-    }
-
-    /// The tickets marked as duplicates of `original` that are still waiting for its answer.
-    pub async fn waiting_duplicates_of(&self, original: Uuid) -> Result<Vec<Uuid>, ProjectionError> {
-        self.with(move |c| {
-            let mut stmt =
-                c.prepare_cached("SELECT ticket_id FROM tickets WHERE duplicate_of = ?1 AND status = 'duplicate'")?;
-            let rows = stmt.query_map([original.to_string()], |r| r.get::<_, String>(0))?;
-            let mut ids = Vec::new();
-            for row in rows {
-                if let Ok(id) = row?.parse() {
-                    ids.push(id);
-                }
-            }
-            Ok(ids)
         })
         .await
     }

@@ -1,27 +1,26 @@
-//! Duplicates get the answer: when a ticket is answered, every ticket marked as its duplicate gets the same
-//! answer (`PetitionAnswered` naming the original), which its own channel then delivers to its own citizen.
+//! Duplicates get the answer: every ticket marked as a duplicate gets the answer of the ticket it duplicates
+//! (`PetitionAnswered` naming the original), which its own channel then delivers to its own citizen.
 //!
-//! A durable consumer of the log (`duplicate-answers`): it acknowledges a commit only after every waiting
-//! duplicate holds the answer, and a duplicate that already has one decides nothing, so redeliveries and
-//! restarts share nothing twice.
+//! Decided from the log alone. Marking D as a duplicate of O records `DuplicateLinked { D }` on O's history, and
+//! both that link and O's answer are appended to O with its expected version, so they are ordered: either the
+//! link comes first (and O's answer goes to every duplicate O's history lists), or the answer does (and the link
+//! hands it over at once). A durable consumer does both and acknowledges only after; a ticket that already has
+//! its answer decides nothing, so redeliveries and restarts share nothing twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hotline_domain::{Actor, Command, CommandMeta, Envelope, Ticket, TicketEvent};
-use hotline_projections::TimelineReader;
+use hotline_domain::{Actor, Command, CommandMeta, Envelope, Status, Ticket, TicketEvent};
 use hotline_runtime::Shutdown;
-use hotline_store::{AppendError, Delivery, EventStore};
+use hotline_store::{AppendError, Delivery, EventStore, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-use crate::SchedulerError;
 
 const CONSUMER: &str = "duplicate-answers";
 
 /// Shares answers with duplicates until `shutdown`.
-pub async fn run(store: Arc<dyn EventStore>, reader: TimelineReader, mut shutdown: Shutdown) {
+pub async fn run(store: Arc<dyn EventStore>, mut shutdown: Shutdown) {
     tracing::info!(consumer = CONSUMER, "duplicate answers started");
     while !shutdown.is_raised() {
         let deliveries = tokio::select! {
@@ -44,7 +43,7 @@ pub async fn run(store: Arc<dyn EventStore>, reader: TimelineReader, mut shutdow
                 n = deliveries.next() => n,
             };
             match next {
-                Some(Ok(delivery)) => handle(store.as_ref(), &reader, delivery).await,
+                Some(Ok(delivery)) => handle(store.as_ref(), delivery).await,
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "duplicate answers subscription error; resubscribing");
                     break;
@@ -56,21 +55,18 @@ pub async fn run(store: Arc<dyn EventStore>, reader: TimelineReader, mut shutdow
     tracing::info!("duplicate answers stopped");
 }
 
-async fn handle(store: &dyn EventStore, reader: &TimelineReader, delivery: Delivery) {
-    let original = delivery.commit.ticket_id;
-    // Answers given on the ticket itself, not ones it received as a duplicate.
-    let answers: Vec<(String, String)> = delivery
-        .commit
-        .events
-        .iter()
-        .filter_map(|e| match &e.event {
-            TicketEvent::PetitionAnswered(a) if a.via_ticket.is_none() => Some((a.text.clone(), a.agency.clone())),
-            _ => None,
-        })
-        .collect();
-    for (text, agency) in answers {
-        if let Err(e) = share(store, reader, original, &text, &agency).await {
-            tracing::warn!(%original, error = %e, "sharing the answer with duplicates failed; retrying");
+async fn handle(store: &dyn EventStore, delivery: Delivery) {
+    let ticket = delivery.commit.ticket_id;
+    for event in &delivery.commit.events {
+        let outcome = match &event.event {
+            // D was marked as a duplicate of O: link it on O, then hand over O's answer if there is one.
+            TicketEvent::MarkedDuplicate(m) => link_and_share(store, m.of_ticket, ticket).await,
+            // O answered (itself, not as someone's duplicate): its answer goes to every linked duplicate.
+            TicketEvent::PetitionAnswered(a) if a.via_ticket.is_none() => share_with_all(store, ticket).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(%ticket, error = %e, "sharing an answer with duplicates failed; retrying");
             let _ = delivery.retry_later(Duration::from_secs(2)).await;
             return;
         }
@@ -78,29 +74,48 @@ async fn handle(store: &dyn EventStore, reader: &TimelineReader, delivery: Deliv
     let _ = delivery.ack().await;
 }
 
-async fn share(store: &dyn EventStore, reader: &TimelineReader, original: Uuid, text: &str, agency: &str) -> Result<(), SchedulerError> {
-    for duplicate in reader.waiting_duplicates_of(original).await? {
-        for _ in 0..5 {
-            let history = store.load(duplicate).await?;
-            let state = Ticket::from_history(&history.events);
-            let command = Command::ShareAnswer { from_ticket: original, text: text.to_owned(), agency: agency.to_owned() };
-            let events = match state.decide(command) {
-                Ok(events) if !events.is_empty() => events,
-                _ => break,
-            };
-            let meta = CommandMeta {
-                actor: Actor::system("duplicates"),
-                occurred_at: OffsetDateTime::now_utc(),
-                correlation_id: history.events.first().map_or(duplicate, |e| e.correlation_id),
-                causation_id: None,
-            };
-            let envelopes = Envelope::seal(duplicate, state.seq, events, &meta, Uuid::now_v7);
-            match store.append(duplicate, history.version, &envelopes).await {
-                Ok(_) => break,
-                Err(AppendError::Conflict { .. }) => continue,
-                Err(AppendError::Store(e)) => return Err(e.into()),
-            }
-        }
+async fn link_and_share(store: &dyn EventStore, original: Uuid, duplicate: Uuid) -> Result<(), StoreError> {
+    decide(store, original, |_| Command::LinkDuplicate { duplicate }).await?;
+    let state = Ticket::from_history(&store.load(original).await?.events);
+    share(store, &state, original, duplicate).await
+}
+
+async fn share_with_all(store: &dyn EventStore, original: Uuid) -> Result<(), StoreError> {
+    let state = Ticket::from_history(&store.load(original).await?.events);
+    for duplicate in state.duplicates.clone() {
+        share(store, &state, original, duplicate).await?;
     }
     Ok(())
+}
+
+async fn share(store: &dyn EventStore, original_state: &Ticket, original: Uuid, duplicate: Uuid) -> Result<(), StoreError> {
+    let answered = matches!(original_state.status, Status::Answered | Status::Closed);
+    let Some(answer) = original_state.last_answer.clone().filter(|_| answered) else { return Ok(()) };
+    decide(store, duplicate, |_| Command::ShareAnswer { from_ticket: original, answer: answer.clone() }).await
+}
+
+/// Decides a command on the ticket's history and appends the result with the version it was decided on,
+/// deciding again on a conflict.
+async fn decide(store: &dyn EventStore, ticket: Uuid, command: impl Fn(&Ticket) -> Command) -> Result<(), StoreError> {
+    for _ in 0..5 {
+        let history = store.load(ticket).await?;
+        let state = Ticket::from_history(&history.events);
+        let events = match state.decide(command(&state)) {
+            Ok(events) if !events.is_empty() => events,
+            _ => return Ok(()),
+        };
+        let meta = CommandMeta {
+            actor: Actor::system("duplicates"),
+            occurred_at: OffsetDateTime::now_utc(),
+            correlation_id: history.events.first().map_or(ticket, |e| e.correlation_id),
+            causation_id: None,
+        };
+        let envelopes = Envelope::seal(ticket, state.seq, events, &meta, Uuid::now_v7);
+        match store.append(ticket, history.version, &envelopes).await {
+            Ok(_) => return Ok(()),
+            Err(AppendError::Conflict { .. }) => continue,
+            Err(AppendError::Store(e)) => return Err(e),
+        }
+    }
+    Err(StoreError::Unavailable(format!("ticket {ticket} kept changing")))
 }

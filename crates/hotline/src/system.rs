@@ -114,7 +114,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     tasks.spawn(run_projections(store.clone(), projections_path, shutdown.clone()));
     tasks.spawn(hotline_router::Router::new(store.clone(), province.clone()).run(shutdown.clone()));
     tasks.spawn(scheduler(&settings, store.clone(), reader.clone()).run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
-    tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), reader.clone(), shutdown.clone()));
+    tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), shutdown.clone()));
 
     let intake = intake(&settings, store.clone(), province.clone());
     let channels: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(AppChannel::new(codes.clone()))];
@@ -172,7 +172,7 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         }
         Component::Scheduler => {
             let reader = TimelineReader::open(&projections_path)?;
-            tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), reader.clone(), shutdown.clone()));
+            tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), shutdown.clone()));
             tasks.spawn(scheduler(&settings, store, reader).run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
         }
         Component::Api => {

@@ -64,6 +64,7 @@ fn every_event() -> Vec<TicketEvent> {
         TicketEvent::ReplySent(ReplySent { kind: ReplyKind::Answer, of_event: Uuid::nil(), channel: "app".into(), channel_message_id: Some("m".into()) }),
         TicketEvent::ReplyFailed(ReplyFailed { kind: ReplyKind::Question, of_event: Uuid::nil(), channel: "sms".into(), reason: "r".into(), attempts: 8 }),
         TicketEvent::FeedbackGiven(FeedbackGiven { satisfied: false, comment: Some("c".into()) }),
+        TicketEvent::DuplicateLinked(hotline_domain::event::DuplicateLinked { duplicate: Uuid::nil() }),
     ]
 }
 

@@ -221,7 +221,7 @@ fn an_answer_needs_text() {
 #[test]
 fn the_desk_recategorizes_and_the_ticket_is_routed_to_the_new_agency() {
     let then = given(vec![received(), routed("dot")])
-        .decide(Command::Recategorize { by: operator(), category: "environment".into(), area: Some("tdm".into()), agency: "donre".into(), deadlines: None })
+        .decide(Command::Recategorize { by: operator(), category: "environment".into(), area: Some("tdm".into()), agency: "donre".into(), deadlines: None, emergency: false })
         .expect("recategorize");
     assert!(matches!(&then[..], [TicketEvent::PetitionRecategorized(r), TicketEvent::PetitionRouted(p)] if r.category == "environment" && p.agency == "donre"));
 }
@@ -231,7 +231,7 @@ fn an_agency_cannot_recategorize_reject_close_or_mark_duplicates() {
     let ticket = given(vec![received(), routed("dot")]);
     let by = agency("dot");
     for command in [
-        Command::Recategorize { by: by.clone(), category: "environment".into(), area: None, agency: "donre".into(), deadlines: None },
+        Command::Recategorize { by: by.clone(), category: "environment".into(), area: None, agency: "donre".into(), deadlines: None, emergency: false },
         Command::Reject { by: by.clone(), reason: "spam".into() },
         Command::Close { by: by.clone(), reason: None },
         Command::MarkDuplicate { by: by.clone(), of_ticket: Uuid::from_u128(1), of_reference: Reference::derive(Uuid::from_u128(1), 0), original_answer: None },
@@ -391,7 +391,7 @@ mod deadlines {
         // The citizen answers the next day at 14:00 local: the remaining 2 h 30 end at 16:30 local.
         let replied_at = datetime!(2025-03-04 07:00 UTC);
         let province = Province::bundled();
-        let (ack, resolve) = waiting.deadlines.resumed(replied_at, &province.calendar, false);
+        let (ack, resolve) = waiting.deadlines.resumed(replied_at, &province.calendar, (false, false));
         assert_eq!(ack, Some(datetime!(2025-03-04 09:30 UTC)));
         assert!(resolve.expect("resolve") > RESOLVE_BY, "the resolution deadline moved by the pause");
         let reply = waiting.decide(Command::CitizenReply { text: "Số 5".into(), acknowledge_by: ack, resolve_by: resolve });
@@ -406,11 +406,11 @@ mod deadlines {
         let ticket = at(history.clone());
         let later = RESOLVE_BY + Duration::days(7);
         let supervisor = who(Role::Supervisor, None);
-        let then = ticket.decide(Command::ExtendDeadline { by: supervisor.clone(), resolve_by: later, reason: "Chờ kết quả giám định".into() });
+        let then = ticket.decide(Command::ExtendDeadline { by: supervisor.clone(), resolve_by: later, reason: "Chờ kết quả giám định".into(), now: RESOLVE_BY });
         assert_eq!(then, Ok(vec![TicketEvent::DeadlineExtended(DeadlineExtended { resolve_by: later, reason: "Chờ kết quả giám định".into() })]));
-        assert!(matches!(ticket.decide(Command::ExtendDeadline { by: operator(), resolve_by: later, reason: "x".into() }), Err(DomainError::Forbidden(_))));
+        assert!(matches!(ticket.decide(Command::ExtendDeadline { by: operator(), resolve_by: later, reason: "x".into(), now: RESOLVE_BY }), Err(DomainError::Forbidden(_))));
         assert!(matches!(
-            ticket.decide(Command::ExtendDeadline { by: supervisor, resolve_by: RESOLVE_BY - Duration::hours(1), reason: "x".into() }),
+            ticket.decide(Command::ExtendDeadline { by: supervisor, resolve_by: RESOLVE_BY - Duration::hours(1), reason: "x".into(), now: RESOLVE_BY }),
             Err(DomainError::Invalid(_))
         ));
         history.push((RESOLVE_BY + Duration::hours(1), then.expect("extended").remove(0)));
@@ -447,4 +447,58 @@ fn an_answer_takes_documents_by_link_and_refuses_bad_ones() {
         let then = ticket.decide(Command::Answer { by: agency("dot"), text: "x".into(), desk: DESK.into(), attachments: bad });
         assert!(matches!(then, Err(DomainError::Invalid(_))), "{then:?}");
     }
+}
+
+// --- pinned by review findings
+
+#[test]
+fn the_desk_cannot_ask_a_question_before_the_router_routed_the_ticket() {
+    // Regression: a question on `received` made the router skip the ticket, and the reply left it unrouted.
+    let then = given(vec![received()]).decide(Command::RequestInfo { by: operator(), question: "?".into() });
+    assert!(matches!(then, Err(DomainError::NotAllowed(_))), "{then:?}");
+}
+
+#[test]
+fn an_extension_lands_in_the_future_within_five_years() {
+    // Regression: an extension to year 9999 made timeline summaries and pause arithmetic panic.
+    let ticket = given(vec![received(), routed("dot")]);
+    let now = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
+    let supervisor = who(Role::Supervisor, None);
+    for resolve_by in [now - time::Duration::hours(1), now + time::Duration::days(366 * 6), time::macros::datetime!(9999-12-31 23:00 UTC)] {
+        let then = ticket.decide(Command::ExtendDeadline { by: supervisor.clone(), resolve_by, reason: "x".into(), now });
+        assert!(matches!(then, Err(DomainError::Invalid(_))), "{resolve_by}: {then:?}");
+    }
+    let triage = given(vec![received(), TicketEvent::PetitionNeedsTriage(PetitionNeedsTriage { agency: DESK.into(), reason: "r".into(), suggested_category: None, area: None })]);
+    let then = triage.decide(Command::ExtendDeadline { by: supervisor, resolve_by: now + time::Duration::days(3), reason: "x".into(), now });
+    assert!(matches!(then, Err(DomainError::NotAllowed(_))), "no deadline runs in triage: {then:?}");
+}
+
+#[test]
+fn recategorizing_into_an_emergency_category_flags_the_ticket() {
+    let then = given(vec![received(), routed("dot")])
+        .decide(Command::Recategorize { by: operator(), category: "emergency_fire".into(), area: None, agency: "fire_rescue".into(), deadlines: None, emergency: true })
+        .expect("recategorize");
+    assert!(matches!(&then[1], TicketEvent::PetitionRouted(r) if r.emergency && r.agency == "fire_rescue"));
+}
+
+#[test]
+fn a_citizen_unhappy_with_the_desks_answer_goes_back_to_the_desk_for_triage() {
+    let desk_answer = TicketEvent::PetitionAnswered(PetitionAnswered { text: "Giờ làm việc 7h30".into(), agency: DESK.into(), via_ticket: None, attachments: vec![] });
+    let ticket = given(vec![received(), desk_answer]);
+    let then = ticket.decide(Command::Feedback { satisfied: false, comment: Some("Sai giờ".into()), deadlines: None, desk: Some(DESK.into()) }).expect("feedback");
+    assert!(matches!(&then[1], TicketEvent::PetitionNeedsTriage(t) if t.agency == DESK), "{then:?}");
+}
+
+#[test]
+fn a_duplicate_takes_only_its_own_originals_answer_once() {
+    let original = Uuid::from_u128(99);
+    let answer = PetitionAnswered { text: "Đã sửa".into(), agency: "dot".into(), via_ticket: None, attachments: vec![] };
+    let dup = given(vec![received(), TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket: original, of_reference: Reference::derive(original, 0) })]);
+    let then = dup.decide(Command::ShareAnswer { from_ticket: original, answer: answer.clone() });
+    assert!(matches!(&then.as_deref(), Ok([TicketEvent::PetitionAnswered(a)]) if a.via_ticket == Some(original)));
+    assert_eq!(dup.decide(Command::ShareAnswer { from_ticket: Uuid::from_u128(5), answer: answer.clone() }), Ok(vec![]));
+    let answered = given(vec![received(), routed("dot"), answered()]);
+    assert_eq!(answered.decide(Command::LinkDuplicate { duplicate: original }).map(|e| e.len()), Ok(1));
+    let linked = given(vec![received(), TicketEvent::DuplicateLinked(hotline_domain::event::DuplicateLinked { duplicate: original })]);
+    assert_eq!(linked.decide(Command::LinkDuplicate { duplicate: original }), Ok(vec![]), "linked once");
 }
