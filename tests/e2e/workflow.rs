@@ -272,6 +272,9 @@ fn queues_show_each_caller_its_open_tickets_emergencies_first_then_by_deadline()
     let all = ids(&queue(&system, &operator, ""));
     assert_eq!(all.len(), 5);
     assert_eq!(all[0], fire, "emergencies first");
+    // Electricity must be acknowledged within 1 working hour, transport within 4: routed last, it still comes
+    // before the three transport tickets.
+    assert_eq!(all[1], evn_ticket, "nearest deadline next: {all:?}");
     assert_eq!(ids(&queue(&system, &operator, "?category=electricity")), [evn_ticket.clone()]);
     assert_eq!(ids(&queue(&system, &operator, "?emergency=true")), [fire.clone()]);
     let acked = act(&system, &dot, &b, "acknowledge", json!({}));

@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::ApiState;
 
+/// The view's query: other parameters (an app's cache-buster) are ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CodeQuery {
     code: Option<String>,
 }

@@ -398,8 +398,10 @@ fn admin_token(settings: &Settings) -> anyhow::Result<AdminToken> {
 /// The access-code secret of the app channel: `[app] access_secret`, else one stored in the data dir. Every
 /// process serving the app channel or the public endpoints must share it.
 fn access_codes(settings: &Settings) -> anyhow::Result<AccessCodes> {
-    if let Some(secret) = settings.app.0.get("access_secret").and_then(|v| v.as_str()) {
-        return Ok(AccessCodes::new(secret));
+    match settings.app.0.get("access_secret") {
+        Some(toml::Value::String(secret)) if !secret.is_empty() => return Ok(AccessCodes::new(secret)),
+        Some(_) => bail!("[app] access_secret must be a non-empty string"),
+        None => {}
     }
     Ok(AccessCodes::new(&stored_secret(&settings.data_dir.join(ACCESS_SECRET_FILE), "")?))
 }
