@@ -82,6 +82,59 @@ struct CloseBody {
     reason: Option<String>,
 }
 
+/// Decides a command on the ticket's history and appends it with the version it was decided on.
+///
+/// When the append loses a race to events of the system or a channel only (a duplicate linked, a reply
+/// delivered, a deadline alarm), the command is decided again on the new state: nobody's decision is
+/// overwritten, and the domain checks the command against that state. When a person's event won the race, the
+/// caller gets 409 and decides again themselves.
+pub(crate) async fn decide_and_append(
+    state: &ApiState,
+    ticket_id: Uuid,
+    actor: hotline_domain::Actor,
+    command: impl Fn(&Ticket) -> Result<Command, ApiError>,
+) -> Result<(Ticket, Vec<Envelope>), ApiError> {
+    use hotline_domain::ActorKind;
+    for _ in 0..4 {
+        let history = state.store.load(ticket_id).await.map_err(ApiError::unavailable)?;
+        let ticket = Ticket::from_history(&history.events);
+        let events = ticket.decide(command(&ticket)?).map_err(domain_error)?;
+        let meta = CommandMeta {
+            actor: actor.clone(),
+            occurred_at: OffsetDateTime::now_utc(),
+            correlation_id: history.events.first().map_or(ticket_id, |e| e.correlation_id),
+            causation_id: None,
+        };
+        let envelopes = Envelope::seal(ticket_id, ticket.seq, events, &meta, Uuid::now_v7);
+        match state.store.append(ticket_id, history.version, &envelopes).await {
+            Ok(_) => {
+                let mut after = ticket;
+                for e in &envelopes {
+                    after.apply(e);
+                }
+                return Ok((after, envelopes));
+            }
+            Err(AppendError::Conflict { .. }) => {
+                let newer = state.store.load(ticket_id).await.map_err(ApiError::unavailable)?;
+                let by_people = newer
+                    .events
+                    .iter()
+                    .filter(|e| e.seq > ticket.seq)
+                    .any(|e| !matches!(e.actor.kind, ActorKind::System | ActorKind::Channel));
+                if by_people {
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        "conflict",
+                        "the ticket changed while you acted on it; reload it and decide again",
+                    ));
+                }
+            }
+            Err(AppendError::Store(e)) => return Err(ApiError::unavailable(e)),
+        }
+    }
+    Err(ApiError::new(StatusCode::CONFLICT, "conflict", "the ticket kept changing; reload it and try again"))
+}
+
 /// The names of the commands, as they appear in the path.
 pub const COMMANDS: &[&str] = &[
     "acknowledge",
@@ -124,32 +177,7 @@ pub async fn command(
     // (another ticket, a category) would tell a caller who may not act something it may not know.
     role_gate(&principal, &action)?;
     let command = build(&state, &principal, &action, &body, &view).await?;
-    let history = state.store.load(view.ticket_id).await.map_err(ApiError::unavailable)?;
-    let ticket = Ticket::from_history(&history.events);
-    let events = ticket.decide(command).map_err(domain_error)?;
-    let first = history.events.first();
-    let meta = CommandMeta {
-        actor: principal.actor(),
-        occurred_at: OffsetDateTime::now_utc(),
-        correlation_id: first.map_or(view.ticket_id, |e| e.correlation_id),
-        causation_id: None,
-    };
-    let envelopes = Envelope::seal(view.ticket_id, ticket.seq, events, &meta, Uuid::now_v7);
-    match state.store.append(view.ticket_id, history.version, &envelopes).await {
-        Ok(_) => {}
-        Err(AppendError::Conflict { .. }) => {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "the ticket changed while you acted on it; reload it and decide again",
-            ));
-        }
-        Err(AppendError::Store(e)) => return Err(ApiError::unavailable(e)),
-    }
-    let mut after = ticket;
-    for e in &envelopes {
-        after.apply(e);
-    }
+    let (after, envelopes) = decide_and_append(&state, view.ticket_id, principal.actor(), |_| Ok(command.clone())).await?;
     Ok(Json(serde_json::json!({
         "ticket_id": view.ticket_id,
         "reference": view.reference,

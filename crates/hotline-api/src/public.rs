@@ -9,9 +9,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use hotline_channel::http::{ApiError, JsonBody, PathParam};
 use hotline_domain::summary::Lang;
-use hotline_domain::{Actor, Command, CommandMeta, Envelope, Reference, Ticket, TicketEvent};
+use hotline_domain::{Actor, Command, Envelope, Reference, Ticket, TicketEvent};
 use hotline_projections::TicketView;
-use hotline_store::AppendError;
 use serde::Deserialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -144,34 +143,17 @@ pub async fn feedback(
     Ok((StatusCode::ACCEPTED, Json(outcome)))
 }
 
-/// Decides the citizen's command on the ticket's history and appends it with the version it was decided on.
+/// Decides the citizen's command on the ticket's history and appends it (see `decide_and_append`).
 async fn act(
     state: &ApiState,
     ticket_id: Uuid,
     command: impl Fn(&Ticket, OffsetDateTime) -> Command,
 ) -> Result<serde_json::Value, ApiError> {
     let history = state.store.load(ticket_id).await.map_err(ApiError::unavailable)?;
-    let ticket = Ticket::from_history(&history.events);
-    let now = OffsetDateTime::now_utc();
-    let events = ticket.decide(command(&ticket, now)).map_err(crate::commands::domain_error)?;
-    let channel = ticket.channel.clone().unwrap_or_else(|| "app".to_owned());
-    let meta = CommandMeta {
-        actor: Actor::channel(&channel),
-        occurred_at: now,
-        correlation_id: history.events.first().map_or(ticket_id, |e| e.correlation_id),
-        causation_id: None,
-    };
-    let envelopes = Envelope::seal(ticket_id, ticket.seq, events, &meta, Uuid::now_v7);
-    match state.store.append(ticket_id, history.version, &envelopes).await {
-        Ok(_) => {}
-        Err(AppendError::Conflict { .. }) => {
-            return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "the ticket changed meanwhile; try again"));
-        }
-        Err(AppendError::Store(e)) => return Err(ApiError::unavailable(e)),
-    }
-    let mut after = ticket;
-    for e in &envelopes {
-        after.apply(e);
-    }
+    let channel = Ticket::from_history(&history.events).channel.unwrap_or_else(|| "app".to_owned());
+    let (after, _) = crate::commands::decide_and_append(state, ticket_id, Actor::channel(&channel), |ticket| {
+        Ok(command(ticket, OffsetDateTime::now_utc()))
+    })
+    .await?;
     Ok(serde_json::json!({ "reference": after.reference, "status": after.status.as_str() }))
 }
