@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use hotline_domain::event::ReplyKind;
 use hotline_domain::{Actor, Command, CommandMeta, Envelope, Ticket, TicketEvent};
 use hotline_runtime::Shutdown;
@@ -24,40 +23,9 @@ use crate::{ChannelAdapter, DeliveryError, OutboundKind, OutboundMessage};
 pub const MAX_ATTEMPTS: u32 = 8;
 
 /// Runs the channel's outbound consumer until `shutdown`.
-pub async fn run(adapter: Arc<dyn ChannelAdapter>, store: Arc<dyn EventStore>, mut shutdown: Shutdown) {
+pub async fn run(adapter: Arc<dyn ChannelAdapter>, store: Arc<dyn EventStore>, shutdown: Shutdown) {
     let consumer = format!("replies-{}", adapter.name());
-    tracing::info!(%consumer, "outbound replies started");
-    while !shutdown.is_raised() {
-        let deliveries = tokio::select! {
-            _ = shutdown.wait() => break,
-            d = store.durable(&consumer) => d,
-        };
-        let mut deliveries = match deliveries {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(%consumer, error = %e, "cannot subscribe; retrying in 1 s");
-                tokio::select! {
-                    _ = shutdown.wait() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.wait() => break,
-                n = deliveries.next() => n,
-            };
-            match next {
-                Some(Ok(delivery)) => handle(adapter.as_ref(), store.as_ref(), delivery).await,
-                Some(Err(e)) => {
-                    tracing::warn!(%consumer, error = %e, "subscription error; resubscribing");
-                    break;
-                }
-                None => break,
-            }
-        }
-    }
-    tracing::info!(%consumer, "outbound replies stopped");
+    hotline_store::consume(store.as_ref(), &consumer, shutdown, |delivery| handle(adapter.as_ref(), store.as_ref(), delivery)).await;
 }
 
 async fn handle(adapter: &dyn ChannelAdapter, store: &dyn EventStore, delivery: Delivery) {

@@ -456,29 +456,29 @@ impl TimelineReader {
 
     /// Answered tickets whose answer is older than `before` and that nobody has closed or reopened.
     pub async fn answered_before(&self, before: OffsetDateTime, limit: u32) -> Result<Vec<Uuid>, ProjectionError> {
-        self.with(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT ticket_id FROM tickets WHERE status = 'answered' AND answered_at <= ?1 ORDER BY answered_at LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![before.unix_timestamp(), limit], |r| r.get::<_, String>(0))?;
-            let mut ids = Vec::new();
-            for row in rows {
-                if let Ok(id) = row?.parse() {
-                    ids.push(id);
-                }
-            }
-            Ok(ids)
-        })
+        self.ids(
+            "SELECT ticket_id FROM tickets WHERE status = 'answered' AND answered_at <= ?1 ORDER BY answered_at LIMIT ?2",
+            before,
+            limit,
+        )
         .await
     }
 
     /// Tickets with a deadline alarm due at `now`: what the scheduler must look at.
     pub async fn due_alarms(&self, now: OffsetDateTime, limit: u32) -> Result<Vec<Uuid>, ProjectionError> {
+        self.ids(
+            "SELECT ticket_id FROM tickets WHERE next_alarm IS NOT NULL AND next_alarm <= ?1 ORDER BY next_alarm LIMIT ?2",
+            now,
+            limit,
+        )
+        .await
+    }
+
+    /// Ticket ids from `sql`, which takes a time (as Unix seconds) and a limit.
+    async fn ids(&self, sql: &'static str, at: OffsetDateTime, limit: u32) -> Result<Vec<Uuid>, ProjectionError> {
         self.with(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT ticket_id FROM tickets WHERE next_alarm IS NOT NULL AND next_alarm <= ?1 ORDER BY next_alarm LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![now.unix_timestamp(), limit], |r| r.get::<_, String>(0))?;
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![at.unix_timestamp(), limit], |r| r.get::<_, String>(0))?;
             let mut ids = Vec::new();
             for row in rows {
                 if let Ok(id) = row?.parse() {

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use hotline_domain::{Actor, Command, CommandMeta, Envelope, Status, Ticket, TicketEvent};
 use hotline_runtime::Shutdown;
 use hotline_store::{AppendError, Delivery, EventStore, StoreError};
@@ -20,39 +19,8 @@ use uuid::Uuid;
 const CONSUMER: &str = "duplicate-answers";
 
 /// Shares answers with duplicates until `shutdown`.
-pub async fn run(store: Arc<dyn EventStore>, mut shutdown: Shutdown) {
-    tracing::info!(consumer = CONSUMER, "duplicate answers started");
-    while !shutdown.is_raised() {
-        let deliveries = tokio::select! {
-            _ = shutdown.wait() => break,
-            d = store.durable(CONSUMER) => d,
-        };
-        let mut deliveries = match deliveries {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "duplicate answers cannot subscribe; retrying in 1 s");
-                tokio::select! {
-                    _ = shutdown.wait() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let next = tokio::select! {
-                _ = shutdown.wait() => break,
-                n = deliveries.next() => n,
-            };
-            match next {
-                Some(Ok(delivery)) => handle(store.as_ref(), delivery).await,
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "duplicate answers subscription error; resubscribing");
-                    break;
-                }
-                None => break,
-            }
-        }
-    }
-    tracing::info!("duplicate answers stopped");
+pub async fn run(store: Arc<dyn EventStore>, shutdown: Shutdown) {
+    hotline_store::consume(store.as_ref(), CONSUMER, shutdown, |delivery| handle(store.as_ref(), delivery)).await;
 }
 
 async fn handle(store: &dyn EventStore, delivery: Delivery) {

@@ -132,6 +132,48 @@ impl Delivery {
     }
 }
 
+/// Runs `handle` on every delivery of the durable subscription `consumer`, one at a time, until `shutdown`;
+/// subscribes again after an error or a reconnection. `handle` acknowledges (or hands back) each delivery.
+pub async fn consume<F, Fut>(store: &dyn EventStore, consumer: &str, mut shutdown: hotline_runtime::Shutdown, mut handle: F)
+where
+    F: FnMut(Delivery) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures_util::StreamExt;
+    tracing::info!(%consumer, "consumer started");
+    'subscribe: while !shutdown.is_raised() {
+        let deliveries = tokio::select! {
+            _ = shutdown.wait() => break,
+            d = store.durable(consumer) => d,
+        };
+        let mut deliveries = match deliveries {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(%consumer, error = %e, "cannot subscribe; retrying in 1 s");
+                tokio::select! {
+                    _ = shutdown.wait() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.wait() => break 'subscribe,
+                n = deliveries.next() => n,
+            };
+            match next {
+                Some(Ok(delivery)) => handle(delivery).await,
+                Some(Err(e)) => {
+                    tracing::warn!(%consumer, error = %e, "subscription error; subscribing again");
+                    continue 'subscribe;
+                }
+                None => continue 'subscribe,
+            }
+        }
+    }
+    tracing::info!(%consumer, "consumer stopped");
+}
+
 /// The event log as the rest of the system sees it. Implemented on JetStream today; an EventStoreDB backend
 /// implements the same contract.
 pub trait EventStore: Send + Sync + 'static {
