@@ -241,3 +241,53 @@ fn commands_refuse_what_the_role_never_does_before_looking_anything_up_and_keep_
     let r = system.request("POST", &format!("/v1/tickets/{id}/answer"), &[("Authorization", &auth), ("Content-Type", "application/json")], big.as_bytes());
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (413, Some("body_too_large")));
 }
+
+#[test]
+fn an_agency_attaches_a_file_to_its_answer_and_only_that_citizen_downloads_it() {
+    let system = start();
+    let dot = token(&system, "agency", Some("dot"));
+    let body = json!({"text": "Đèn tín hiệu ở ngã tư Sở Sao bị hỏng"});
+    let r = system.post_petition(&body, None);
+    let v = r.json();
+    let (id, reference, code) = (v["ticket_id"].as_str().expect("id").to_owned(), v["reference"].as_str().expect("r").to_owned(), v["access_code"].as_str().expect("c").to_owned());
+    system.wait_for_ticket(&id, Duration::from_secs(10), |t| t["agency"] == "dot");
+
+    let pdf = b"%PDF-1.4 bien ban nghiem thu den tin hieu".to_vec();
+    let auth = format!("Bearer {dot}");
+    let up = system.request("POST", "/v1/attachments", &[("Authorization", &auth), ("Content-Type", "application/pdf")], &pdf);
+    assert_eq!(up.status, 201, "{}", up.text());
+    let sha = up.json()["sha256"].as_str().expect("sha256").to_owned();
+    assert_eq!(up.json()["size"], pdf.len());
+    assert_eq!(system.request("POST", "/v1/attachments", &[("Content-Type", "application/pdf")], &pdf).status, 401, "staff only");
+    let empty = system.request("POST", "/v1/attachments", &[("Authorization", &auth)], b"");
+    assert_eq!(empty.status, 422);
+    let huge = vec![b'x'; 11 * 1024 * 1024];
+    let r = system.request("POST", "/v1/attachments", &[("Authorization", &auth)], &huge);
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (413, Some("body_too_large")));
+
+    let r = act(&system, &dot, &id, "answer", json!({"text": "x", "attachments": [{"name": "Biên bản", "sha256": "0".repeat(64)}]}));
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (422, Some("unknown_attachment")), "{}", r.text());
+    let r = act(&system, &dot, &id, "answer", json!({
+        "text": "Đã thay đèn, biên bản nghiệm thu kèm theo.",
+        "attachments": [{"name": "Biên bản nghiệm thu.pdf", "sha256": sha, "media_type": "application/pdf"}],
+    }));
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let path = format!("/v1/public/tickets/{reference}/attachments/{sha}?code={code}");
+    let file = system.request("GET", &path, &[], b"");
+    assert_eq!(file.status, 200, "{}", file.text());
+    assert_eq!(file.body, pdf);
+    assert_eq!(file.header("content-type"), Some("application/pdf"));
+    assert_eq!(system.request("GET", &format!("/v1/public/tickets/{reference}/attachments/{sha}?code=WRONGCODE234"), &[], b"").status, 404);
+    // Another ticket's citizen cannot fetch it through their own ticket.
+    let other = system.post_petition(&json!({"text": "Ổ gà trên QL13"}), None).json();
+    let other_path = format!(
+        "/v1/public/tickets/{}/attachments/{sha}?code={}",
+        other["reference"].as_str().expect("r"),
+        other["access_code"].as_str().expect("c")
+    );
+    assert_eq!(system.request("GET", &other_path, &[], b"").status, 404);
+    let staff = system.request("GET", &format!("/v1/attachments/{sha}"), &[("Authorization", &auth)], b"");
+    assert_eq!((staff.status, staff.body.len()), (200, pdf.len()));
+    assert_eq!(system.request("GET", "/v1/attachments/..%2F..%2Fadmin-token", &[("Authorization", &auth)], b"").status, 404);
+}

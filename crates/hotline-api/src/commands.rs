@@ -231,6 +231,17 @@ async fn build(
         }
         "answer" => {
             let b = parse::<AnswerBody>(body)?;
+            for a in &b.attachments {
+                if let Some(hash) = &a.sha256 {
+                    if !state.blobs.contains(hash) {
+                        return Err(ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "unknown_attachment",
+                            format!("no uploaded file {hash}: upload it with POST /v1/attachments first"),
+                        ));
+                    }
+                }
+            }
             Command::Answer { by, text: b.text, desk, attachments: b.attachments }
         }
         "recategorize" => {

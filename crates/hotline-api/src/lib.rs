@@ -1,6 +1,7 @@
 //! The HTTP API for operators, agencies and admins: ticket queries, timelines, the router's explanation, health.
 //! Channel adapters add their own routes (the app's `POST /v1/petitions`) to the same server.
 
+mod attachments;
 pub mod auth;
 mod commands;
 mod public;
@@ -25,6 +26,8 @@ pub struct ApiState {
     pub auth: Auth,
     /// Checks citizens' access codes on the public endpoints.
     pub codes: hotline_channel::AccessCodes,
+    /// Files attached to answers.
+    pub blobs: hotline_channel::blobs::BlobStore,
 }
 
 /// The whole HTTP surface: API routes plus the channels' routes.

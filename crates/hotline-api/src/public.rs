@@ -25,7 +25,7 @@ pub struct CodeQuery {
 }
 
 /// The ticket `reference` names, if `code` is its access code.
-async fn citizens_ticket(state: &ApiState, reference: &str, code: Option<&str>) -> Result<TicketView, ApiError> {
+pub(crate) async fn citizens_ticket(state: &ApiState, reference: &str, code: Option<&str>) -> Result<TicketView, ApiError> {
     let not_found = || ApiError::not_found("ticket");
     let reference = Reference::parse(reference).map_err(|_| not_found())?;
     let view = state.reader.ticket_by_reference(reference.as_str()).await.map_err(ApiError::internal)?.ok_or_else(not_found)?;

@@ -32,9 +32,16 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/public/tickets/{key}", get(crate::public::view))
         .route("/v1/public/tickets/{key}/messages", post(crate::public::message))
         .route("/v1/public/tickets/{key}/feedback", post(crate::public::feedback))
+        .route("/v1/public/tickets/{key}/attachments/{sha256}", get(crate::attachments::public_download))
+        .route("/v1/attachments/{sha256}", get(crate::attachments::download))
         .route("/v1/admin/tokens", post(create_token).get(list_tokens))
         .route("/v1/admin/tokens/{id}", axum::routing::delete(revoke_token))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // Uploads get their own, larger limit.
+        .route(
+            "/v1/attachments",
+            post(crate::attachments::upload).layer(DefaultBodyLimit::max(hotline_channel::blobs::MAX_BYTES)),
+        )
         .with_state(state)
 }
 

@@ -4,6 +4,7 @@
 //! shape channels and the API share.
 
 mod access;
+pub mod blobs;
 pub mod http;
 mod intake;
 pub mod outbound;

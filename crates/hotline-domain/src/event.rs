@@ -224,11 +224,16 @@ pub struct PetitionAnswered {
     pub attachments: Vec<Attachment>,
 }
 
-/// A document attached to an answer: a link to where the agency publishes it.
+/// A document attached to an answer: a file the hotline keeps (by its SHA-256), or a link to where the agency
+/// publishes it. Exactly one of the two.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
     pub name: String,
-    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The file in the hotline's blob store (uploaded with `POST /v1/attachments`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
 }
@@ -243,9 +248,19 @@ impl Attachment {
         if name.is_empty() || name.chars().count() > 200 {
             return Err("an attachment needs a name of 1 to 200 characters".to_owned());
         }
-        let url = self.url.trim();
-        if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 || url.contains(char::is_whitespace) {
-            return Err(format!("attachment `{name}` needs an http(s) link without spaces, at most 2000 characters"));
+        match (&self.url, &self.sha256) {
+            (Some(url), None) => {
+                let url = url.trim();
+                if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 2000 || url.contains(char::is_whitespace) {
+                    return Err(format!("attachment `{name}` needs an http(s) link without spaces, at most 2000 characters"));
+                }
+            }
+            (None, Some(hash)) => {
+                if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                    return Err(format!("attachment `{name}`: sha256 is 64 lowercase hex digits"));
+                }
+            }
+            _ => return Err(format!("attachment `{name}` needs either a url or the sha256 of an uploaded file")),
         }
         Ok(())
     }

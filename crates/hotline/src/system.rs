@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use hotline_api::{AdminToken, ApiState, Auth};
+use hotline_channel::blobs::BlobStore;
 use hotline_channel::{AccessCodes, ChannelAdapter, ChannelContext, Intake};
 use hotline_channel_app::AppChannel;
 use hotline_domain::province::Province;
@@ -37,6 +38,7 @@ pub enum Component {
 const PROJECTIONS_FILE: &str = "projections.sqlite";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 const ACCESS_SECRET_FILE: &str = "app-access-secret";
+const BLOBS_DIR: &str = "blobs";
 const NATS_DIR: &str = "nats";
 const NATS_URL_FILE: &str = "nats.url";
 
@@ -124,7 +126,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
         channel_routes.extend(channel.http_routes(&ctx));
         spawn_channel(&mut tasks, channel.clone(), ctx, store.clone());
     }
-    let app = hotline_api::router(ApiState { province, reader, store, auth, codes }, channel_routes);
+    let app = hotline_api::router(ApiState { province, reader, store, auth, codes, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }, channel_routes);
     let listener = bind(&settings.http_addr).await?;
     let addr = listener.local_addr()?;
     std::fs::write(settings.data_dir.join("http.addr"), format!("{addr}\n"))?;
@@ -179,7 +181,7 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
             let auth = Auth { bootstrap: admin_token(&settings)?, registry };
             let reader = TimelineReader::open(&projections_path)?;
             let codes = access_codes(&settings)?;
-            let app = hotline_api::router(ApiState { province, reader, store, auth, codes }, Vec::new());
+            let app = hotline_api::router(ApiState { province, reader, store, auth, codes, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }, Vec::new());
             let listener = bind(&settings.http_addr).await?;
             println!("hotline: api listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));

@@ -53,7 +53,7 @@ fn every_event() -> Vec<TicketEvent> {
             suggested_agency: Some("h".into()),
             bounces: 1,
         }),
-        TicketEvent::PetitionAnswered(PetitionAnswered { text: "t".into(), agency: "g".into(), via_ticket: Some(Uuid::nil()), attachments: vec![hotline_domain::event::Attachment { name: "n".into(), url: "https://x".into(), media_type: Some("application/pdf".into()) }] }),
+        TicketEvent::PetitionAnswered(PetitionAnswered { text: "t".into(), agency: "g".into(), via_ticket: Some(Uuid::nil()), attachments: vec![hotline_domain::event::Attachment { name: "n".into(), url: Some("https://x".into()), sha256: Some("s".into()), media_type: Some("application/pdf".into()) }] }),
         TicketEvent::PetitionRecategorized(PetitionRecategorized { category: "c".into(), area: Some("a".into()) }),
         TicketEvent::MarkedDuplicate(MarkedDuplicate { of_ticket: Uuid::nil(), of_reference: Reference::derive(Uuid::nil(), 1) }),
         TicketEvent::PetitionRejected(PetitionRejected { reason: "r".into() }),

@@ -429,7 +429,7 @@ mod deadlines {
 fn an_answer_takes_documents_by_link_and_refuses_bad_ones() {
     use hotline_domain::event::Attachment;
     let ticket = given(vec![received(), routed("dot")]);
-    let doc = |name: &str, url: &str| Attachment { name: name.into(), url: url.into(), media_type: None };
+    let doc = |name: &str, url: &str| Attachment { name: name.into(), url: Some(url.into()), sha256: None, media_type: None };
     let ok = ticket.decide(Command::Answer {
         by: agency("dot"),
         text: "Xem quyết định kèm theo".into(),
