@@ -39,19 +39,42 @@ async fn routed_ticket(store: &dyn EventStore, ack_by: OffsetDateTime, resolve_b
     ticket
 }
 
+/// A real nats-server, its store, and the timeline projection following it in a temp dir.
+struct World {
+    _nats: TestNats,
+    _dir: tempfile::TempDir,
+    store: Arc<dyn EventStore>,
+    reader: TimelineReader,
+    trigger: hotline_runtime::ShutdownTrigger,
+    projection: tokio::task::JoinHandle<Result<(), hotline_projections::ProjectionError>>,
+}
+
+impl World {
+    async fn start() -> World {
+        let nats = TestNats::start().await;
+        let store: Arc<dyn EventStore> = Arc::new(nats.store().await);
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("p.sqlite");
+        let (trigger, shutdown) = hotline_runtime::shutdown();
+        let projection = tokio::spawn(hotline_projections::run(store.clone(), path.clone(), shutdown));
+        let reader = TimelineReader::open(&path).expect("reader");
+        World { _nats: nats, _dir: dir, store, reader, trigger, projection }
+    }
+
+    async fn stop(self) {
+        self.trigger.trigger();
+        self.projection.await.expect("joined").expect("projection ran");
+    }
+}
+
 fn missed(events: &[Envelope]) -> usize {
     events.iter().filter(|e| matches!(&e.event, TicketEvent::DeadlineMissed(m) if m.which == DeadlineKind::Acknowledge)).count()
 }
 
 #[tokio::test]
 async fn concurrent_and_restarted_schedulers_fire_each_alarm_once() {
-    let nats = TestNats::start().await;
-    let store: Arc<dyn EventStore> = Arc::new(nats.store().await);
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("p.sqlite");
-    let (trigger, shutdown) = hotline_runtime::shutdown();
-    let projection = tokio::spawn(hotline_projections::run(store.clone(), path.clone(), shutdown));
-    let reader = TimelineReader::open(&path).expect("reader");
+    let world = World::start().await;
+    let (store, reader) = (world.store.clone(), world.reader.clone());
 
     let now = OffsetDateTime::now_utc();
     let ack_by = now + Duration::from_secs(600);
@@ -88,20 +111,14 @@ async fn concurrent_and_restarted_schedulers_fire_each_alarm_once() {
     assert!(reader.due_alarms(later, 100).await.expect("due").is_empty());
     let view = reader.ticket(tickets[0]).await.expect("query").expect("ticket");
     assert!(view.escalated);
-    trigger.trigger();
-    projection.await.expect("joined").expect("projection ran");
+    world.stop().await;
 }
 
 #[tokio::test]
 async fn an_answered_ticket_is_closed_after_the_citizens_silence_once() {
     use hotline_domain::event::PetitionAnswered;
-    let nats = TestNats::start().await;
-    let store: Arc<dyn EventStore> = Arc::new(nats.store().await);
-    let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("p.sqlite");
-    let (trigger, shutdown) = hotline_runtime::shutdown();
-    let projection = tokio::spawn(hotline_projections::run(store.clone(), path.clone(), shutdown));
-    let reader = TimelineReader::open(&path).expect("reader");
+    let world = World::start().await;
+    let (store, reader) = (world.store.clone(), world.reader.clone());
     let now = OffsetDateTime::now_utc();
     let ticket = routed_ticket(store.as_ref(), now + Duration::from_secs(3600), now + Duration::from_secs(86_400)).await;
     let history = store.load(ticket).await.expect("load");
@@ -122,6 +139,5 @@ async fn an_answered_ticket_is_closed_after_the_citizens_silence_once() {
     let history = store.load(ticket).await.expect("load");
     let closed = history.events.iter().filter(|e| matches!(e.event, TicketEvent::TicketClosed(_))).count();
     assert_eq!(closed, 1);
-    trigger.trigger();
-    projection.await.expect("joined").expect("projection ran");
+    world.stop().await;
 }
