@@ -232,13 +232,9 @@ async fn queue(
         Some(other) => return Err(bad(format!("escalated is true, false or any, not `{other}`"))),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let offset = match &q.cursor {
-        Some(c) => c
-            .strip_prefix("o")
-            .and_then(|n| n.parse::<u64>().ok())
-            .filter(|n| *n <= 1_000_000)
-            .ok_or_else(|| bad("invalid cursor".to_owned()))?,
-        None => 0,
+    let after = match &q.cursor {
+        Some(c) => Some(hotline_projections::QueueKey::from_cursor(c).ok_or_else(|| bad("invalid cursor".to_owned()))?),
+        None => None,
     };
     let agency = match principal.role {
         hotline_domain::access::Role::Agency => principal.agency.clone(),
@@ -252,9 +248,9 @@ async fn queue(
         emergency: q.emergency,
         escalated,
         limit,
-        offset,
+        after,
     };
     let tickets = state.reader.queue(filter).await.map_err(ApiError::internal)?;
-    let next_cursor = (tickets.len() as u32 == limit).then(|| format!("o{}", offset + u64::from(limit)));
+    let next_cursor = if tickets.len() as u32 == limit { tickets.last().map(|t| t.queue_key.to_cursor()) } else { None };
     Ok(Json(serde_json::json!({ "tickets": tickets, "next_cursor": next_cursor })))
 }

@@ -53,6 +53,45 @@ pub struct TicketView {
     pub resolve_by: Option<String>,
     /// A deadline was missed: it is in the supervisors' queue.
     pub escalated: bool,
+    /// Where the ticket stands in a queue's order (for cursors); not shown.
+    #[serde(skip)]
+    pub queue_key: QueueKey,
+}
+
+/// A ticket's place in queue order: emergencies first, then the nearest running deadline (none last), then the
+/// oldest, then the id. A cursor is the key of the last ticket of a page: the next page starts strictly after it,
+/// so tickets that move meanwhile are neither skipped nor repeated because of the paging itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueKey {
+    pub not_emergency: i64,
+    pub no_deadline: i64,
+    pub due_at: i64,
+    pub received_at: String,
+    pub ticket_id: String,
+}
+
+impl QueueKey {
+    /// An opaque, URL-safe cursor.
+    pub fn to_cursor(&self) -> String {
+        let text = format!("{}|{}|{}|{}|{}", self.not_emergency, self.no_deadline, self.due_at, self.received_at, self.ticket_id);
+        text.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    pub fn from_cursor(cursor: &str) -> Option<QueueKey> {
+        if cursor.len() % 2 != 0 || cursor.len() > 400 {
+            return None;
+        }
+        let bytes: Option<Vec<u8>> = (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok()).collect();
+        let text = String::from_utf8(bytes?).ok()?;
+        let mut parts = text.split('|');
+        Some(QueueKey {
+            not_emergency: parts.next()?.parse().ok()?,
+            no_deadline: parts.next()?.parse().ok()?,
+            due_at: parts.next()?.parse().ok()?,
+            received_at: parts.next()?.to_owned(),
+            ticket_id: parts.next()?.to_owned(),
+        })
+    }
 }
 
 /// One event of a ticket's timeline.
@@ -357,7 +396,11 @@ impl TimelineReader {
 
 /// The columns of a [`TicketView`], in the order [`view_of`] reads them.
 const TICKET_COLUMNS: &str = "ticket_id, reference, status, category, agency, area, emergency, confidence, channel, \
-     subject, text, received_at, updated_at, last_seq, answer, duplicate_of, bounces, acknowledge_by, resolve_by, escalated";
+     subject, text, received_at, updated_at, last_seq, answer, duplicate_of, bounces, acknowledge_by, resolve_by, escalated, \
+     1 - emergency, due_at IS NULL, COALESCE(due_at, 0)";
+
+/// The queue order, as an ascending key (see [`QueueKey`]).
+const QUEUE_ORDER: &str = "1 - emergency, due_at IS NULL, COALESCE(due_at, 0), received_at, ticket_id";
 
 fn view_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketView> {
     let id: String = r.get(0)?;
@@ -384,6 +427,13 @@ fn view_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketView> {
         acknowledge_by: r.get(17)?,
         resolve_by: r.get(18)?,
         escalated: r.get(19)?,
+        queue_key: QueueKey {
+            not_emergency: r.get(20)?,
+            no_deadline: r.get(21)?,
+            due_at: r.get(22)?,
+            received_at: r.get(11)?,
+            ticket_id: id,
+        },
     })
 }
 
@@ -407,8 +457,8 @@ pub struct QueueFilter {
     /// Only tickets that missed a deadline (the supervisors' queue).
     pub escalated: Option<bool>,
     pub limit: u32,
-    /// How many to skip: the cursor.
-    pub offset: u64,
+    /// Start strictly after this ticket (the cursor of the previous page).
+    pub after: Option<QueueKey>,
 }
 
 /// The open statuses, in SQL.
@@ -420,33 +470,40 @@ impl TimelineReader {
         self.with(move |c| {
             let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE 1 = 1");
             let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-            let mut eq = |sql: &mut String, column: &str, value: Box<dyn rusqlite::ToSql>| {
+            let eq = |sql: &mut String, args: &mut Vec<Box<dyn rusqlite::ToSql>>, column: &str, value: Box<dyn rusqlite::ToSql>| {
                 args.push(value);
                 sql.push_str(&format!(" AND {column} = ?{}", args.len()));
             };
             match &filter.status {
-                Some(status) => eq(&mut sql, "status", Box::new(status.clone())),
+                Some(status) => eq(&mut sql, &mut args, "status", Box::new(status.clone())),
                 None => sql.push_str(&format!(" AND status IN {OPEN}")),
             }
             if let Some(v) = &filter.agency {
-                eq(&mut sql, "agency", Box::new(v.clone()));
+                eq(&mut sql, &mut args, "agency", Box::new(v.clone()));
             }
             if let Some(v) = &filter.category {
-                eq(&mut sql, "category", Box::new(v.clone()));
+                eq(&mut sql, &mut args, "category", Box::new(v.clone()));
             }
             if let Some(v) = &filter.area {
-                eq(&mut sql, "area", Box::new(v.clone()));
+                eq(&mut sql, &mut args, "area", Box::new(v.clone()));
             }
             if let Some(v) = filter.emergency {
-                eq(&mut sql, "emergency", Box::new(v));
+                eq(&mut sql, &mut args, "emergency", Box::new(v));
             }
             if let Some(v) = filter.escalated {
-                eq(&mut sql, "escalated", Box::new(v));
+                eq(&mut sql, &mut args, "escalated", Box::new(v));
             }
-            sql.push_str(&format!(
-                " ORDER BY emergency DESC, due_at IS NULL, due_at, received_at, ticket_id LIMIT {} OFFSET {}",
-                filter.limit, filter.offset
-            ));
+            if let Some(k) = &filter.after {
+                let first = args.len() + 1;
+                args.push(Box::new(k.not_emergency));
+                args.push(Box::new(k.no_deadline));
+                args.push(Box::new(k.due_at));
+                args.push(Box::new(k.received_at.clone()));
+                args.push(Box::new(k.ticket_id.clone()));
+                let params: Vec<String> = (first..first + 5).map(|i| format!("?{i}")).collect();
+                sql.push_str(&format!(" AND ({QUEUE_ORDER}) > ({})", params.join(", ")));
+            }
+            sql.push_str(&format!(" ORDER BY {QUEUE_ORDER} LIMIT {}", filter.limit));
             let mut stmt = c.prepare(&sql)?;
             let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), view_of)?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

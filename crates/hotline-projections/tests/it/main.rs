@@ -83,3 +83,20 @@ fn a_projection_built_from_another_log_is_dropped_and_rebuilt() {
         .expect("rows");
     assert_eq!(tickets, vec![b.to_string()], "only the new log's ticket");
 }
+
+#[test]
+fn a_queue_cursor_reads_back_its_key_and_refuses_garbage() {
+    let key = hotline_projections::QueueKey {
+        not_emergency: 1,
+        no_deadline: 0,
+        due_at: 1_764_300_000,
+        received_at: "2026-11-28T03:01:27.425503941Z".into(),
+        ticket_id: Uuid::now_v7().to_string(),
+    };
+    let cursor = key.to_cursor();
+    assert!(cursor.bytes().all(|b| b.is_ascii_hexdigit()), "URL-safe: {cursor}");
+    assert_eq!(hotline_projections::QueueKey::from_cursor(&cursor), Some(key));
+    for bad in ["", "zz", "abc", "o18446744073709551615", &"41".repeat(300)] {
+        assert_eq!(hotline_projections::QueueKey::from_cursor(bad), None, "{bad}");
+    }
+}
