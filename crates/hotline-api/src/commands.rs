@@ -11,8 +11,8 @@ use hotline_channel::http::ApiError;
 use hotline_channel::validate_codes;
 use hotline_domain::access::Principal;
 use hotline_domain::event::Attachment;
-use hotline_domain::{Command, CommandMeta, DomainError, Envelope, Ticket};
-use hotline_store::AppendError;
+use hotline_domain::{Command, DomainError, Envelope, Ticket};
+use hotline_store::{Cause, ExecuteError, OnConflict};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
@@ -82,57 +82,36 @@ struct CloseBody {
     reason: Option<String>,
 }
 
-/// Decides a command on the ticket's history and appends it with the version it was decided on.
-///
-/// When the append loses a race to events of the system or a channel only (a duplicate linked, a reply
-/// delivered, a deadline alarm), the command is decided again on the new state: nobody's decision is
-/// overwritten, and the domain checks the command against that state. When a person's event won the race, the
-/// caller gets 409 and decides again themselves.
+/// Runs a command for a person (or a citizen's channel) through [`hotline_store::execute`]. When the append loses
+/// a race to events of the system or a channel only (a reply delivered, a duplicate linked, an alarm), the command
+/// is decided again on the new state; when a person's event won, the caller gets 409 and decides again.
 pub(crate) async fn decide_and_append(
     state: &ApiState,
     ticket_id: Uuid,
     actor: hotline_domain::Actor,
     command: impl Fn(&Ticket) -> Result<Command, ApiError>,
 ) -> Result<(Ticket, Vec<Envelope>), ApiError> {
-    use hotline_domain::ActorKind;
-    for _ in 0..4 {
-        let history = state.store.load(ticket_id).await.map_err(ApiError::unavailable)?;
-        let ticket = Ticket::from_history(&history.events);
-        let events = ticket.decide(command(&ticket)?).map_err(domain_error)?;
-        let meta = CommandMeta {
-            actor: actor.clone(),
-            occurred_at: OffsetDateTime::now_utc(),
-            correlation_id: history.events.first().map_or(ticket_id, |e| e.correlation_id),
-            causation_id: None,
-        };
-        let envelopes = Envelope::seal(ticket_id, ticket.seq, events, &meta, Uuid::now_v7);
-        match state.store.append(ticket_id, history.version, &envelopes).await {
-            Ok(_) => {
-                let mut after = ticket;
-                for e in &envelopes {
-                    after.apply(e);
-                }
-                return Ok((after, envelopes));
-            }
-            Err(AppendError::Conflict { .. }) => {
-                let newer = state.store.load(ticket_id).await.map_err(ApiError::unavailable)?;
-                let by_people = newer
-                    .events
-                    .iter()
-                    .filter(|e| e.seq > ticket.seq)
-                    .any(|e| !matches!(e.actor.kind, ActorKind::System | ActorKind::Channel));
-                if by_people {
-                    return Err(ApiError::new(
-                        StatusCode::CONFLICT,
-                        "conflict",
-                        "the ticket changed while you acted on it; reload it and decide again",
-                    ));
-                }
-            }
-            Err(AppendError::Store(e)) => return Err(ApiError::unavailable(e)),
-        }
-    }
-    Err(ApiError::new(StatusCode::CONFLICT, "conflict", "the ticket kept changing; reload it and try again"))
+    let executed = hotline_store::execute(
+        state.store.as_ref(),
+        ticket_id,
+        &actor,
+        OffsetDateTime::now_utc(),
+        Cause::None,
+        OnConflict::DecideUnlessPeopleActed,
+        |ticket, _| command(ticket),
+    )
+    .await
+    .map_err(|e| match e {
+        ExecuteError::Command(e) => e,
+        ExecuteError::Domain(e) => domain_error(e),
+        ExecuteError::Conflict => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "the ticket changed while you acted on it; reload it and decide again",
+        ),
+        ExecuteError::Store(e) => ApiError::unavailable(e),
+    })?;
+    Ok((executed.after, executed.events))
 }
 
 /// The names of the commands, as they appear in the path.

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hotline_domain::event::ReplyKind;
-use hotline_domain::{Actor, Command, CommandMeta, Envelope, Ticket, TicketEvent};
+use hotline_domain::{Actor, Command, Ticket, TicketEvent};
 use hotline_runtime::Shutdown;
-use hotline_store::{AppendError, Delivery, EventStore, StoreError};
+use hotline_store::{Cause, Delivery, EventStore, ExecuteError, OnConflict, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -114,7 +114,7 @@ async fn deliver(
     Err(backoff)
 }
 
-/// Stores the delivery's outcome on the ticket, retrying on a conflict with other writers.
+/// Stores the delivery's outcome on the ticket, deciding again on a conflict with other writers.
 async fn record(
     store: &dyn EventStore,
     ticket: Uuid,
@@ -123,26 +123,29 @@ async fn record(
     channel: &str,
     outcome: Result<Option<String>, (String, u32)>,
 ) -> Result<(), StoreError> {
-    for _ in 0..5 {
-        let history = store.load(ticket).await?;
-        let state = Ticket::from_history(&history.events);
-        let command = Command::RecordDelivery { of_event, kind, channel: channel.to_owned(), outcome: outcome.clone() };
-        let Ok(events) = state.decide(command) else { return Ok(()) };
-        if events.is_empty() {
-            return Ok(());
+    let executed = hotline_store::execute(
+        store,
+        ticket,
+        &Actor::channel(channel),
+        OffsetDateTime::now_utc(),
+        Cause::Event(of_event),
+        OnConflict::Decide,
+        |_, _| {
+            Ok::<_, std::convert::Infallible>(Command::RecordDelivery {
+                of_event,
+                kind,
+                channel: channel.to_owned(),
+                outcome: outcome.clone(),
+            })
+        },
+    )
+    .await;
+    match executed {
+        Ok(_) | Err(ExecuteError::Domain(_)) => Ok(()),
+        Err(ExecuteError::Conflict) => {
+            Err(StoreError::Unavailable(format!("ticket {ticket} kept changing while recording a delivery")))
         }
-        let meta = CommandMeta {
-            actor: Actor::channel(channel),
-            occurred_at: OffsetDateTime::now_utc(),
-            correlation_id: history.events.first().map_or(ticket, |e| e.correlation_id),
-            causation_id: Some(of_event),
-        };
-        let envelopes = Envelope::seal(ticket, state.seq, events, &meta, Uuid::now_v7);
-        match store.append(ticket, history.version, &envelopes).await {
-            Ok(_) => return Ok(()),
-            Err(AppendError::Conflict { .. }) => continue,
-            Err(AppendError::Store(e)) => return Err(e),
-        }
+        Err(ExecuteError::Store(e)) => Err(e),
+        Err(ExecuteError::Command(never)) => match never {},
     }
-    Err(StoreError::Unavailable(format!("ticket {ticket} kept changing while recording a delivery")))
 }

@@ -12,9 +12,9 @@ use futures_util::StreamExt;
 use hotline_domain::classify::{MatchKind, RouteRequest};
 use hotline_domain::province::Province;
 use hotline_domain::ticket::RouteCommand;
-use hotline_domain::{Actor, Command, CommandMeta, Envelope, Status, Ticket, TicketEvent};
+use hotline_domain::{Actor, Command, Envelope, Status, Ticket, TicketEvent};
 use hotline_runtime::Shutdown;
-use hotline_store::{AppendError, Delivery, EventStore, StoreError};
+use hotline_store::{Cause, Delivery, EventStore, ExecuteError, OnConflict, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -22,8 +22,6 @@ use uuid::Uuid;
 pub const CONSUMER: &str = "router";
 /// Petitions routed at the same time (each is its own ticket, so they never contend).
 const CONCURRENCY: usize = 32;
-/// Conflicting appends tolerated before a delivery is handed back for later.
-const CONFLICT_RETRIES: u32 = 5;
 
 /// What routing one ticket did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,74 +124,75 @@ impl Router {
         }
     }
 
-    /// Routes one ticket if it is not routed yet.
+    /// Routes one ticket if it is not routed yet (a new petition, or one an agency sent back).
     pub async fn route(&self, ticket: Uuid, cause: Option<Uuid>) -> Result<Outcome, RouteError> {
-        for _ in 0..CONFLICT_RETRIES {
-            let history = self.store.load(ticket).await?;
-            let state = Ticket::from_history(&history.events);
-            match state.status {
-                Status::Received => {}
-                Status::Transferred => {
-                    let command = self.reroute(&state, &history.events);
-                    match self.store_decision(ticket, &state, history.version, &history.events, command.clone(), cause).await? {
-                        Some(()) => {
-                            return Ok(match command.agency {
-                                Some(agency) => Outcome::Routed { agency, emergency: state.emergency },
-                                None => Outcome::NeedsTriage,
-                            });
-                        }
-                        None => continue,
-                    }
-                }
-                Status::None => return Err(RouteError::NotVisibleYet(ticket)),
-                // Routed, waiting for triage, or further along: nothing to route.
-                _ => return Ok(Outcome::AlreadyDone),
+        let executed = hotline_store::execute(
+            self.store.as_ref(),
+            ticket,
+            &Actor::system("router"),
+            OffsetDateTime::now_utc(),
+            Cause::EventOrFirst(cause),
+            OnConflict::Decide,
+            |state, history| match state.status {
+                Status::None => Err(RouteError::NotVisibleYet(ticket)),
+                Status::Received => self.classify(ticket, history).map(Command::Route),
+                // Transferred: route it again. Anything else: the domain decides nothing (already routed).
+                _ => Ok(Command::Route(self.reroute(state, history))),
+            },
+        )
+        .await;
+        let events = match executed {
+            Ok(executed) => executed.events,
+            Err(ExecuteError::Command(e)) => return Err(e),
+            Err(ExecuteError::Domain(e)) => {
+                tracing::error!(%ticket, error = %e, "domain refused routing");
+                return Ok(Outcome::AlreadyDone);
             }
-            let Some(received) = history.events.iter().find_map(|e| match &e.event {
+            Err(ExecuteError::Conflict) => return Err(RouteError::Contended(ticket)),
+            Err(ExecuteError::Store(e)) => return Err(e.into()),
+        };
+        Ok(events
+            .iter()
+            .find_map(|e| match &e.event {
+                TicketEvent::PetitionRouted(r) => Some(Outcome::Routed { agency: r.agency.clone(), emergency: r.emergency }),
+                TicketEvent::PetitionNeedsTriage(_) => Some(Outcome::NeedsTriage),
+                _ => None,
+            })
+            .unwrap_or(Outcome::AlreadyDone))
+    }
+
+    /// The first routing of a petition: the province's rules on its text, category and location.
+    fn classify(&self, ticket: Uuid, history: &[Envelope]) -> Result<RouteCommand, RouteError> {
+        let received = history
+            .iter()
+            .find_map(|e| match &e.event {
                 TicketEvent::PetitionReceived(p) => Some(p),
                 _ => None,
-            }) else {
-                return Err(RouteError::NoPetition(ticket));
-            };
-            let text = match &received.subject {
-                Some(subject) => format!("{subject}\n{}", received.text),
-                None => received.text.clone(),
-            };
-            let decision = self.province.route(&RouteRequest {
-                text: &text,
-                category: received.category.as_deref(),
-                area: received.location.as_ref().and_then(|l| l.area.as_deref()),
-            });
-            let source = if received.category.is_some() { "channel" } else { "classifier" };
-            let command = RouteCommand {
-                category: decision.category.clone(),
-                agency: decision.agency.clone(),
-                area: decision.area.clone(),
-                emergency: decision.emergency,
-                confidence: decision.confidence,
-                source: source.to_owned(),
-                matched: decision
-                    .matched
-                    .iter()
-                    .map(|m| format!("{}:{} '{}'", kind_name(m.kind), m.code, m.phrase))
-                    .collect(),
-                triage_reason: decision.triage_reason.clone(),
-                triage_agency: self.province.triage_agency().code.clone(),
-                // The agency's clock starts now, on the province calendar.
-                deadlines: decision.category.as_deref().and_then(|c| self.province.deadlines(c, OffsetDateTime::now_utc())),
-            };
-            let (agency, category) = (decision.agency.clone(), decision.category.clone());
-            match self.store_decision(ticket, &state, history.version, &history.events, command, cause).await? {
-                Some(()) => {
-                    return Ok(match (agency, category) {
-                        (Some(agency), Some(_)) => Outcome::Routed { agency, emergency: decision.emergency },
-                        _ => Outcome::NeedsTriage,
-                    });
-                }
-                None => continue,
-            }
-        }
-        Err(RouteError::Contended(ticket))
+            })
+            .ok_or(RouteError::NoPetition(ticket))?;
+        let text = match &received.subject {
+            Some(subject) => format!("{subject}\n{}", received.text),
+            None => received.text.clone(),
+        };
+        let decision = self.province.route(&RouteRequest {
+            text: &text,
+            category: received.category.as_deref(),
+            area: received.location.as_ref().and_then(|l| l.area.as_deref()),
+        });
+        let source = if received.category.is_some() { "channel" } else { "classifier" };
+        Ok(RouteCommand {
+            category: decision.category.clone(),
+            agency: decision.agency.clone(),
+            area: decision.area.clone(),
+            emergency: decision.emergency,
+            confidence: decision.confidence,
+            source: source.to_owned(),
+            matched: decision.matched.iter().map(|m| format!("{}:{} '{}'", kind_name(m.kind), m.code, m.phrase)).collect(),
+            triage_reason: decision.triage_reason.clone(),
+            triage_agency: self.province.triage_agency().code.clone(),
+            // The agency's clock starts now, on the province calendar.
+            deadlines: decision.category.as_deref().and_then(|c| self.province.deadlines(c, OffsetDateTime::now_utc())),
+        })
     }
 }
 
@@ -226,40 +225,6 @@ impl Router {
             triage_reason,
             triage_agency: self.province.triage_agency().code.clone(),
             deadlines: state.category.as_deref().and_then(|c| self.province.deadlines(c, OffsetDateTime::now_utc())),
-        }
-    }
-
-    /// Decides `command` on the loaded state and appends the result. `Some(())` when stored (or nothing was
-    /// needed), `None` on a conflict (reload and try again).
-    async fn store_decision(
-        &self,
-        ticket: Uuid,
-        state: &Ticket,
-        version: u64,
-        events: &[Envelope],
-        command: RouteCommand,
-        cause: Option<Uuid>,
-    ) -> Result<Option<()>, RouteError> {
-        let new_events = match state.decide(Command::Route(command)) {
-            Ok(new_events) if new_events.is_empty() => return Ok(Some(())),
-            Ok(new_events) => new_events,
-            Err(e) => {
-                tracing::error!(%ticket, error = %e, "domain refused routing");
-                return Ok(Some(()));
-            }
-        };
-        let first = events.first();
-        let meta = CommandMeta {
-            actor: Actor::system("router"),
-            occurred_at: OffsetDateTime::now_utc(),
-            correlation_id: first.map_or(ticket, |e| e.correlation_id),
-            causation_id: cause.or(first.map(|e| e.event_id)),
-        };
-        let envelopes = Envelope::seal(ticket, state.seq, new_events, &meta, Uuid::now_v7);
-        match self.store.append(ticket, version, &envelopes).await {
-            Ok(_) => Ok(Some(())),
-            Err(AppendError::Conflict { .. }) => Ok(None),
-            Err(AppendError::Store(e)) => Err(e.into()),
         }
     }
 }

@@ -10,9 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_domain::{Actor, Command, CommandMeta, Envelope, Status, Ticket, TicketEvent};
+use hotline_domain::{Actor, Command, Status, Ticket, TicketEvent};
 use hotline_runtime::Shutdown;
-use hotline_store::{AppendError, Delivery, EventStore, StoreError};
+use hotline_store::{Cause, Delivery, EventStore, ExecuteError, OnConflict, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -62,28 +62,23 @@ async fn share(store: &dyn EventStore, original_state: &Ticket, original: Uuid, 
     decide(store, duplicate, |_| Command::ShareAnswer { from_ticket: original, answer: answer.clone() }).await
 }
 
-/// Decides a command on the ticket's history and appends the result with the version it was decided on,
-/// deciding again on a conflict.
+/// Runs a command of the duplicates process on a ticket, deciding again on a conflict.
 async fn decide(store: &dyn EventStore, ticket: Uuid, command: impl Fn(&Ticket) -> Command) -> Result<(), StoreError> {
-    for _ in 0..5 {
-        let history = store.load(ticket).await?;
-        let state = Ticket::from_history(&history.events);
-        let events = match state.decide(command(&state)) {
-            Ok(events) if !events.is_empty() => events,
-            _ => return Ok(()),
-        };
-        let meta = CommandMeta {
-            actor: Actor::system("duplicates"),
-            occurred_at: OffsetDateTime::now_utc(),
-            correlation_id: history.events.first().map_or(ticket, |e| e.correlation_id),
-            causation_id: None,
-        };
-        let envelopes = Envelope::seal(ticket, state.seq, events, &meta, Uuid::now_v7);
-        match store.append(ticket, history.version, &envelopes).await {
-            Ok(_) => return Ok(()),
-            Err(AppendError::Conflict { .. }) => continue,
-            Err(AppendError::Store(e)) => return Err(e),
-        }
+    let executed = hotline_store::execute(
+        store,
+        ticket,
+        &Actor::system("duplicates"),
+        OffsetDateTime::now_utc(),
+        Cause::None,
+        OnConflict::Decide,
+        |state, _| Ok::<_, std::convert::Infallible>(command(state)),
+    )
+    .await;
+    match executed {
+        // Refused or already done: nothing to share.
+        Ok(_) | Err(ExecuteError::Domain(_)) => Ok(()),
+        Err(ExecuteError::Conflict) => Err(StoreError::Unavailable(format!("ticket {ticket} kept changing"))),
+        Err(ExecuteError::Store(e)) => Err(e),
+        Err(ExecuteError::Command(never)) => match never {},
     }
-    Err(StoreError::Unavailable(format!("ticket {ticket} kept changing")))
 }

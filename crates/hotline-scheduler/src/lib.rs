@@ -11,10 +11,10 @@ pub mod duplicates;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_domain::{Actor, Command, CommandMeta, Envelope, Ticket};
+use hotline_domain::{Actor, Command};
 use hotline_projections::TimelineReader;
 use hotline_runtime::Shutdown;
-use hotline_store::{AppendError, EventStore, StoreError};
+use hotline_store::{Cause, EventStore, ExecuteError, OnConflict, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -82,30 +82,27 @@ impl Scheduler {
         Ok(fired)
     }
 
-    /// Decides `command` on the ticket's history and appends the result with the version it was decided on.
+    /// Runs `command` on the ticket; a conflict leaves it for the next tick, on the new state.
     async fn decide(&self, ticket: Uuid, now: OffsetDateTime, command: Command) -> Result<usize, SchedulerError> {
-        let history = self.store.load(ticket).await?;
-        let state = Ticket::from_history(&history.events);
-        let events = match state.decide(command) {
-            Ok(events) if events.is_empty() => return Ok(0),
-            Ok(events) => events,
-            Err(e) => {
+        let executed = hotline_store::execute(
+            self.store.as_ref(),
+            ticket,
+            &Actor::system("scheduler"),
+            now,
+            Cause::None,
+            OnConflict::GiveUp,
+            |_, _| Ok::<_, std::convert::Infallible>(command.clone()),
+        )
+        .await;
+        match executed {
+            Ok(executed) => Ok(executed.events.len()),
+            Err(ExecuteError::Conflict) => Ok(0),
+            Err(ExecuteError::Domain(e)) => {
                 tracing::warn!(%ticket, error = %e, "scheduled command refused");
-                return Ok(0);
+                Ok(0)
             }
-        };
-        let meta = CommandMeta {
-            actor: Actor::system("scheduler"),
-            occurred_at: now,
-            correlation_id: history.events.first().map_or(ticket, |e| e.correlation_id),
-            causation_id: None,
-        };
-        let envelopes = Envelope::seal(ticket, state.seq, events, &meta, Uuid::now_v7);
-        match self.store.append(ticket, history.version, &envelopes).await {
-            Ok(_) => Ok(envelopes.len()),
-            // Someone acted on the ticket meanwhile: look again next tick, on the new state.
-            Err(AppendError::Conflict { .. }) => Ok(0),
-            Err(AppendError::Store(e)) => Err(e.into()),
+            Err(ExecuteError::Store(e)) => Err(e.into()),
+            Err(ExecuteError::Command(never)) => match never {},
         }
     }
 }

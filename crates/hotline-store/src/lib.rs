@@ -5,6 +5,7 @@
 //! (docs/adr/0002). Each ticket's commits live on their own subject, so a ticket's history is read through the
 //! subject index and every append can state the version it expects.
 
+mod command;
 mod jetstream;
 pub mod server;
 mod tokens;
@@ -18,6 +19,7 @@ use hotline_domain::{Envelope, Reference};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+pub use command::{Cause, ExecuteError, Executed, OnConflict, execute};
 pub use jetstream::{JetStreamConfig, JetStreamStore};
 pub use tokens::{TokenRecord, TokenRegistry};
 
