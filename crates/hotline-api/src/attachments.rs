@@ -56,8 +56,9 @@ pub async fn public_download(
 ) -> Result<Response, ApiError> {
     let code = query.ok().and_then(|q| q.0.code);
     let view = crate::public::citizens_ticket(&state, &reference, code.as_deref()).await?;
-    let entries = state.reader.timeline(view.ticket_id).await.map_err(ApiError::internal)?;
-    let attachment = entries.iter().find_map(|entry| match &entry.envelope.event {
+    // From the log, not the projection: a file is there for the citizen as soon as the answer is stored.
+    let history = state.store.load(view.ticket_id).await.map_err(ApiError::unavailable)?;
+    let attachment = history.events.iter().find_map(|e| match &e.event {
         TicketEvent::PetitionAnswered(a) => a.attachments.iter().find(|x| x.sha256.as_deref() == Some(sha256.as_str())).cloned(),
         _ => None,
     });
