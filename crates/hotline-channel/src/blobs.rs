@@ -6,7 +6,7 @@
 //! or none. The store is a directory of the data dir; processes on other hosts need it on a shared volume.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
@@ -65,10 +65,6 @@ impl BlobStore {
     fn path_of(&self, sha256: &str) -> Option<PathBuf> {
         let valid = sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         valid.then(|| self.root.join(&sha256[..2]).join(sha256))
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 }
 

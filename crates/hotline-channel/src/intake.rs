@@ -72,14 +72,6 @@ impl Intake {
         self
     }
 
-    pub fn province(&self) -> &Province {
-        &self.province
-    }
-
-    pub fn store(&self) -> &Arc<dyn EventStore> {
-        &self.store
-    }
-
     /// Validates and stores a petition. Returns `Ok` only once `PetitionReceived` is stored; `Unavailable`
     /// only when nothing of the petition was stored; `OutcomeUnknown` when the append was sent but not
     /// confirmed within the deadline.

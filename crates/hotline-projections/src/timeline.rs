@@ -328,16 +328,11 @@ fn set_status(tx: &rusqlite::Transaction<'_>, ticket: &str, status: &str, at: &s
 #[derive(Clone)]
 pub struct TimelineReader {
     conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
 }
 
 impl TimelineReader {
     pub fn open(path: &Path) -> Result<TimelineReader, ProjectionError> {
-        Ok(TimelineReader { conn: Arc::new(Mutex::new(schema::open(path)?)), path: path.to_owned() })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(TimelineReader { conn: Arc::new(Mutex::new(schema::open(path)?)) })
     }
 
     async fn with<T: Send + 'static>(
@@ -470,28 +465,25 @@ impl TimelineReader {
         self.with(move |c| {
             let mut sql = format!("SELECT {TICKET_COLUMNS} FROM tickets WHERE 1 = 1");
             let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-            let eq = |sql: &mut String, args: &mut Vec<Box<dyn rusqlite::ToSql>>, column: &str, value: Box<dyn rusqlite::ToSql>| {
-                args.push(value);
-                sql.push_str(&format!(" AND {column} = ?{}", args.len()));
-            };
             match &filter.status {
-                Some(status) => eq(&mut sql, &mut args, "status", Box::new(status.clone())),
+                Some(status) => {
+                    args.push(Box::new(status.clone()));
+                    sql.push_str(" AND status = ?1");
+                }
                 None => sql.push_str(&format!(" AND status IN {OPEN}")),
             }
-            if let Some(v) = &filter.agency {
-                eq(&mut sql, &mut args, "agency", Box::new(v.clone()));
-            }
-            if let Some(v) = &filter.category {
-                eq(&mut sql, &mut args, "category", Box::new(v.clone()));
-            }
-            if let Some(v) = &filter.area {
-                eq(&mut sql, &mut args, "area", Box::new(v.clone()));
-            }
-            if let Some(v) = filter.emergency {
-                eq(&mut sql, &mut args, "emergency", Box::new(v));
-            }
-            if let Some(v) = filter.escalated {
-                eq(&mut sql, &mut args, "escalated", Box::new(v));
+            let equal: [(&str, Option<Box<dyn rusqlite::ToSql>>); 5] = [
+                ("agency", filter.agency.clone().map(|v| Box::new(v) as _)),
+                ("category", filter.category.clone().map(|v| Box::new(v) as _)),
+                ("area", filter.area.clone().map(|v| Box::new(v) as _)),
+                ("emergency", filter.emergency.map(|v| Box::new(v) as _)),
+                ("escalated", filter.escalated.map(|v| Box::new(v) as _)),
+            ];
+            for (column, value) in equal {
+                if let Some(value) = value {
+                    args.push(value);
+                    sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+                }
             }
             if let Some(k) = &filter.after {
                 let first = args.len() + 1;
