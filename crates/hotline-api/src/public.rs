@@ -103,14 +103,7 @@ pub async fn message(
 ) -> Result<impl IntoResponse, ApiError> {
     let view = citizens_ticket(&state, &reference, Some(&body.code)).await?;
     let outcome = act(&state, view.ticket_id, |ticket, now| {
-        // Each deadline resumes on its own clock: wall-clock spans keep wall time, working spans working time.
-        let wall = |span: &hotline_domain::calendar::Span| matches!(span, hotline_domain::calendar::Span::WallMinutes(_));
-        let clocks = ticket
-            .category
-            .as_deref()
-            .and_then(|c| state.province.spans(c))
-            .map_or((ticket.emergency, ticket.emergency), |(a, r)| (wall(&a), wall(&r)));
-        let (acknowledge_by, resolve_by) = ticket.deadlines.resumed(now, &state.province.calendar, clocks);
+        let (acknowledge_by, resolve_by) = ticket.resumed_deadlines(&state.province, now);
         Command::CitizenReply { text: body.text.clone(), acknowledge_by, resolve_by }
     })
     .await?;

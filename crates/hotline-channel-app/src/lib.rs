@@ -117,6 +117,7 @@ async fn submit(
         category: request.category.filter(|c| !c.is_empty()),
         citizen: request.citizen.map(|c| Citizen { name: c.name, phone: c.phone, email: c.email }),
         location: request.location.map(|l| Location { area: l.area, lat: l.lat, lon: l.lon, address: l.address }),
+        attachments: Vec::new(),
     };
     let accepted = app.intake.submit(petition).await?;
     let body = serde_json::json!({

@@ -72,6 +72,19 @@ impl Intake {
         self
     }
 
+    /// The id of the ticket a channel message opens: derived from the channel's id for it, so a retry finds it.
+    pub fn ticket_id_for(&self, channel: &str, channel_ref: &str) -> Uuid {
+        Uuid::new_v5(&TICKET_NAMESPACE, format!("{channel}\n{channel_ref}").as_bytes())
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub(crate) fn province(&self) -> &Arc<Province> {
+        &self.province
+    }
+
     /// Validates and stores a petition. Returns `Ok` only once `PetitionReceived` is stored; `Unavailable`
     /// only when nothing of the petition was stored; `OutcomeUnknown` when the append was sent but not
     /// confirmed within the deadline.
@@ -82,7 +95,7 @@ impl Intake {
         }
         let deadline = Instant::now() + self.deadline;
         let ticket_id = match &petition.channel_ref {
-            Some(key) => Uuid::new_v5(&TICKET_NAMESPACE, format!("{}\n{}", petition.channel, key).as_bytes()),
+            Some(key) => self.ticket_id_for(&petition.channel, key),
             None => Uuid::now_v7(),
         };
         // A claim that times out may still land later: an unused reservation, never a petition.

@@ -6,8 +6,10 @@
 mod access;
 pub mod blobs;
 pub mod http;
+mod inbound;
 mod intake;
 pub mod outbound;
+pub mod vendor_http;
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use uuid::Uuid;
 
 pub use access::AccessCodes;
 pub use hotline_domain::ticket::NewPetition;
+pub use inbound::{InboundMessage, Received, ThreadHint, find_references, normalise_msisdn};
 pub use intake::{Accepted, DEFAULT_DEADLINE, Intake, IntakeError, validate_codes};
 
 /// Everything an adapter gets from the system: its publisher, its configuration, its shutdown signal.
@@ -29,6 +32,8 @@ pub struct ChannelContext {
     pub config: serde_json::Value,
     /// Raised when the process stops: finish in-flight work and return.
     pub shutdown: Shutdown,
+    /// Where files that come with messages (e-mail attachments) are kept, by their SHA-256.
+    pub blobs: blobs::BlobStore,
 }
 
 /// A reply for a citizen: the agency's answer, or a question back.
@@ -42,6 +47,13 @@ pub struct OutboundMessage {
     pub text: String,
     /// The citizen's address on this channel (phone number, e-mail address, Zalo user id, app install id).
     pub to: Option<String>,
+    /// The petition's subject, if it had one (an e-mail answer keeps it).
+    pub subject: Option<String>,
+    /// The channel's ids of the citizen's messages on this ticket, oldest first (an e-mail answer's
+    /// In-Reply-To and References).
+    pub thread: Vec<String>,
+    /// Event ids of the replies already sent on this ticket, oldest first.
+    pub earlier_replies: Vec<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -73,9 +73,15 @@ async fn deliver(
         return Ok(());
     }
     let Some(reference) = state.reference.clone() else { return Ok(()) };
-    let to = history.events.first().and_then(|e| match &e.event {
-        TicketEvent::PetitionReceived(p) => p.citizen.as_ref().and_then(|c| c.phone.clone().or(c.email.clone())),
+    let petition = history.events.first().and_then(|e| match &e.event {
+        TicketEvent::PetitionReceived(p) => Some(p),
         _ => None,
+    });
+    // The citizen's address on this channel: an e-mail channel writes to the e-mail address, the others to the
+    // phone number (SMS, and later Zalo's own id).
+    let to = petition.and_then(|p| p.citizen.as_ref()).and_then(|c| match adapter.name() {
+        "email" => c.email.clone(),
+        _ => c.phone.clone().or(c.email.clone()),
     });
     let message = OutboundMessage {
         id: of_event,
@@ -87,6 +93,16 @@ async fn deliver(
         },
         text,
         to,
+        subject: petition.and_then(|p| p.subject.clone()),
+        thread: state.channel_refs.clone(),
+        earlier_replies: history
+            .events
+            .iter()
+            .filter_map(|e| match &e.event {
+                TicketEvent::ReplySent(r) => Some(r.of_event),
+                _ => None,
+            })
+            .collect(),
     };
     let outcome = match adapter.deliver(&message).await {
         Ok(receipt) => Ok(receipt.channel_message_id),

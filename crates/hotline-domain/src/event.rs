@@ -96,6 +96,9 @@ pub struct PetitionReceived {
     pub citizen: Option<Citizen>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// Files that came with the petition (an e-mail's attachments), kept in the blob store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// The petition got its category (from the channel, or from the classifier).
@@ -196,6 +199,28 @@ pub struct CitizenReplied {
     pub acknowledge_by: Option<OffsetDateTime>,
     #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
     pub resolve_by: Option<OffsetDateTime>,
+    /// The channel's id of the message that carried the reply (an SMS id, a Message-ID), when it came by a channel:
+    /// a redelivered message is recognised by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_ref: Option<String>,
+    /// Files the citizen sent with the reply, kept in the blob store.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// The citizen wrote again about the ticket on their channel (an SMS quoting the reference, a reply to our
+/// e-mail) while nobody was waiting for them: the message joins the ticket for whoever handles it, and changes
+/// nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CitizenWrote {
+    pub text: String,
+    /// The channel it came by: `sms`, `email`, `zalo`...
+    pub channel: String,
+    /// The channel's id of the message; a redelivered message is recognised by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_ref: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
 }
 
 /// The assigned agency sent the petition back as not its competence.
@@ -236,6 +261,9 @@ pub struct Attachment {
     pub sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<String>,
+    /// Size in bytes of a kept file, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 impl Attachment {
@@ -352,6 +380,7 @@ pub enum TicketEvent {
     PetitionAcknowledged(PetitionAcknowledged),
     InformationRequested(InformationRequested),
     CitizenReplied(CitizenReplied),
+    CitizenWrote(CitizenWrote),
     PetitionTransferred(PetitionTransferred),
     PetitionAnswered(PetitionAnswered),
     PetitionRecategorized(PetitionRecategorized),
@@ -403,6 +432,7 @@ event_types!(
     PetitionAcknowledged,
     InformationRequested,
     CitizenReplied,
+    CitizenWrote,
     PetitionTransferred,
     PetitionAnswered,
     PetitionRecategorized,

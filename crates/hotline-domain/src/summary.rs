@@ -95,6 +95,8 @@ pub fn summarize(event: &TicketEvent, lang: Lang, province: &Province) -> String
         (TicketEvent::InformationRequested(_), Lang::En) => "More information requested from the citizen".to_owned(),
         (TicketEvent::CitizenReplied(_), Lang::Vi) => "Công dân đã bổ sung thông tin".to_owned(),
         (TicketEvent::CitizenReplied(_), Lang::En) => "The citizen replied".to_owned(),
+        (TicketEvent::CitizenWrote(e), Lang::Vi) => format!("Công dân gửi thêm tin nhắn qua {}", e.channel),
+        (TicketEvent::CitizenWrote(e), Lang::En) => format!("The citizen wrote again by {}", e.channel),
         (TicketEvent::PetitionTransferred(e), Lang::Vi) => {
             format!("{} trả lại (không thuộc thẩm quyền, lần {}): {}", agency(&e.from_agency), e.bounces, e.reason)
         }

@@ -9,10 +9,11 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::access::{Principal, Role};
-use crate::calendar::Deadlines;
+use crate::calendar::{Deadlines, Span};
+use crate::province::Province;
 use crate::deadline::DeadlineState;
 use crate::event::{
-    Attachment, Citizen, DuplicateLinked, CitizenReplied, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
+    Attachment, Citizen, CitizenReplied, CitizenWrote, DuplicateLinked, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
     PetitionAnswered, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized,
     PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent, DeadlineExtended, FeedbackGiven,
     ReplyFailed, ReplyKind, ReplySent,
@@ -132,6 +133,13 @@ pub struct Ticket {
     pub last_answer: Option<PetitionAnswered>,
     /// Answers and questions delivered to the citizen, by the id of their event: a reply is never sent twice.
     pub replies_done: Vec<Uuid>,
+    /// The citizen's contact details as the petition gave them (a follow-up must come from the same address).
+    pub citizen: Option<Citizen>,
+    /// Channel ids of every citizen message on the ticket (the petition's first), oldest first: a redelivered
+    /// message is recognised, and e-mail answers thread onto them.
+    pub channel_refs: Vec<String>,
+    /// When the pending question was asked (while waiting for the citizen).
+    pub asked_at: Option<OffsetDateTime>,
 }
 
 /// What someone asks a ticket to do.
@@ -148,6 +156,17 @@ pub enum Command {
     /// The citizen answered the question (from their channel). The deadlines resume with the time they had left:
     /// the caller computes them with [`DeadlineState::resumed`].
     CitizenReply { text: String, acknowledge_by: Option<OffsetDateTime>, resolve_by: Option<OffsetDateTime> },
+    /// A message from the citizen came in on a channel for this ticket: the reply to a pending question
+    /// (`CitizenReplied`, deadlines resumed as for [`Command::CitizenReply`]), else more information
+    /// (`CitizenWrote`). A message whose `channel_ref` is already on the ticket is a redelivery: nothing happens.
+    CitizenMessage {
+        channel: String,
+        channel_ref: Option<String>,
+        text: String,
+        attachments: Vec<Attachment>,
+        acknowledge_by: Option<OffsetDateTime>,
+        resolve_by: Option<OffsetDateTime>,
+    },
     /// The assigned agency sends the petition back as not its competence. `desk` is the hotline desk's agency
     /// code, where the ticket goes after [`MAX_BOUNCES`].
     Transfer { by: Principal, reason: String, suggested_agency: Option<String>, desk: String },
@@ -200,6 +219,8 @@ pub struct NewPetition {
     pub category: Option<String>,
     pub citizen: Option<Citizen>,
     pub location: Option<Location>,
+    /// Files that came with it, already in the blob store.
+    pub attachments: Vec<Attachment>,
 }
 
 /// The router's decision for a ticket.
@@ -262,6 +283,18 @@ impl Ticket {
         self.status != Status::None
     }
 
+    /// The deadlines of a ticket waiting for the citizen when the citizen answers at `now`: each resumes on its
+    /// own clock (wall-clock spans keep wall time, working spans working time) with the time it had left.
+    pub fn resumed_deadlines(&self, province: &Province, now: OffsetDateTime) -> (Option<OffsetDateTime>, Option<OffsetDateTime>) {
+        let wall = |span: &Span| matches!(span, Span::WallMinutes(_));
+        let clocks = self
+            .category
+            .as_deref()
+            .and_then(|c| province.spans(c))
+            .map_or((self.emergency, self.emergency), |(a, r)| (wall(&a), wall(&r)));
+        self.deadlines.resumed(now, &province.calendar, clocks)
+    }
+
     /// Decides what `command` means for this ticket: the events to store (possibly none, when the command is
     /// already fulfilled: a redelivered route request routes nothing twice), or a rejection.
     pub fn decide(&self, command: Command) -> Result<Vec<TicketEvent>, DomainError> {
@@ -282,6 +315,7 @@ impl Ticket {
                     category: p.category,
                     citizen: p.citizen,
                     location: p.location,
+                    attachments: p.attachments,
                 })])
             }
             Command::Route(r) => {
@@ -360,12 +394,33 @@ impl Ticket {
             Command::CitizenReply { text, acknowledge_by, resolve_by } => {
                 let text = required(text, "the citizen's answer")?;
                 match self.status {
-                    Status::WaitingForCitizen => {
-                        Ok(vec![TicketEvent::CitizenReplied(CitizenReplied { text, acknowledge_by, resolve_by })])
-                    }
+                    Status::WaitingForCitizen => Ok(vec![TicketEvent::CitizenReplied(CitizenReplied {
+                        text,
+                        acknowledge_by,
+                        resolve_by,
+                        channel_ref: None,
+                        attachments: Vec::new(),
+                    })]),
                     Status::None => Err(DomainError::NotFound),
                     other => Err(not_allowed("take a reply from the citizen", other)),
                 }
+            }
+            Command::CitizenMessage { channel, channel_ref, text, attachments, acknowledge_by, resolve_by } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                if channel_ref.as_ref().is_some_and(|r| self.channel_refs.contains(r)) {
+                    return Ok(vec![]);
+                }
+                let text = text.trim().to_owned();
+                if text.is_empty() && attachments.is_empty() {
+                    return Err(DomainError::EmptyText);
+                }
+                Ok(vec![if self.status == Status::WaitingForCitizen {
+                    TicketEvent::CitizenReplied(CitizenReplied { text, acknowledge_by, resolve_by, channel_ref, attachments })
+                } else {
+                    TicketEvent::CitizenWrote(CitizenWrote { text, channel, channel_ref, attachments })
+                }])
             }
             Command::Transfer { by, reason, suggested_agency, desk } => {
                 self.assigned_agency_only(&by, "send the ticket back")?;
@@ -608,6 +663,8 @@ impl Ticket {
                 self.area = e.location.as_ref().and_then(|l| l.area.clone());
                 self.received_at = Some(envelope.occurred_at);
                 self.text = Some(e.text.clone());
+                self.citizen = e.citizen.clone();
+                self.channel_refs.extend(e.channel_ref.clone());
             }
             TicketEvent::PetitionCategorized(e) => {
                 self.category = Some(e.category.clone());
@@ -635,10 +692,14 @@ impl Ticket {
             TicketEvent::InformationRequested(_) => {
                 self.resume_to = Some(self.status);
                 self.status = Status::WaitingForCitizen;
+                self.asked_at = Some(envelope.occurred_at);
             }
-            TicketEvent::CitizenReplied(_) => {
+            TicketEvent::CitizenReplied(e) => {
                 self.status = self.resume_to.take().unwrap_or(Status::Acknowledged);
+                self.asked_at = None;
+                self.channel_refs.extend(e.channel_ref.clone());
             }
+            TicketEvent::CitizenWrote(e) => self.channel_refs.extend(e.channel_ref.clone()),
             TicketEvent::PetitionTransferred(e) => {
                 self.status = Status::Transferred;
                 self.bounces = e.bounces;

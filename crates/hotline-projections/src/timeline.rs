@@ -240,6 +240,13 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
                 params![ticket, at, e.seq as i64],
             )?;
         }
+        // The message shows on the timeline; the ticket moves on its list (updated_at) for whoever handles it.
+        TicketEvent::CitizenWrote(_) => {
+            tx.execute(
+                "UPDATE tickets SET updated_at = ?2, last_seq = ?3 WHERE ticket_id = ?1",
+                params![ticket, at, e.seq as i64],
+            )?;
+        }
         TicketEvent::PetitionTransferred(t) => {
             tx.execute(
                 "UPDATE tickets SET status = 'transferred', bounces = ?2, resume_status = NULL, updated_at = ?3,

@@ -28,6 +28,7 @@ fn petition(ticket: Uuid) -> Vec<Envelope> {
         category: None,
         citizen: None,
         location: None,
+        attachments: vec![],
     });
     let meta = CommandMeta { actor: Actor::channel("app"), occurred_at: OffsetDateTime::now_utc(), correlation_id: ticket, causation_id: None };
     Envelope::seal(ticket, 0, vec![event], &meta, Uuid::now_v7)

@@ -39,6 +39,9 @@ pub struct JetStreamConfig {
     pub refs_bucket: String,
     /// Key-value bucket of API tokens (hashes only).
     pub tokens_bucket: String,
+    /// Key-value bucket of channel messages and contacts (keys are hashes): where each inbound message went,
+    /// and the tickets each contact opened.
+    pub inbound_bucket: String,
     /// How long one request (publish ack, direct get) may take before it counts as unavailable.
     pub request_timeout: Duration,
     /// How long a durable subscription waits for an ack before it redelivers: after a crash, what was in flight
@@ -54,6 +57,7 @@ impl Default for JetStreamConfig {
             replicas: 1,
             refs_bucket: "hotline_refs".to_owned(),
             tokens_bucket: "hotline_tokens".to_owned(),
+            inbound_bucket: "hotline_inbound".to_owned(),
             request_timeout: Duration::from_secs(5),
             ack_wait: Duration::from_secs(10),
         }
@@ -75,6 +79,7 @@ pub struct JetStreamStore {
     stream: stream::Stream,
     refs: kv::Store,
     tokens: kv::Store,
+    inbound: kv::Store,
     cfg: JetStreamConfig,
     /// Counts (re)connections. Subscriptions end when it moves, so their owners subscribe again at once instead
     /// of waiting for missed heartbeats: a restarted server has forgotten their consumers' pull requests. The
@@ -137,7 +142,8 @@ impl JetStreamStore {
             })?;
         let refs = bucket(&js, &cfg, &cfg.refs_bucket, "ticket reference -> ticket id; a reference is never reused").await?;
         let tokens = bucket(&js, &cfg, &cfg.tokens_bucket, "API token id -> role, agency, name, hash").await?;
-        Ok(JetStreamStore { client, js, stream, refs, tokens, cfg, connections })
+        let inbound = bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids").await?;
+        Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, cfg, connections })
     }
 
     fn subject(&self, ticket: Uuid) -> String {
@@ -309,6 +315,58 @@ impl JetStreamStore {
         }
     }
 
+    async fn claim_message_key(&self, key: &str, ticket: Uuid) -> Result<Claim, StoreError> {
+        if !self.is_connected() {
+            return Err(StoreError::Unavailable("not connected to NATS".to_owned()));
+        }
+        let key = hashed_key("m", key);
+        match self.inbound.create(&key, ticket.to_string().into()).await {
+            Ok(_) => Ok(Claim::Granted),
+            Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => {
+                let value = self.inbound.get(&key).await.map_err(unavailable)?;
+                match value.and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.parse::<Uuid>().ok())) {
+                    Some(owner) if owner == ticket => Ok(Claim::Granted),
+                    Some(owner) => Ok(Claim::TakenBy(owner)),
+                    None => Err(StoreError::Unavailable("message claimed but not readable yet".to_owned())),
+                }
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn add_contact_ticket(&self, contact: &str, ticket: Uuid) -> Result<(), StoreError> {
+        let key = hashed_key("c", contact);
+        loop {
+            let entry = self.inbound.entry(&key).await.map_err(unavailable)?;
+            let mut tickets: Vec<Uuid> = match &entry {
+                Some(e) if !e.value.is_empty() => serde_json::from_slice(&e.value).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            if tickets.first() == Some(&ticket) {
+                return Ok(());
+            }
+            tickets.retain(|t| *t != ticket);
+            tickets.insert(0, ticket);
+            tickets.truncate(CONTACT_TICKETS);
+            let value = serde_json::to_vec(&tickets).map_err(|e| StoreError::Rejected(e.to_string()))?;
+            // Optimistic: two messages of one contact at once both land, one after the other.
+            let written = match entry {
+                Some(e) => self.inbound.update(&key, value.into(), e.revision).await.map_err(|e| e.kind() == kv::UpdateErrorKind::WrongLastRevision),
+                None => self.inbound.create(&key, value.into()).await.map(|_| 0).map_err(|e| e.kind() == kv::CreateErrorKind::AlreadyExists),
+            };
+            match written {
+                Ok(_) => return Ok(()),
+                Err(true) => continue,
+                Err(false) => return Err(StoreError::Unavailable(format!("cannot record the contact's ticket {ticket}"))),
+            }
+        }
+    }
+
+    async fn tickets_of_contact(&self, contact: &str) -> Result<Vec<Uuid>, StoreError> {
+        let value = self.inbound.get(hashed_key("c", contact)).await.map_err(unavailable)?;
+        Ok(value.and_then(|v| serde_json::from_slice(&v).ok()).unwrap_or_default())
+    }
+
     async fn resolve(&self, reference: &Reference) -> Result<Option<Uuid>, StoreError> {
         let value = self.refs.get(reference.as_str()).await.map_err(unavailable)?;
         Ok(value.and_then(|v| std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok())))
@@ -339,6 +397,18 @@ impl EventStore for JetStreamStore {
 
     fn resolve_reference<'a>(&'a self, reference: &'a Reference) -> BoxFuture<'a, Result<Option<Uuid>, StoreError>> {
         self.resolve(reference).boxed()
+    }
+
+    fn claim_message<'a>(&'a self, key: &'a str, ticket: Uuid) -> BoxFuture<'a, Result<Claim, StoreError>> {
+        self.claim_message_key(key, ticket).boxed()
+    }
+
+    fn note_contact<'a>(&'a self, contact: &'a str, ticket: Uuid) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.add_contact_ticket(contact, ticket).boxed()
+    }
+
+    fn contact_tickets<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<Vec<Uuid>, StoreError>> {
+        self.tickets_of_contact(contact).boxed()
     }
 
     fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
@@ -451,6 +521,23 @@ impl TokenRegistry for JetStreamStore {
         }
         .boxed()
     }
+}
+
+/// Tickets remembered per contact.
+const CONTACT_TICKETS: usize = 8;
+
+/// A bucket key for free text (a Message-ID, an e-mail address): its SHA-256, so any text makes a valid key and the
+/// bucket holds no contact details in the clear.
+fn hashed_key(kind: &str, text: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let mut key = String::with_capacity(kind.len() + 1 + 64);
+    key.push_str(kind);
+    key.push('.');
+    for b in digest {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
 }
 
 /// Token ids are lowercase hex; anything else is no key of ours (and could be an invalid NATS subject).

@@ -205,6 +205,17 @@ pub trait EventStore: Send + Sync + 'static {
     /// The ticket a reference belongs to.
     fn resolve_reference<'a>(&'a self, reference: &'a Reference) -> BoxFuture<'a, Result<Option<Uuid>, StoreError>>;
 
+    /// Records which ticket a channel's message (`key`: channel and the channel's message id) went to, unless one
+    /// is recorded already: then `TakenBy` names it. A redelivered message finds where the first delivery went,
+    /// however late it comes and whatever changed since.
+    fn claim_message<'a>(&'a self, key: &'a str, ticket: Uuid) -> BoxFuture<'a, Result<Claim, StoreError>>;
+
+    /// Remembers that `contact` (a phone number, an e-mail address) opened `ticket`; the last few are kept.
+    fn note_contact<'a>(&'a self, contact: &'a str, ticket: Uuid) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The tickets `contact` opened, newest first.
+    fn contact_tickets<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<Vec<Uuid>, StoreError>>;
+
     /// The last position in the log (0 when empty).
     fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 

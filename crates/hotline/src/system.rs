@@ -227,7 +227,7 @@ fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Sh
         .channel(name)
         .and_then(|section| serde_json::to_value(&section.0).ok())
         .unwrap_or(serde_json::Value::Null);
-    ChannelContext { intake, config, shutdown }
+    ChannelContext { intake, config, shutdown, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }
 }
 
 /// Connects to NATS, retrying until it answers, or returns None when shutdown is raised first. A server that

@@ -1,6 +1,8 @@
 //! Outbound replies against a real nats-server, with a channel that fails the way an outside gateway does:
 //! transient failures are retried with growing delays, a permanent one is recorded, nothing is sent twice.
 
+mod inbound;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -60,6 +62,7 @@ async fn answered_sms_ticket(store: &dyn EventStore) -> Uuid {
         category: None,
         citizen: Some(Citizen { phone: Some("+84912345678".into()), ..Default::default() }),
         location: None,
+        attachments: vec![],
     });
     let a = store.append(ticket, 0, &Envelope::seal(ticket, 0, vec![received], &meta, Uuid::now_v7)).await.expect("received");
     let answer = TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã có điện lại".into(), agency: "evn".into(), via_ticket: None, attachments: vec![] });

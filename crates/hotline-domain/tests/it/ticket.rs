@@ -41,6 +41,7 @@ fn received() -> TicketEvent {
         category: None,
         citizen: None,
         location: None,
+        attachments: vec![],
     })
 }
 

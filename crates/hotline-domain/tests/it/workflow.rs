@@ -43,6 +43,7 @@ fn received() -> TicketEvent {
         category: None,
         citizen: None,
         location: None,
+        attachments: vec![],
     })
 }
 fn routed(to: &str) -> TicketEvent {
@@ -125,9 +126,49 @@ fn asking_the_citizen_waits_for_the_citizen_and_the_reply_goes_back_to_where_it_
     let waiting = given(vec![received(), routed("dot"), acknowledged("dot"), asked()]);
     assert_eq!(waiting.status, Status::WaitingForCitizen);
     let reply = waiting.decide(Command::CitizenReply { text: "Số 5 đường ĐT743".into(), acknowledge_by: None, resolve_by: None });
-    assert_eq!(reply, Ok(vec![TicketEvent::CitizenReplied(CitizenReplied { text: "Số 5 đường ĐT743".into(), acknowledge_by: None, resolve_by: None })]));
-    let back = given(vec![received(), routed("dot"), acknowledged("dot"), asked(), TicketEvent::CitizenReplied(CitizenReplied { text: "x".into(), acknowledge_by: None, resolve_by: None })]);
+    assert_eq!(reply, Ok(vec![TicketEvent::CitizenReplied(CitizenReplied { text: "Số 5 đường ĐT743".into(), acknowledge_by: None, resolve_by: None, channel_ref: None, attachments: vec![] })]));
+    let back = given(vec![received(), routed("dot"), acknowledged("dot"), asked(), TicketEvent::CitizenReplied(CitizenReplied { text: "x".into(), acknowledge_by: None, resolve_by: None, channel_ref: None, attachments: vec![] })]);
     assert_eq!(back.status, Status::Acknowledged);
+}
+
+fn message(id: &str, text: &str) -> Command {
+    Command::CitizenMessage {
+        channel: "sms".into(),
+        channel_ref: Some(id.into()),
+        text: text.into(),
+        attachments: vec![],
+        acknowledge_by: None,
+        resolve_by: None,
+    }
+}
+
+#[test]
+fn a_channel_message_on_a_waiting_ticket_is_the_citizens_reply() {
+    let waiting = given(vec![received(), routed("dot"), acknowledged("dot"), asked()]);
+    let then = waiting.decide(message("SM2", "Số 5"));
+    assert!(matches!(&then.as_deref(), Ok([TicketEvent::CitizenReplied(r)]) if r.channel_ref.as_deref() == Some("SM2")));
+}
+
+#[test]
+fn a_channel_message_on_a_ticket_not_waiting_is_kept_as_more_information() {
+    let ticket = given(vec![received(), routed("dot")]);
+    let then = ticket.decide(message("SM2", "Thêm ảnh"));
+    assert!(matches!(&then.as_deref(), Ok([TicketEvent::CitizenWrote(w)]) if w.text == "Thêm ảnh" && w.channel == "sms"));
+    let wrote = given(vec![received(), routed("dot"), then.expect("wrote").remove(0)]);
+    assert_eq!(wrote.status, Status::Routed);
+}
+
+#[test]
+fn a_redelivered_channel_message_changes_nothing() {
+    let first = given(vec![received(), routed("dot"), acknowledged("dot"), asked()]);
+    let reply = first.decide(message("SM2", "Số 5")).expect("reply").remove(0);
+    let after = given(vec![received(), routed("dot"), acknowledged("dot"), asked(), reply]);
+    assert_eq!(after.decide(message("SM2", "Số 5")), Ok(vec![]));
+}
+
+#[test]
+fn a_channel_message_for_a_ticket_that_does_not_exist_is_refused() {
+    assert_eq!(Ticket::default().decide(message("SM2", "x")), Err(DomainError::NotFound));
 }
 
 #[test]
@@ -429,7 +470,7 @@ mod deadlines {
 fn an_answer_takes_documents_by_link_and_refuses_bad_ones() {
     use hotline_domain::event::Attachment;
     let ticket = given(vec![received(), routed("dot")]);
-    let doc = |name: &str, url: &str| Attachment { name: name.into(), url: Some(url.into()), sha256: None, media_type: None };
+    let doc = |name: &str, url: &str| Attachment { name: name.into(), url: Some(url.into()), sha256: None, media_type: None, size: None };
     let ok = ticket.decide(Command::Answer {
         by: agency("dot"),
         text: "Xem quyết định kèm theo".into(),

@@ -22,6 +22,7 @@ fn received(ticket: Uuid) -> TicketEvent {
         category: Some("traffic_infrastructure".into()),
         citizen: None,
         location: None,
+        attachments: vec![],
     })
 }
 

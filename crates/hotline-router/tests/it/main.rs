@@ -24,6 +24,7 @@ async fn receive(store: &dyn EventStore, text: &str, area: Option<&str>) -> Uuid
         category: None,
         citizen: None,
         location: area.map(|a| Location { area: Some(a.into()), ..Default::default() }),
+        attachments: vec![],
     });
     let meta = CommandMeta { actor: Actor::channel("app"), occurred_at: OffsetDateTime::now_utc(), correlation_id: ticket, causation_id: None };
     store.append(ticket, 0, &Envelope::seal(ticket, 0, vec![event], &meta, Uuid::now_v7)).await.expect("received");

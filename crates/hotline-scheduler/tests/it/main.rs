@@ -26,6 +26,7 @@ async fn routed_ticket(store: &dyn EventStore, ack_by: OffsetDateTime, resolve_b
             category: Some("traffic_infrastructure".into()),
             citizen: None,
             location: None,
+            attachments: vec![],
         }),
         TicketEvent::PetitionRouted(PetitionRouted {
             agency: "dot".into(),

@@ -20,6 +20,7 @@ fn received(ticket: Uuid, text: &str) -> TicketEvent {
         category: None,
         citizen: None,
         location: None,
+        attachments: vec![],
     })
 }
 
