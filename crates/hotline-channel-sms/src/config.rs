@@ -114,22 +114,23 @@ impl SmsConfig {
                     public_url: t.string("public_url")?,
                     account_sid: t.string("account_sid")?,
                     from: t.string("from")?,
-                    api_base: t.string("api_base")?.unwrap_or_else(|| "https://api.twilio.com".to_owned()),
+                    api_base: t
+                        .string("api_base")?
+                        .unwrap_or_else(|| "https://api.twilio.com".to_owned()),
                 }),
                 None => None,
             },
             None => None,
         };
-        if let Some(t) = &twilio {
-            if let Some(url) = &t.public_url {
-                if !(url.starts_with("https://") || url.starts_with("http://")) || url.contains('?') {
-                    return Err(ConfigError {
+        if let Some(t) = &twilio
+            && let Some(url) = &t.public_url
+            && (!(url.starts_with("https://") || url.starts_with("http://")) || url.contains('?'))
+        {
+            return Err(ConfigError {
                         key: "twilio.public_url".into(),
                         message: "must be the webhook's absolute URL as configured at Twilio, without a query string"
                             .into(),
                     });
-                }
-            }
         }
         let esms = match root.section("esms")? {
             Some(e) => Some(EsmsConfig {
@@ -138,7 +139,9 @@ impl SmsConfig {
                 secret_key: e.string("secret_key")?.map(Secret),
                 brandname: e.string("brandname")?,
                 sms_type: e.string("sms_type")?.unwrap_or_else(|| "2".to_owned()),
-                api_base: e.string("api_base")?.unwrap_or_else(|| "https://rest.esms.vn".to_owned()),
+                api_base: e
+                    .string("api_base")?
+                    .unwrap_or_else(|| "https://rest.esms.vn".to_owned()),
                 sandbox: e.bool("sandbox")?.unwrap_or(false),
                 acknowledge: e.bool("acknowledge")?.unwrap_or(true),
             }),
@@ -148,7 +151,9 @@ impl SmsConfig {
             Some(s) => match s.string("addr")? {
                 Some(addr) => Some(SmppConfig {
                     addr,
-                    system_id: s.string("system_id")?.ok_or_else(|| s.missing("system_id"))?,
+                    system_id: s
+                        .string("system_id")?
+                        .ok_or_else(|| s.missing("system_id"))?,
                     password: Secret(s.string("password")?.unwrap_or_default()),
                     system_type: s.string("system_type")?.unwrap_or_default(),
                     source_addr: s.string("source_addr")?,
@@ -194,11 +199,22 @@ impl SmsConfig {
             None => SendVia::None,
         };
         let require = |ok: bool, key: &str, why: &str| {
-            if ok { Ok(()) } else { Err(ConfigError { key: key.into(), message: why.into() }) }
+            if ok {
+                Ok(())
+            } else {
+                Err(ConfigError {
+                    key: key.into(),
+                    message: why.into(),
+                })
+            }
         };
         match send {
             SendVia::Smpp => {
-                require(smpp.is_some(), "smpp.addr", "sending by SMPP needs the SMSC's address")?;
+                require(
+                    smpp.is_some(),
+                    "smpp.addr",
+                    "sending by SMPP needs the SMSC's address",
+                )?;
                 require(
                     smpp.as_ref().is_some_and(|s| s.source_addr.is_some()),
                     "smpp.source_addr",
@@ -207,20 +223,48 @@ impl SmsConfig {
             }
             SendVia::Esms => {
                 let e = esms.as_ref();
-                require(e.is_some_and(|e| e.api_key.is_some()), "esms.api_key", "sending by eSMS needs it")?;
-                require(e.is_some_and(|e| e.secret_key.is_some()), "esms.secret_key", "sending by eSMS needs it")?;
-                require(e.is_some_and(|e| e.brandname.is_some()), "esms.brandname", "sending by eSMS needs it")?;
+                require(
+                    e.is_some_and(|e| e.api_key.is_some()),
+                    "esms.api_key",
+                    "sending by eSMS needs it",
+                )?;
+                require(
+                    e.is_some_and(|e| e.secret_key.is_some()),
+                    "esms.secret_key",
+                    "sending by eSMS needs it",
+                )?;
+                require(
+                    e.is_some_and(|e| e.brandname.is_some()),
+                    "esms.brandname",
+                    "sending by eSMS needs it",
+                )?;
             }
             SendVia::Twilio => {
                 let t = twilio.as_ref();
-                require(t.is_some(), "twilio.auth_token", "sending by Twilio needs it")?;
-                require(t.is_some_and(|t| t.account_sid.is_some()), "twilio.account_sid", "sending by Twilio needs it")?;
-                require(t.is_some_and(|t| t.from.is_some()), "twilio.from", "sending by Twilio needs it")?;
+                require(
+                    t.is_some(),
+                    "twilio.auth_token",
+                    "sending by Twilio needs it",
+                )?;
+                require(
+                    t.is_some_and(|t| t.account_sid.is_some()),
+                    "twilio.account_sid",
+                    "sending by Twilio needs it",
+                )?;
+                require(
+                    t.is_some_and(|t| t.from.is_some()),
+                    "twilio.from",
+                    "sending by Twilio needs it",
+                )?;
             }
             SendVia::None => {}
         }
         if let Some(t) = &twilio {
-            require(t.public_url.is_some(), "twilio.public_url", "checking Twilio's signatures needs the webhook URL Twilio signs")?;
+            require(
+                t.public_url.is_some(),
+                "twilio.public_url",
+                "checking Twilio's signatures needs the webhook URL Twilio signs",
+            )?;
         }
         let hours = root.u64("follow_up_window_hours")?.unwrap_or(72);
         Ok(SmsConfig {
@@ -236,7 +280,10 @@ impl SmsConfig {
 
 fn check_field(key: &str, value: &str, max: usize) -> Result<(), ConfigError> {
     if value.len() > max || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(ConfigError { key: key.into(), message: format!("must be at most {max} visible ASCII characters") });
+        return Err(ConfigError {
+            key: key.into(),
+            message: format!("must be at most {max} visible ASCII characters"),
+        });
     }
     Ok(())
 }
@@ -250,9 +297,18 @@ struct Section<'a> {
 impl<'a> Section<'a> {
     fn root(value: &'a Value) -> Result<Section<'a>, ConfigError> {
         match value {
-            Value::Null => Ok(Section { prefix: "", map: None }),
-            Value::Object(map) => Ok(Section { prefix: "", map: Some(map) }),
-            _ => Err(ConfigError { key: "(section)".into(), message: "must be a table".into() }),
+            Value::Null => Ok(Section {
+                prefix: "",
+                map: None,
+            }),
+            Value::Object(map) => Ok(Section {
+                prefix: "",
+                map: Some(map),
+            }),
+            _ => Err(ConfigError {
+                key: "(section)".into(),
+                message: "must be a table".into(),
+            }),
         }
     }
 
@@ -261,7 +317,10 @@ impl<'a> Section<'a> {
     }
 
     fn missing(&self, name: &str) -> ConfigError {
-        ConfigError { key: self.key(name), message: "is required".into() }
+        ConfigError {
+            key: self.key(name),
+            message: "is required".into(),
+        }
     }
 
     fn get(&self, name: &str) -> Option<&'a Value> {
@@ -277,9 +336,15 @@ impl<'a> Section<'a> {
                     "esms" => "esms.",
                     _ => "smpp.",
                 };
-                Ok(Some(Section { prefix, map: Some(map) }))
+                Ok(Some(Section {
+                    prefix,
+                    map: Some(map),
+                }))
             }
-            Some(_) => Err(ConfigError { key: self.key(name), message: "must be a table".into() }),
+            Some(_) => Err(ConfigError {
+                key: self.key(name),
+                message: "must be a table".into(),
+            }),
         }
     }
 
@@ -290,12 +355,18 @@ impl<'a> Section<'a> {
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
-            Some(_) => Err(ConfigError { key: self.key(name), message: "must be a string".into() }),
+            Some(_) => Err(ConfigError {
+                key: self.key(name),
+                message: "must be a string".into(),
+            }),
         }
     }
 
     fn u64(&self, name: &str) -> Result<Option<u64>, ConfigError> {
-        let bad = || ConfigError { key: self.key(name), message: "must be a whole number".into() };
+        let bad = || ConfigError {
+            key: self.key(name),
+            message: "must be a whole number".into(),
+        };
         match self.get(name) {
             None => Ok(None),
             Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(bad),
@@ -307,12 +378,20 @@ impl<'a> Section<'a> {
 
     fn u8(&self, name: &str) -> Result<Option<u8>, ConfigError> {
         self.u64(name)?
-            .map(|v| u8::try_from(v).map_err(|_| ConfigError { key: self.key(name), message: "must be 0 to 255".into() }))
+            .map(|v| {
+                u8::try_from(v).map_err(|_| ConfigError {
+                    key: self.key(name),
+                    message: "must be 0 to 255".into(),
+                })
+            })
             .transpose()
     }
 
     fn bool(&self, name: &str) -> Result<Option<bool>, ConfigError> {
-        let bad = || ConfigError { key: self.key(name), message: "must be true or false".into() };
+        let bad = || ConfigError {
+            key: self.key(name),
+            message: "must be true or false".into(),
+        };
         match self.get(name) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -337,8 +416,14 @@ impl<'a> Section<'a> {
     fn positive(&self, name: &str, default: u64) -> Result<u64, ConfigError> {
         match self.u64(name)? {
             None => Ok(default),
-            Some(0) => Err(ConfigError { key: self.key(name), message: "must be more than 0".into() }),
-            Some(v) if v > 86_400_000 => Err(ConfigError { key: self.key(name), message: "is too large".into() }),
+            Some(0) => Err(ConfigError {
+                key: self.key(name),
+                message: "must be more than 0".into(),
+            }),
+            Some(v) if v > 86_400_000 => Err(ConfigError {
+                key: self.key(name),
+                message: "is too large".into(),
+            }),
             Some(v) => Ok(v),
         }
     }
@@ -366,7 +451,15 @@ mod tests {
         }))
         .expect("valid");
         let s = c.smpp.expect("smpp");
-        assert_eq!((c.send, s.enquire_link, s.registered_delivery, s.source_addr_ton), (SendVia::Smpp, Duration::from_secs(5), false, 3));
+        assert_eq!(
+            (
+                c.send,
+                s.enquire_link,
+                s.registered_delivery,
+                s.source_addr_ton
+            ),
+            (SendVia::Smpp, Duration::from_secs(5), false, 3)
+        );
         assert_eq!(c.follow_up_window, Duration::from_secs(24 * 3600));
         assert!(!format!("{s:?}").contains("\"pw\""));
     }
@@ -375,13 +468,28 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             (json!({"send": "fax"}), "send"),
-            (json!({"send": "esms", "esms": {"api_key": "k"}}), "esms.secret_key"),
+            (
+                json!({"send": "esms", "esms": {"api_key": "k"}}),
+                "esms.secret_key",
+            ),
             (json!({"twilio": {"auth_token": "t"}}), "twilio.public_url"),
-            (json!({"twilio": {"auth_token": "t", "public_url": "https://x/y?a=1"}}), "twilio.public_url"),
+            (
+                json!({"twilio": {"auth_token": "t", "public_url": "https://x/y?a=1"}}),
+                "twilio.public_url",
+            ),
             (json!({"smpp": {"addr": "h:1"}}), "smpp.system_id"),
-            (json!({"smpp": {"addr": "h:1", "system_id": "s", "enquire_link_secs": "soon"}}), "smpp.enquire_link_secs"),
-            (json!({"smpp": {"addr": "h:1", "system_id": "s", "password": "much-too-long"}}), "smpp.password"),
-            (json!({"send": "smpp", "smpp": {"addr": "h:1", "system_id": "s"}}), "smpp.source_addr"),
+            (
+                json!({"smpp": {"addr": "h:1", "system_id": "s", "enquire_link_secs": "soon"}}),
+                "smpp.enquire_link_secs",
+            ),
+            (
+                json!({"smpp": {"addr": "h:1", "system_id": "s", "password": "much-too-long"}}),
+                "smpp.password",
+            ),
+            (
+                json!({"send": "smpp", "smpp": {"addr": "h:1", "system_id": "s"}}),
+                "smpp.source_addr",
+            ),
         ];
         for (value, key) in cases {
             let e = SmsConfig::from_value(&value).expect_err("invalid");

@@ -37,7 +37,9 @@ pub fn sms_text(data: &[u8]) {
         let (payload, next) = tail.split_at(len);
         rest = next;
         let _ = text::decode(*data_coding, payload);
-        let Ok((concat, body)) = text::split_udh(*esm_class, payload) else { continue };
+        let Ok((concat, body)) = text::split_udh(*esm_class, payload) else {
+            continue;
+        };
         let fragment = Fragment {
             source: "84912345678".into(),
             destination: "1022".into(),
@@ -46,9 +48,13 @@ pub fn sms_text(data: &[u8]) {
             body: body.to_vec(),
         };
         let (added, _) = reassembler.add(start, fragment);
-        if let Added::Complete(a) = added {
-            if let Some(key) = &a.key {
-                if esm_class & 1 == 0 { reassembler.done(start, key) } else { reassembler.retract(key, a.last_seq) }
+        if let Added::Complete(a) = added
+            && let Some(key) = &a.key
+        {
+            if esm_class & 1 == 0 {
+                reassembler.done(start, key)
+            } else {
+                reassembler.retract(key, a.last_seq)
             }
         }
     }
@@ -60,10 +66,20 @@ pub fn sms_text(data: &[u8]) {
 
 /// `twilio_form`: the bytes as a Twilio webhook body, parsed and checked against a signature.
 pub fn twilio_form(data: &[u8]) {
-    let hook = twilio::TwilioWebhook::new(crate::config::Secret::new("12345"), "https://hotline.example/v1/sms/twilio".into());
+    let hook = twilio::TwilioWebhook::new(
+        crate::config::Secret::new("12345"),
+        "https://hotline.example/v1/sms/twilio".into(),
+    );
     let mut headers = axum::http::HeaderMap::new();
-    headers.insert("x-twilio-signature", axum::http::HeaderValue::from_static("RSOYDt4T1cUTdK1PDd93/VVr8B8="));
-    let _ = hook.parse(&WebhookRequest { query: b"", headers: &headers, body: data });
+    headers.insert(
+        "x-twilio-signature",
+        axum::http::HeaderValue::from_static("RSOYDt4T1cUTdK1PDd93/VVr8B8="),
+    );
+    let _ = hook.parse(&WebhookRequest {
+        query: b"",
+        headers: &headers,
+        body: data,
+    });
 }
 
 /// `esms_query`: the bytes as an eSMS MO query string, parsed and its signature checked.
@@ -71,5 +87,9 @@ pub fn esms_query(data: &[u8]) {
     let hook = esms::EsmsWebhook::new(crate::config::Secret::new("key"), true);
     let headers = axum::http::HeaderMap::new();
     let _ = esms::parse_query(data);
-    let _ = hook.parse(&WebhookRequest { query: data, headers: &headers, body: b"" });
+    let _ = hook.parse(&WebhookRequest {
+        query: data,
+        headers: &headers,
+        body: b"",
+    });
 }

@@ -22,7 +22,8 @@ use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hotline_channel::vendor_http::{Timeouts, VendorHttp};
 use hotline_channel::{
-    ChannelAdapter, ChannelContext, ChannelError, DeliveryError, DeliveryReceipt, Intake, IntakeError, OutboundMessage,
+    ChannelAdapter, ChannelContext, ChannelError, DeliveryError, DeliveryReceipt, Intake,
+    IntakeError, OutboundMessage,
 };
 
 pub use config::{ConfigError, SendVia, SmsConfig};
@@ -53,22 +54,38 @@ impl SmsChannel {
             None => (None, None),
         };
         let http = || {
-            VendorHttp::new(Timeouts { connect: config.http_timeout.min(Duration::from_secs(10)), request: config.http_timeout })
-                .map_err(|e| ConfigError { key: "send".into(), message: format!("cannot build the HTTP client: {e}") })
+            VendorHttp::new(Timeouts {
+                connect: config.http_timeout.min(Duration::from_secs(10)),
+                request: config.http_timeout,
+            })
+            .map_err(|e| ConfigError {
+                key: "send".into(),
+                message: format!("cannot build the HTTP client: {e}"),
+            })
         };
         let sender = match (config.send, client) {
             (SendVia::Smpp, Some(client)) => send::Sender::Smpp(client),
             (SendVia::Esms, _) => match &config.esms {
-                Some(e) => send::Sender::Esms { http: http()?, config: e.clone() },
+                Some(e) => send::Sender::Esms {
+                    http: http()?,
+                    config: e.clone(),
+                },
                 None => send::Sender::None,
             },
             (SendVia::Twilio, _) => match &config.twilio {
-                Some(t) => send::Sender::Twilio { http: http()?, config: t.clone() },
+                Some(t) => send::Sender::Twilio {
+                    http: http()?,
+                    config: t.clone(),
+                },
                 None => send::Sender::None,
             },
             _ => send::Sender::None,
         };
-        Ok(SmsChannel { config, sender, session: Mutex::new(session) })
+        Ok(SmsChannel {
+            config,
+            sender,
+            session: Mutex::new(session),
+        })
     }
 
     /// The parsed configuration.
@@ -78,15 +95,21 @@ impl SmsChannel {
 
     fn gateways(&self) -> Vec<Arc<dyn MoGateway>> {
         let mut gateways: Vec<Arc<dyn MoGateway>> = Vec::new();
-        if let Some(t) = &self.config.twilio {
-            if let Some(url) = &t.public_url {
-                gateways.push(Arc::new(webhook::twilio::TwilioWebhook::new(t.auth_token.clone(), url.clone())));
-            }
+        if let Some(t) = &self.config.twilio
+            && let Some(url) = &t.public_url
+        {
+            gateways.push(Arc::new(webhook::twilio::TwilioWebhook::new(
+                t.auth_token.clone(),
+                url.clone(),
+            )));
         }
-        if let Some(e) = &self.config.esms {
-            if let Some(key) = &e.private_key {
-                gateways.push(Arc::new(webhook::esms::EsmsWebhook::new(key.clone(), e.acknowledge)));
-            }
+        if let Some(e) = &self.config.esms
+            && let Some(key) = &e.private_key
+        {
+            gateways.push(Arc::new(webhook::esms::EsmsWebhook::new(
+                key.clone(),
+                e.acknowledge,
+            )));
         }
         gateways
     }
@@ -102,19 +125,32 @@ impl ChannelAdapter for SmsChannel {
         if gateways.is_empty() {
             return None;
         }
-        Some(webhook::routes(gateways, ctx.intake.clone(), self.config.follow_up_window))
+        Some(webhook::routes(
+            gateways,
+            ctx.intake.clone(),
+            self.config.follow_up_window,
+        ))
     }
 
     fn run(self: Arc<Self>, ctx: ChannelContext) -> BoxFuture<'static, Result<(), ChannelError>> {
         async move {
-            let session = self.session.lock().map_err(|_| error("the SMPP session lock is poisoned"))?.take();
+            let session = self
+                .session
+                .lock()
+                .map_err(|_| error("the SMPP session lock is poisoned"))?
+                .take();
             match session {
                 Some(session) => {
-                    let sink = Arc::new(IntakeSink { intake: ctx.intake.clone(), window: self.config.follow_up_window });
+                    let sink = Arc::new(IntakeSink {
+                        intake: ctx.intake.clone(),
+                        window: self.config.follow_up_window,
+                    });
                     session.run(sink, ctx.shutdown.clone()).await;
                     Ok(())
                 }
-                None if self.config.smpp.is_some() => Err(error("the SMPP session is already running")),
+                None if self.config.smpp.is_some() => {
+                    Err(error("the SMPP session is already running"))
+                }
                 // Only webhooks: they are served by the HTTP server.
                 None => Ok(()),
             }
@@ -122,13 +158,19 @@ impl ChannelAdapter for SmsChannel {
         .boxed()
     }
 
-    fn deliver<'a>(&'a self, message: &'a OutboundMessage) -> BoxFuture<'a, Result<DeliveryReceipt, DeliveryError>> {
+    fn deliver<'a>(
+        &'a self,
+        message: &'a OutboundMessage,
+    ) -> BoxFuture<'a, Result<DeliveryReceipt, DeliveryError>> {
         self.sender.send(message).boxed()
     }
 }
 
 fn error(message: &str) -> ChannelError {
-    ChannelError { channel: CHANNEL, message: message.to_owned() }
+    ChannelError {
+        channel: CHANNEL,
+        message: message.to_owned(),
+    }
 }
 
 /// Hands messages assembled from SMPP to intake.

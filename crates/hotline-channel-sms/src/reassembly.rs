@@ -83,7 +83,12 @@ pub struct Reassembler {
 
 impl Reassembler {
     pub fn new(timeout: Duration) -> Reassembler {
-        Reassembler { timeout, pending: HashMap::new(), completed: HashMap::new(), bytes: 0 }
+        Reassembler {
+            timeout,
+            pending: HashMap::new(),
+            completed: HashMap::new(),
+            bytes: 0,
+        }
     }
 
     /// Adds a part. A message without concatenation information is complete at once. Alongside, messages pushed
@@ -104,8 +109,14 @@ impl Reassembler {
             };
             return (Added::Complete(whole), Vec::new());
         };
-        let key = Key { source: fragment.source, scheme: concat.scheme, reference: concat.reference, total: concat.total };
-        self.completed.retain(|_, at| now.saturating_duration_since(*at) < COMPLETED_MEMORY);
+        let key = Key {
+            source: fragment.source,
+            scheme: concat.scheme,
+            reference: concat.reference,
+            total: concat.total,
+        };
+        self.completed
+            .retain(|_, at| now.saturating_duration_since(*at) < COMPLETED_MEMORY);
         if self.completed.contains_key(&key) {
             return (Added::AlreadyDone, Vec::new());
         }
@@ -126,7 +137,12 @@ impl Reassembler {
             return (Added::Complete(assembled), evicted);
         }
         while self.pending.len() > MAX_PENDING || self.bytes > MAX_PENDING_BYTES {
-            let Some(oldest) = self.pending.iter().min_by_key(|(_, p)| p.first_seen).map(|(k, _)| k.clone()) else {
+            let Some(oldest) = self
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.first_seen)
+                .map(|(k, _)| k.clone())
+            else {
                 break;
             };
             if let Some(a) = self.take(&oldest) {
@@ -146,10 +162,10 @@ impl Reassembler {
 
     /// Storing the message failed and the SMSC will send part `seq` again: keep the other parts waiting.
     pub fn retract(&mut self, key: &Key, seq: u8) {
-        if let Some(p) = self.pending.get_mut(key) {
-            if let Some(old) = p.parts.remove(&seq) {
-                self.bytes -= old.len();
-            }
+        if let Some(p) = self.pending.get_mut(key)
+            && let Some(old) = p.parts.remove(&seq)
+        {
+            self.bytes -= old.len();
         }
     }
 
@@ -166,7 +182,10 @@ impl Reassembler {
 
     /// When the next message will expire.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.pending.values().map(|p| p.first_seen + self.timeout).min()
+        self.pending
+            .values()
+            .map(|p| p.first_seen + self.timeout)
+            .min()
     }
 
     /// Removes an incomplete message and assembles what it has. (Its key is not remembered as completed: the
@@ -179,9 +198,16 @@ impl Reassembler {
     }
 
     fn assemble(&self, key: &Key, last_seq: u8) -> Assembled {
-        let empty = Pending { first_seen: Instant::now(), destination: String::new(), data_coding: 0, parts: BTreeMap::new() };
+        let empty = Pending {
+            first_seen: Instant::now(),
+            destination: String::new(),
+            data_coding: 0,
+            parts: BTreeMap::new(),
+        };
         let p = self.pending.get(key).unwrap_or(&empty);
-        let missing: Vec<u8> = (1..=key.total).filter(|s| !p.parts.contains_key(s)).collect();
+        let missing: Vec<u8> = (1..=key.total)
+            .filter(|s| !p.parts.contains_key(s))
+            .collect();
         // Decode runs of consecutive parts as one (a UCS2 pair or a GSM escape may straddle two parts), with a
         // marker where parts are missing.
         let mut text = String::new();
@@ -237,7 +263,12 @@ mod tests {
             source: "84912345678".into(),
             destination: "1022".into(),
             data_coding: 0,
-            concat: Some(Concat { reference: 7, scheme: ConcatScheme::Udh8, total, seq }),
+            concat: Some(Concat {
+                reference: 7,
+                scheme: ConcatScheme::Udh8,
+                total,
+                seq,
+            }),
             body: body.to_vec(),
         }
     }
@@ -248,8 +279,13 @@ mod tests {
         let t = Instant::now();
         assert_eq!(r.add(t, part(3, 3, b"!")).0, Added::Waiting);
         assert_eq!(r.add(t, part(1, 3, b"Mat ")).0, Added::Waiting);
-        let (Added::Complete(a), _) = r.add(t, part(2, 3, b"dien")) else { panic!("not complete") };
-        assert_eq!((a.text.as_str(), a.payload.as_slice(), a.last_seq), ("Mat dien!", b"Mat dien!".as_slice(), 2));
+        let (Added::Complete(a), _) = r.add(t, part(2, 3, b"dien")) else {
+            panic!("not complete")
+        };
+        assert_eq!(
+            (a.text.as_str(), a.payload.as_slice(), a.last_seq),
+            ("Mat dien!", b"Mat dien!".as_slice(), 2)
+        );
         r.done(t, a.key.as_ref().expect("key"));
         assert_eq!(r.add(t, part(1, 3, b"Mat ")).0, Added::AlreadyDone);
         assert_eq!(r.next_deadline(), None);
@@ -265,7 +301,11 @@ mod tests {
         let expired = r.expire(t + Duration::from_secs(60));
         assert_eq!(expired.len(), 1);
         assert_eq!(expired[0].missing, vec![2]);
-        assert!(expired[0].text.starts_with("Mat  […] Phu Hoa"), "{}", expired[0].text);
+        assert!(
+            expired[0].text.starts_with("Mat  […] Phu Hoa"),
+            "{}",
+            expired[0].text
+        );
         assert!(expired[0].text.contains("thiếu phần 2"));
         assert!(r.expire(t + Duration::from_secs(600)).is_empty());
     }
@@ -275,9 +315,13 @@ mod tests {
         let mut r = Reassembler::new(Duration::from_secs(60));
         let t = Instant::now();
         r.add(t, part(1, 2, b"a"));
-        let (Added::Complete(a), _) = r.add(t, part(2, 2, b"b")) else { panic!("not complete") };
+        let (Added::Complete(a), _) = r.add(t, part(2, 2, b"b")) else {
+            panic!("not complete")
+        };
         r.retract(a.key.as_ref().expect("key"), a.last_seq);
-        let (Added::Complete(again), _) = r.add(t, part(2, 2, b"b")) else { panic!("not complete again") };
+        let (Added::Complete(again), _) = r.add(t, part(2, 2, b"b")) else {
+            panic!("not complete again")
+        };
         assert_eq!(again.text, "ab");
     }
 
@@ -286,7 +330,9 @@ mod tests {
         let mut r = Reassembler::new(Duration::from_secs(60));
         let t = Instant::now();
         r.add(t, part(1, 2, &[b'x', 0x1B]));
-        let (Added::Complete(a), _) = r.add(t, part(2, 2, &[0x65])) else { panic!("not complete") };
+        let (Added::Complete(a), _) = r.add(t, part(2, 2, &[0x65])) else {
+            panic!("not complete")
+        };
         assert_eq!(a.text, "x€");
     }
 }

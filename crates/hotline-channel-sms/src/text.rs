@@ -85,7 +85,16 @@ const GSM_EXTENSION: [(u8, char); 10] = [
 pub fn decode(data_coding: u8, bytes: &[u8]) -> String {
     match alphabet(data_coding) {
         Alphabet::Gsm7 => decode_gsm7(bytes),
-        Alphabet::Ascii => bytes.iter().map(|b| if b.is_ascii() { char::from(*b) } else { '\u{FFFD}' }).collect(),
+        Alphabet::Ascii => bytes
+            .iter()
+            .map(|b| {
+                if b.is_ascii() {
+                    char::from(*b)
+                } else {
+                    '\u{FFFD}'
+                }
+            })
+            .collect(),
         Alphabet::Latin1 => bytes.iter().map(|b| char::from(*b)).collect(),
         Alphabet::Ucs2 => decode_ucs2(bytes),
         Alphabet::Binary => match std::str::from_utf8(bytes) {
@@ -100,13 +109,16 @@ fn decode_gsm7(bytes: &[u8]) -> String {
     let mut iter = bytes.iter().copied();
     while let Some(b) = iter.next() {
         if b == GSM_ESCAPE {
-            match iter.next() {
+            // A trailing escape (a part cut after it) is dropped: a space would be invented text.
+            if let Some(e) = iter.next() {
                 // GSM 03.38: an unknown extension code shows as the basic character of the same code.
-                Some(e) => out.push(
-                    GSM_EXTENSION.iter().find(|(code, _)| *code == e).map(|(_, c)| *c).unwrap_or_else(|| gsm_basic(e)),
-                ),
-                // A trailing escape (a part cut after it) is dropped; a space would be invented text.
-                None => {}
+                out.push(
+                    GSM_EXTENSION
+                        .iter()
+                        .find(|(code, _)| *code == e)
+                        .map(|(_, c)| *c)
+                        .unwrap_or_else(|| gsm_basic(e)),
+                );
             }
         } else {
             out.push(gsm_basic(b));
@@ -123,7 +135,10 @@ fn gsm_basic(b: u8) -> char {
 
 /// UTF-16BE; a lone surrogate becomes U+FFFD, and an odd last octet (a broken message) is dropped.
 fn decode_ucs2(bytes: &[u8]) -> String {
-    let units: Vec<u16> = bytes.chunks_exact(2).map(|p| u16::from_be_bytes([p[0], p[1]])).collect();
+    let units: Vec<u16> = bytes
+        .chunks_exact(2)
+        .map(|p| u16::from_be_bytes([p[0], p[1]]))
+        .collect();
     String::from_utf16_lossy(&units)
 }
 
@@ -158,7 +173,9 @@ pub fn split_udh(esm_class: u8, payload: &[u8]) -> Result<(Option<Concat>, &[u8]
     if esm_class & 0x40 == 0 {
         return Ok((None, payload));
     }
-    let (&udhl, rest) = payload.split_first().ok_or(UdhError("UDHI set on an empty message"))?;
+    let (&udhl, rest) = payload
+        .split_first()
+        .ok_or(UdhError("UDHI set on an empty message"))?;
     let udhl = udhl as usize;
     if udhl > rest.len() {
         return Err(UdhError("the header is longer than the message"));
@@ -173,7 +190,12 @@ pub fn split_udh(esm_class: u8, payload: &[u8]) -> Result<(Option<Concat>, &[u8]
         let (data, next) = tail.split_at(len);
         match (*iei, data) {
             (0x00, [reference, total, seq]) => {
-                concat = Some(Concat { reference: u16::from(*reference), scheme: ConcatScheme::Udh8, total: *total, seq: *seq })
+                concat = Some(Concat {
+                    reference: u16::from(*reference),
+                    scheme: ConcatScheme::Udh8,
+                    total: *total,
+                    seq: *seq,
+                })
             }
             (0x08, [hi, lo, total, seq]) => {
                 concat = Some(Concat {
@@ -194,14 +216,26 @@ pub fn split_udh(esm_class: u8, payload: &[u8]) -> Result<(Option<Concat>, &[u8]
 }
 
 /// Concatenation from the SAR TLVs (`sar_msg_ref_num`, `sar_total_segments`, `sar_segment_seqnum`).
-pub fn sar_concat(reference: Option<&[u8]>, total: Option<&[u8]>, seq: Option<&[u8]>) -> Option<Concat> {
+pub fn sar_concat(
+    reference: Option<&[u8]>,
+    total: Option<&[u8]>,
+    seq: Option<&[u8]>,
+) -> Option<Concat> {
     let reference = match reference? {
         [hi, lo] => u16::from_be_bytes([*hi, *lo]),
         [lo] => u16::from(*lo),
         _ => return None,
     };
-    let (&[total], &[seq]) = (total?, seq?) else { return None };
-    Some(Concat { reference, scheme: ConcatScheme::Sar, total, seq }).filter(valid_part)
+    let (&[total], &[seq]) = (total?, seq?) else {
+        return None;
+    };
+    Some(Concat {
+        reference,
+        scheme: ConcatScheme::Sar,
+        total,
+        seq,
+    })
+    .filter(valid_part)
 }
 
 fn valid_part(c: &Concat) -> bool {
@@ -229,16 +263,27 @@ const UCS2_PART: usize = 67;
 /// split into parts with an 8-bit reference UDH when it does not fit one SMS. A part never ends inside an
 /// escape sequence or a surrogate pair. `None` when it would take more than 255 parts.
 pub fn encode(text: &str, reference: u8) -> Option<Vec<EncodedPart>> {
-    let (data_coding, units, single, per_part): (u8, Vec<Vec<u8>>, usize, usize) = match gsm7_units(text) {
-        Some(units) => (0x00, units, GSM7_SINGLE, GSM7_PART),
-        None => (0x08, ucs2_units(text), UCS2_SINGLE, UCS2_PART),
-    };
+    let (data_coding, units, single, per_part): (u8, Vec<Vec<u8>>, usize, usize) =
+        match gsm7_units(text) {
+            Some(units) => (0x00, units, GSM7_SINGLE, GSM7_PART),
+            None => (0x08, ucs2_units(text), UCS2_SINGLE, UCS2_PART),
+        };
     // A unit is one character's code (1 or 2 septets, 1 or 2 UTF-16 units); sizes are counted in septets or
     // UTF-16 units, i.e. in octets for GSM and in half-octet-pairs for UCS2.
-    let weight = |u: &Vec<u8>| if data_coding == 0x08 { u.len() / 2 } else { u.len() };
+    let weight = |u: &Vec<u8>| {
+        if data_coding == 0x08 {
+            u.len() / 2
+        } else {
+            u.len()
+        }
+    };
     let total_weight: usize = units.iter().map(weight).sum();
     if total_weight <= single {
-        return Some(vec![EncodedPart { data_coding, esm_class: 0, short_message: units.concat() }]);
+        return Some(vec![EncodedPart {
+            data_coding,
+            esm_class: 0,
+            short_message: units.concat(),
+        }]);
     }
     let mut chunks: Vec<Vec<u8>> = vec![Vec::new()];
     let mut used = 0;
@@ -259,7 +304,11 @@ pub fn encode(text: &str, reference: u8) -> Option<Vec<EncodedPart>> {
             .map(|(i, chunk)| {
                 let mut sm = vec![0x05, 0x00, 0x03, reference, total, (i + 1) as u8];
                 sm.extend_from_slice(&chunk);
-                EncodedPart { data_coding, esm_class: 0x40, short_message: sm }
+                EncodedPart {
+                    data_coding,
+                    esm_class: 0x40,
+                    short_message: sm,
+                }
             })
             .collect(),
     )
@@ -274,12 +323,15 @@ pub fn fits_gsm7(text: &str) -> bool {
 fn gsm7_units(text: &str) -> Option<Vec<Vec<u8>>> {
     text.chars()
         .map(|c| {
-            if c != '\u{1B}' {
-                if let Some(i) = GSM_BASIC.iter().position(|g| *g == c) {
-                    return Some(vec![i as u8]);
-                }
+            if c != '\u{1B}'
+                && let Some(i) = GSM_BASIC.iter().position(|g| *g == c)
+            {
+                return Some(vec![i as u8]);
             }
-            GSM_EXTENSION.iter().find(|(_, e)| *e == c).map(|(code, _)| vec![GSM_ESCAPE, *code])
+            GSM_EXTENSION
+                .iter()
+                .find(|(_, e)| *e == c)
+                .map(|(code, _)| vec![GSM_ESCAPE, *code])
         })
         .collect()
 }
@@ -289,7 +341,10 @@ fn ucs2_units(text: &str) -> Vec<Vec<u8>> {
     text.chars()
         .map(|c| {
             let mut buf = [0u16; 2];
-            c.encode_utf16(&mut buf).iter().flat_map(|u| u.to_be_bytes()).collect()
+            c.encode_utf16(&mut buf)
+                .iter()
+                .flat_map(|u| u.to_be_bytes())
+                .collect()
         })
         .collect()
 }
@@ -325,16 +380,39 @@ mod tests {
 
     #[test]
     fn udh_with_8_and_16_bit_references() {
-        let (c, body) = split_udh(0x40, &[0x05, 0x00, 0x03, 0x2A, 0x03, 0x02, b'h', b'i']).expect("valid");
-        assert_eq!(c, Some(Concat { reference: 0x2A, scheme: ConcatScheme::Udh8, total: 3, seq: 2 }));
+        let (c, body) =
+            split_udh(0x40, &[0x05, 0x00, 0x03, 0x2A, 0x03, 0x02, b'h', b'i']).expect("valid");
+        assert_eq!(
+            c,
+            Some(Concat {
+                reference: 0x2A,
+                scheme: ConcatScheme::Udh8,
+                total: 3,
+                seq: 2
+            })
+        );
         assert_eq!(body, b"hi");
-        let (c, body) = split_udh(0x40, &[0x06, 0x08, 0x04, 0x12, 0x34, 0x02, 0x01, b'x']).expect("valid");
-        assert_eq!(c, Some(Concat { reference: 0x1234, scheme: ConcatScheme::Udh16, total: 2, seq: 1 }));
+        let (c, body) =
+            split_udh(0x40, &[0x06, 0x08, 0x04, 0x12, 0x34, 0x02, 0x01, b'x']).expect("valid");
+        assert_eq!(
+            c,
+            Some(Concat {
+                reference: 0x1234,
+                scheme: ConcatScheme::Udh16,
+                total: 2,
+                seq: 1
+            })
+        );
         assert_eq!(body, b"x");
         assert!(split_udh(0x40, &[0x09, 0x00]).is_err());
         assert!(split_udh(0x40, &[0x02, 0x00, 0x03]).is_err());
         // Part 4 of 3 is no part: the message stands alone.
-        assert_eq!(split_udh(0x40, &[0x05, 0x00, 0x03, 1, 3, 4, b'z']).expect("valid").0, None);
+        assert_eq!(
+            split_udh(0x40, &[0x05, 0x00, 0x03, 1, 3, 4, b'z'])
+                .expect("valid")
+                .0,
+            None
+        );
     }
 
     #[test]
@@ -345,10 +423,16 @@ mod tests {
         assert_eq!(parts.len(), units.div_ceil(67));
         for (i, p) in parts.iter().enumerate() {
             assert_eq!((p.data_coding, p.esm_class), (0x08, 0x40));
-            assert_eq!(&p.short_message[..6], &[0x05, 0x00, 0x03, 0x7F, parts.len() as u8, i as u8 + 1]);
+            assert_eq!(
+                &p.short_message[..6],
+                &[0x05, 0x00, 0x03, 0x7F, parts.len() as u8, i as u8 + 1]
+            );
             assert!(p.short_message.len() <= 6 + 134);
         }
-        let back: String = parts.iter().map(|p| decode(0x08, &p.short_message[6..])).collect();
+        let back: String = parts
+            .iter()
+            .map(|p| decode(0x08, &p.short_message[6..]))
+            .collect();
         assert_eq!(back, text);
     }
 

@@ -49,13 +49,25 @@ pub struct Receipt {
 /// `receipted_message_id` TLV, or a text in the receipt format (`id:... stat:...`).
 pub fn receipt(sm: &ShortMessage) -> Option<Receipt> {
     let text_form = receipt_text(sm.payload());
-    let tlv_id = sm.tlv(tag::RECEIPTED_MESSAGE_ID).map(|v| v.iter().take_while(|b| **b != 0).map(|b| char::from(*b)).collect());
+    let tlv_id = sm.tlv(tag::RECEIPTED_MESSAGE_ID).map(|v| {
+        v.iter()
+            .take_while(|b| **b != 0)
+            .map(|b| char::from(*b))
+            .collect()
+    });
     if sm.esm_class & 0x3C == 0 && tlv_id.is_none() && text_form.is_none() {
         return None;
     }
     let (text_id, text_state) = text_form.unwrap_or_default();
-    let state = text_state.or_else(|| sm.tlv(tag::MESSAGE_STATE).and_then(|v| v.first()).map(|s| format!("state {s}")));
-    Some(Receipt { message_id: tlv_id.or(text_id), state })
+    let state = text_state.or_else(|| {
+        sm.tlv(tag::MESSAGE_STATE)
+            .and_then(|v| v.first())
+            .map(|s| format!("state {s}"))
+    });
+    Some(Receipt {
+        message_id: tlv_id.or(text_id),
+        state,
+    })
 }
 
 /// `id:<id> sub:... stat:<state> ...` → (id, state), when the text starts like a receipt and has a `stat:`.
@@ -66,7 +78,13 @@ fn receipt_text(payload: &[u8]) -> Option<(Option<String>, Option<String>)> {
         return None;
     }
     let field = |name: &str| {
-        lower.find(name).map(|at| text[at + name.len()..].split_whitespace().next().unwrap_or("").to_owned())
+        lower.find(name).map(|at| {
+            text[at + name.len()..]
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
     };
     Some((field("id:"), field(" stat:")))
 }
@@ -81,14 +99,25 @@ pub fn message_id(base: &[u8; 32], day: u64) -> String {
     ctx.update(base);
     ctx.update(&day.to_be_bytes());
     let digest = ctx.finish();
-    let hex: String = digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!("smpp-{hex}")
 }
 
 /// The day-independent part of [`message_id`].
 pub fn message_base(source: &str, destination: &str, data_coding: u8, material: &[u8]) -> [u8; 32] {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [source.as_bytes(), b"\0", destination.as_bytes(), b"\0", &[data_coding], b"\0", material] {
+    for part in [
+        source.as_bytes(),
+        b"\0",
+        destination.as_bytes(),
+        b"\0",
+        &[data_coding],
+        b"\0",
+        material,
+    ] {
         ctx.update(part);
     }
     let mut out = [0u8; 32];
@@ -98,7 +127,9 @@ pub fn message_base(source: &str, destination: &str, data_coding: u8, material: 
 
 /// The calendar day in Vietnam (UTC+7) of a moment.
 fn vietnam_day(now: SystemTime) -> u64 {
-    now.duration_since(UNIX_EPOCH).map(|d| (d.as_secs() + 7 * 3600) / 86_400).unwrap_or(0)
+    now.duration_since(UNIX_EPOCH)
+        .map(|d| (d.as_secs() + 7 * 3600) / 86_400)
+        .unwrap_or(0)
 }
 
 /// Ids already given, by the day-independent hash, so a redelivery just after midnight keeps its first id
@@ -114,7 +145,8 @@ const ID_MEMORY_MAX: usize = 100_000;
 impl IdMemory {
     fn id(&mut self, base: [u8; 32], now: Instant) -> String {
         if self.given.len() >= ID_MEMORY_MAX {
-            self.given.retain(|_, (_, at)| now.saturating_duration_since(*at) < ID_MEMORY);
+            self.given
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < ID_MEMORY);
             if self.given.len() >= ID_MEMORY_MAX {
                 self.given.clear();
             }
@@ -141,9 +173,22 @@ pub(crate) async fn run_worker(
     reassembly_timeout: Duration,
     mut shutdown: Shutdown,
 ) {
-    let mut w = Worker { sink, reassembler: Reassembler::new(reassembly_timeout), ids: IdMemory { given: HashMap::new() }, retry: VecDeque::new() };
+    let mut w = Worker {
+        sink,
+        reassembler: Reassembler::new(reassembly_timeout),
+        ids: IdMemory {
+            given: HashMap::new(),
+        },
+        retry: VecDeque::new(),
+    };
     loop {
-        let wake = [w.reassembler.next_deadline(), w.retry.front().map(|(at, _, _)| *at)].into_iter().flatten().min();
+        let wake = [
+            w.reassembler.next_deadline(),
+            w.retry.front().map(|(at, _, _)| *at),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         tokio::select! {
             biased;
             _ = shutdown.wait() => break,
@@ -156,7 +201,9 @@ pub(crate) async fn run_worker(
         }
     }
     // Parts already acknowledged are only here: store what arrived rather than lose it on a restart.
-    let held = w.reassembler.expire(Instant::now() + Duration::from_secs(365 * 86_400));
+    let held = w
+        .reassembler
+        .expire(Instant::now() + Duration::from_secs(365 * 86_400));
     for a in held {
         w.store_incomplete(a, Instant::now()).await;
     }
@@ -202,7 +249,11 @@ impl Worker {
             }
         };
         let concat = concat.or_else(|| {
-            text::sar_concat(sm.tlv(tag::SAR_MSG_REF_NUM), sm.tlv(tag::SAR_TOTAL_SEGMENTS), sm.tlv(tag::SAR_SEGMENT_SEQNUM))
+            text::sar_concat(
+                sm.tlv(tag::SAR_MSG_REF_NUM),
+                sm.tlv(tag::SAR_TOTAL_SEGMENTS),
+                sm.tlv(tag::SAR_SEGMENT_SEQNUM),
+            )
         });
         let fragment = Fragment {
             source: sm.source_addr.clone(),
@@ -216,7 +267,9 @@ impl Worker {
         for a in evicted {
             self.store_incomplete(a, now).await;
         }
-        let Added::Complete(assembled) = added else { return status::ROK };
+        let Added::Complete(assembled) = added else {
+            return status::ROK;
+        };
         let message = self.message(&assembled, now);
         match self.sink.store(message).await {
             Ok(()) => {
@@ -284,12 +337,16 @@ impl Worker {
         let message = self.message(&a, now);
         match self.sink.store(message.clone()).await {
             Ok(()) => {}
-            Err(MoRefusal::Permanent(e)) => tracing::warn!(error = %e, "an incomplete SMS was refused"),
+            Err(MoRefusal::Permanent(e)) => {
+                tracing::warn!(error = %e, "an incomplete SMS was refused")
+            }
             Err(MoRefusal::Temporary(e)) => {
                 tracing::warn!(error = %e, "an incomplete SMS is not stored yet; trying again later");
                 if self.retry.len() >= RETRY_MAX {
                     self.retry.pop_front();
-                    tracing::error!("too many SMS waiting to be stored; the oldest incomplete one is given up");
+                    tracing::error!(
+                        "too many SMS waiting to be stored; the oldest incomplete one is given up"
+                    );
                 }
                 self.retry.push_back((now + backoff(1), message, 1));
             }
@@ -306,19 +363,33 @@ mod tests {
     use super::*;
 
     fn sm(esm_class: u8, text: &[u8]) -> ShortMessage {
-        ShortMessage { esm_class, short_message: text.to_vec(), source_addr: "84912345678".into(), ..Default::default() }
+        ShortMessage {
+            esm_class,
+            short_message: text.to_vec(),
+            source_addr: "84912345678".into(),
+            ..Default::default()
+        }
     }
 
     #[test]
     fn receipts_are_recognised_by_class_tlv_or_text() {
         let text = b"id:4f2a sub:001 dlvrd:001 submit date:2501011200 done date:2501011201 stat:DELIVRD err:000 text:";
         let r = receipt(&sm(0x04, text)).expect("receipt");
-        assert_eq!((r.message_id.as_deref(), r.state.as_deref()), (Some("4f2a"), Some("DELIVRD")));
+        assert_eq!(
+            (r.message_id.as_deref(), r.state.as_deref()),
+            (Some("4f2a"), Some("DELIVRD"))
+        );
         assert!(receipt(&sm(0x08, b"whatever")).is_some());
         assert!(receipt(&sm(0x00, text)).is_some());
         let mut tlv = sm(0x00, b"");
-        tlv.tlvs.push(super::super::pdu::Tlv { tag: tag::RECEIPTED_MESSAGE_ID, value: b"77\0".to_vec() });
-        assert_eq!(receipt(&tlv).and_then(|r| r.message_id).as_deref(), Some("77"));
+        tlv.tlvs.push(super::super::pdu::Tlv {
+            tag: tag::RECEIPTED_MESSAGE_ID,
+            value: b"77\0".to_vec(),
+        });
+        assert_eq!(
+            receipt(&tlv).and_then(|r| r.message_id).as_deref(),
+            Some("77")
+        );
         assert!(receipt(&sm(0x00, b"Mat dien o Phu Hoa, id: 12 stat: ok")).is_none());
         assert!(receipt(&sm(0x40, &[5, 0, 3, 1, 2, 1, b'h'])).is_none());
     }
@@ -330,8 +401,13 @@ mod tests {
         assert_ne!(message_id(&base, 20_000), message_id(&base, 20_001));
         assert_ne!(base, message_base("84912345679", "1022", 0, b"Co"));
         assert_ne!(base, message_base("84912345678", "1022", 8, b"Co"));
-        let mut memory = IdMemory { given: HashMap::new() };
+        let mut memory = IdMemory {
+            given: HashMap::new(),
+        };
         let now = Instant::now();
-        assert_eq!(memory.id(base, now), memory.id(base, now + Duration::from_secs(3600)));
+        assert_eq!(
+            memory.id(base, now),
+            memory.id(base, now + Duration::from_secs(3600))
+        );
     }
 }

@@ -78,10 +78,14 @@ pub struct Packet {
 pub enum Body {
     BindTransceiver(Bind),
     /// `system_id` of the SMSC; absent when the bind was refused.
-    BindTransceiverResp { system_id: String },
+    BindTransceiverResp {
+        system_id: String,
+    },
     SubmitSm(ShortMessage),
     /// The SMSC's id for the accepted message (empty when refused).
-    SubmitSmResp { message_id: String },
+    SubmitSmResp {
+        message_id: String,
+    },
     DeliverSm(ShortMessage),
     DeliverSmResp,
     EnquireLink,
@@ -90,7 +94,9 @@ pub enum Body {
     UnbindResp,
     GenericNack,
     /// Any other command: kept so a request can be refused with `generic_nack` and a response logged.
-    Other { command_id: u32 },
+    Other {
+        command_id: u32,
+    },
 }
 
 impl Body {
@@ -164,15 +170,18 @@ pub struct ShortMessage {
 impl ShortMessage {
     /// The first TLV with this tag.
     pub fn tlv(&self, tag: u16) -> Option<&[u8]> {
-        self.tlvs.iter().find(|t| t.tag == tag).map(|t| t.value.as_slice())
+        self.tlvs
+            .iter()
+            .find(|t| t.tag == tag)
+            .map(|t| t.value.as_slice())
     }
 
     /// The user data: `short_message`, or the `message_payload` TLV when `short_message` is empty.
     pub fn payload(&self) -> &[u8] {
-        if self.short_message.is_empty() {
-            if let Some(p) = self.tlv(tag::MESSAGE_PAYLOAD) {
-                return p;
-            }
+        if self.short_message.is_empty()
+            && let Some(p) = self.tlv(tag::MESSAGE_PAYLOAD)
+        {
+            return p;
         }
         &self.short_message
     }
@@ -208,7 +217,9 @@ pub enum PduError {
 /// How long the frame that starts `buf` is, once its first 4 octets are there: `Ok(None)` while fewer are,
 /// `Err` when the length field is impossible (the caller drops the connection).
 pub fn frame_length(buf: &[u8]) -> Result<Option<usize>, PduError> {
-    let Some(head) = buf.get(..4) else { return Ok(None) };
+    let Some(head) = buf.get(..4) else {
+        return Ok(None);
+    };
     let length = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     if (length as usize) < HEADER_LEN || length > MAX_PDU_LEN {
         return Err(PduError::BadLength(length));
@@ -234,7 +245,10 @@ pub fn decode(frame: &[u8]) -> Result<Packet, PduError> {
         return Err(PduError::Trailing(frame.len() - length));
     }
     let (command_id, status, sequence) = peek_header(frame).ok_or(PduError::Truncated("header"))?;
-    let mut r = Reader { buf: &frame[HEADER_LEN..], pos: 0 };
+    let mut r = Reader {
+        buf: &frame[HEADER_LEN..],
+        pos: 0,
+    };
     let body = match command_id {
         command::BIND_TRANSCEIVER => Body::BindTransceiver(Bind {
             system_id: r.cstring("system_id", 16)?,
@@ -247,13 +261,21 @@ pub fn decode(frame: &[u8]) -> Result<Packet, PduError> {
         }),
         // A refused bind or submit may come without a body.
         command::BIND_TRANSCEIVER_RESP => {
-            let system_id = if r.done() { String::new() } else { r.cstring("system_id", 16)? };
+            let system_id = if r.done() {
+                String::new()
+            } else {
+                r.cstring("system_id", 16)?
+            };
             r.skip_tlvs()?;
             Body::BindTransceiverResp { system_id }
         }
-        command::SUBMIT_SM_RESP => {
-            Body::SubmitSmResp { message_id: if r.done() { String::new() } else { r.cstring("message_id", 65)? } }
-        }
+        command::SUBMIT_SM_RESP => Body::SubmitSmResp {
+            message_id: if r.done() {
+                String::new()
+            } else {
+                r.cstring("message_id", 65)?
+            },
+        },
         command::SUBMIT_SM => Body::SubmitSm(r.short_message()?),
         command::DELIVER_SM => Body::DeliverSm(r.short_message()?),
         command::DELIVER_SM_RESP => {
@@ -269,13 +291,21 @@ pub fn decode(frame: &[u8]) -> Result<Packet, PduError> {
         command::GENERIC_NACK => Body::GenericNack,
         other => {
             // Unknown commands keep their body unread: only the header matters for the answer.
-            return Ok(Packet { status, sequence, body: Body::Other { command_id: other } });
+            return Ok(Packet {
+                status,
+                sequence,
+                body: Body::Other { command_id: other },
+            });
         }
     };
     if !r.done() {
         return Err(PduError::Trailing(r.buf.len() - r.pos));
     }
-    Ok(Packet { status, sequence, body })
+    Ok(Packet {
+        status,
+        sequence,
+        body,
+    })
 }
 
 /// Encodes a PDU. Fails only for values the wire format cannot carry (a `short_message` over 254 octets,
@@ -315,7 +345,9 @@ pub fn encode(packet: &Packet) -> Result<Vec<u8>, PduError> {
 
 fn put_cstring(out: &mut Vec<u8>, s: &str, max: usize) -> Result<(), PduError> {
     if s.len() >= max || s.as_bytes().contains(&0) {
-        return Err(PduError::Invalid("a C-octet string is too long or contains NUL"));
+        return Err(PduError::Invalid(
+            "a C-octet string is too long or contains NUL",
+        ));
     }
     out.extend_from_slice(s.as_bytes());
     out.push(0);
@@ -331,7 +363,12 @@ fn put_short_message(out: &mut Vec<u8>, sm: &ShortMessage) -> Result<(), PduErro
     out.extend_from_slice(&[sm.esm_class, sm.protocol_id, sm.priority_flag]);
     put_cstring(out, &sm.schedule_delivery_time, 17)?;
     put_cstring(out, &sm.validity_period, 17)?;
-    out.extend_from_slice(&[sm.registered_delivery, sm.replace_if_present_flag, sm.data_coding, sm.sm_default_msg_id]);
+    out.extend_from_slice(&[
+        sm.registered_delivery,
+        sm.replace_if_present_flag,
+        sm.data_coding,
+        sm.sm_default_msg_id,
+    ]);
     let len = u8::try_from(sm.short_message.len())
         .ok()
         .filter(|l| *l < 255)
@@ -339,7 +376,8 @@ fn put_short_message(out: &mut Vec<u8>, sm: &ShortMessage) -> Result<(), PduErro
     out.push(len);
     out.extend_from_slice(&sm.short_message);
     for t in &sm.tlvs {
-        let len = u16::try_from(t.value.len()).map_err(|_| PduError::Invalid("a TLV value is longer than 65535 octets"))?;
+        let len = u16::try_from(t.value.len())
+            .map_err(|_| PduError::Invalid("a TLV value is longer than 65535 octets"))?;
         out.extend_from_slice(&t.tag.to_be_bytes());
         out.extend_from_slice(&len.to_be_bytes());
         out.extend_from_slice(&t.value);
@@ -366,7 +404,10 @@ impl Reader<'_> {
 
     fn bytes(&mut self, field: &'static str, n: usize) -> Result<&[u8], PduError> {
         let end = self.pos.checked_add(n).ok_or(PduError::Truncated(field))?;
-        let b = self.buf.get(self.pos..end).ok_or(PduError::Truncated(field))?;
+        let b = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(PduError::Truncated(field))?;
         self.pos = end;
         Ok(b)
     }
@@ -379,7 +420,10 @@ impl Reader<'_> {
             return Err(PduError::Truncated(field));
         }
         let window = &rest[..rest.len().min(max)];
-        let nul = window.iter().position(|b| *b == 0).ok_or(PduError::Unterminated(field))?;
+        let nul = window
+            .iter()
+            .position(|b| *b == 0)
+            .ok_or(PduError::Unterminated(field))?;
         let s = window[..nul].iter().map(|b| char::from(*b)).collect();
         self.pos += nul + 1;
         Ok(s)
@@ -442,7 +486,10 @@ mod tests {
                 source_addr: "84912345678".into(),
                 destination_addr: "1022".into(),
                 short_message: short_message.to_vec(),
-                tlvs: vec![Tlv { tag: tag::SAR_MSG_REF_NUM, value: vec![0, 9] }],
+                tlvs: vec![Tlv {
+                    tag: tag::SAR_MSG_REF_NUM,
+                    value: vec![0, 9],
+                }],
                 ..Default::default()
             }),
         }
@@ -458,7 +505,12 @@ mod tests {
 
     #[test]
     fn an_enquire_link_is_sixteen_octets() {
-        let bytes = encode(&Packet { status: 0, sequence: 1, body: Body::EnquireLink }).expect("encodes");
+        let bytes = encode(&Packet {
+            status: 0,
+            sequence: 1,
+            body: Body::EnquireLink,
+        })
+        .expect("encodes");
         assert_eq!(bytes, [0, 0, 0, 16, 0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 1]);
     }
 
@@ -467,7 +519,10 @@ mod tests {
         assert_eq!(frame_length(&[0, 0, 0]), Ok(None));
         assert_eq!(frame_length(&[0, 0, 0, 15]), Err(PduError::BadLength(15)));
         assert_eq!(frame_length(&[0, 1, 0, 1]), Err(PduError::BadLength(65537)));
-        assert_eq!(frame_length(&[0xFF, 0xFF, 0xFF, 0xFF]), Err(PduError::BadLength(u32::MAX)));
+        assert_eq!(
+            frame_length(&[0xFF, 0xFF, 0xFF, 0xFF]),
+            Err(PduError::BadLength(u32::MAX))
+        );
     }
 
     #[test]
@@ -487,16 +542,30 @@ mod tests {
         let frame = [0, 0, 0, 16, 0x80, 0, 0, 4, 0, 0, 0, 0x58, 0, 0, 0, 3];
         assert_eq!(
             decode(&frame),
-            Ok(Packet { status: status::RTHROTTLED, sequence: 3, body: Body::SubmitSmResp { message_id: String::new() } })
+            Ok(Packet {
+                status: status::RTHROTTLED,
+                sequence: 3,
+                body: Body::SubmitSmResp {
+                    message_id: String::new()
+                }
+            })
         );
     }
 
     #[test]
     fn the_payload_tlv_stands_in_for_an_empty_short_message() {
         let mut p = deliver(b"");
-        let Body::DeliverSm(sm) = &mut p.body else { unreachable!() };
-        sm.tlvs.push(Tlv { tag: tag::MESSAGE_PAYLOAD, value: b"long text".to_vec() });
-        let Body::DeliverSm(back) = decode(&encode(&p).expect("encodes")).expect("decodes").body else { unreachable!() };
+        let Body::DeliverSm(sm) = &mut p.body else {
+            unreachable!()
+        };
+        sm.tlvs.push(Tlv {
+            tag: tag::MESSAGE_PAYLOAD,
+            value: b"long text".to_vec(),
+        });
+        let Body::DeliverSm(back) = decode(&encode(&p).expect("encodes")).expect("decodes").body
+        else {
+            unreachable!()
+        };
         assert_eq!(back.payload(), b"long text");
     }
 

@@ -18,9 +18,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use super::MoSink;
 use super::inbound::{self, Deliver, DeliverAnswer};
 use super::pdu::{self, Bind, Body, Packet, PduError, ShortMessage, command, status};
-use super::MoSink;
 use crate::config::SmppConfig;
 use crate::text::EncodedPart;
 
@@ -48,16 +48,34 @@ pub struct SmppClient {
 impl SmppClient {
     /// Sends the parts as `submit_sm`s and returns the SMSC's message ids. Waits for a session (and through
     /// throttling) at most `submit_timeout`, then answers `Retryable`.
-    pub async fn submit(&self, to: &str, parts: Vec<EncodedPart>) -> Result<Vec<String>, SubmitError> {
+    pub async fn submit(
+        &self,
+        to: &str,
+        parts: Vec<EncodedPart>,
+    ) -> Result<Vec<String>, SubmitError> {
         let (reply, answer) = oneshot::channel();
-        let job = SubmitJob { to: to.to_owned(), parts, reply };
-        let attempt = async {
-            self.jobs.send(job).await.map_err(|_| SubmitError::Retryable("the SMPP session is not running".into()))?;
-            answer.await.map_err(|_| SubmitError::Retryable("the SMPP session stopped before answering".into()))?
+        let job = SubmitJob {
+            to: to.to_owned(),
+            parts,
+            reply,
         };
-        tokio::time::timeout(self.submit_timeout, attempt).await.unwrap_or_else(|_| {
-            Err(SubmitError::Retryable(format!("the SMSC did not accept the message within {:?}", self.submit_timeout)))
-        })
+        let attempt = async {
+            self.jobs
+                .send(job)
+                .await
+                .map_err(|_| SubmitError::Retryable("the SMPP session is not running".into()))?;
+            answer.await.map_err(|_| {
+                SubmitError::Retryable("the SMPP session stopped before answering".into())
+            })?
+        };
+        tokio::time::timeout(self.submit_timeout, attempt)
+            .await
+            .unwrap_or_else(|_| {
+                Err(SubmitError::Retryable(format!(
+                    "the SMSC did not accept the message within {:?}",
+                    self.submit_timeout
+                )))
+            })
     }
 }
 
@@ -73,8 +91,20 @@ pub struct Session {
 /// A new session and the client that submits through it.
 pub fn session(config: SmppConfig) -> (SmppClient, Session) {
     let (tx, rx) = mpsc::channel(64);
-    let client = SmppClient { jobs: tx, submit_timeout: config.submit_timeout };
-    (client, Session { config, jobs: rx, jobs_open: true, active: None, sequence: 0 })
+    let client = SmppClient {
+        jobs: tx,
+        submit_timeout: config.submit_timeout,
+    };
+    (
+        client,
+        Session {
+            config,
+            jobs: rx,
+            jobs_open: true,
+            active: None,
+            sequence: 0,
+        },
+    )
 }
 
 /// The message being sent.
@@ -126,6 +156,8 @@ impl Session {
         while !shutdown.is_raised() {
             generation += 1;
             let connected = tokio::select! {
+                // A bind that completed is served (and so unbound) even if shutdown came at the same moment.
+                biased;
                 c = self.connect() => c,
                 _ = stop.wait() => break,
             };
@@ -133,12 +165,26 @@ impl Session {
                 Ok((stream, frames)) => {
                     backoff = self.config.reconnect_min;
                     tracing::info!(smsc = %self.config.addr, "SMPP session bound");
-                    match self.serve(stream, frames, generation, &deliver_tx, &mut answer_rx, shutdown.clone()).await {
+                    match self
+                        .serve(
+                            stream,
+                            frames,
+                            generation,
+                            &deliver_tx,
+                            &mut answer_rx,
+                            shutdown.clone(),
+                        )
+                        .await
+                    {
                         End::Shutdown => break,
-                        End::Lost(why) => tracing::warn!(smsc = %self.config.addr, reason = %why, "SMPP session lost"),
+                        End::Lost(why) => {
+                            tracing::warn!(smsc = %self.config.addr, reason = %why, "SMPP session lost")
+                        }
                     }
                 }
-                Err(e) => tracing::warn!(smsc = %self.config.addr, error = %e, retry_in = ?backoff, "SMPP bind failed"),
+                Err(e) => {
+                    tracing::warn!(smsc = %self.config.addr, error = %e, retry_in = ?backoff, "SMPP bind failed")
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -147,22 +193,39 @@ impl Session {
             backoff = (backoff * 2).min(self.config.reconnect_max);
         }
         if let Some(active) = self.active.take() {
-            let _ = active.job.reply.send(Err(SubmitError::Retryable("the SMPP session is shutting down".into())));
+            let _ = active.job.reply.send(Err(SubmitError::Retryable(
+                "the SMPP session is shutting down".into(),
+            )));
         }
         drop(deliver_tx);
-        if tokio::time::timeout(hotline_runtime::DRAIN_TIMEOUT, worker).await.is_err() {
+        if tokio::time::timeout(hotline_runtime::DRAIN_TIMEOUT, worker)
+            .await
+            .is_err()
+        {
             tracing::warn!("the SMPP inbound worker did not finish within the drain timeout");
         }
     }
 
     fn next_sequence(&mut self) -> u32 {
         // 1..=0x7FFFFFFF (SMPP 3.4 §5.1.4).
-        self.sequence = if self.sequence >= 0x7FFF_FFFF { 1 } else { self.sequence + 1 };
+        self.sequence = if self.sequence >= 0x7FFF_FFFF {
+            1
+        } else {
+            self.sequence + 1
+        };
         self.sequence
     }
 
     /// Connects and binds as transceiver.
-    async fn connect(&mut self) -> Result<(tokio::net::tcp::OwnedWriteHalf, FrameReader<tokio::net::tcp::OwnedReadHalf>), String> {
+    async fn connect(
+        &mut self,
+    ) -> Result<
+        (
+            tokio::net::tcp::OwnedWriteHalf,
+            FrameReader<tokio::net::tcp::OwnedReadHalf>,
+        ),
+        String,
+    > {
         let limit = self.config.response_timeout;
         let stream = tokio::time::timeout(limit, TcpStream::connect(&self.config.addr))
             .await
@@ -181,7 +244,16 @@ impl Session {
             addr_npi: 0,
             address_range: String::new(),
         });
-        write(&mut wr, &Packet { status: 0, sequence, body: bind }, limit).await?;
+        write(
+            &mut wr,
+            &Packet {
+                status: 0,
+                sequence,
+                body: bind,
+            },
+            limit,
+        )
+        .await?;
         let answer = tokio::time::timeout(limit, async {
             loop {
                 let frame = frames
@@ -190,8 +262,12 @@ impl Session {
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| "the SMSC closed the connection".to_owned())?;
                 match pdu::peek_header(&frame) {
-                    Some((command::BIND_TRANSCEIVER_RESP, status, seq)) if seq == sequence => return Ok::<u32, String>(status),
-                    Some((command::GENERIC_NACK, status, seq)) if seq == sequence => return Ok(status.max(1)),
+                    Some((command::BIND_TRANSCEIVER_RESP, status, seq)) if seq == sequence => {
+                        return Ok::<u32, String>(status);
+                    }
+                    Some((command::GENERIC_NACK, status, seq)) if seq == sequence => {
+                        return Ok(status.max(1));
+                    }
                     _ => continue,
                 }
             }
@@ -291,10 +367,16 @@ impl Session {
         wr: &mut tokio::net::tcp::OwnedWriteHalf,
         waiting: &mut HashMap<u32, (Outgoing, Instant)>,
     ) -> Result<(), String> {
-        let Some(active) = &self.active else { return Ok(()) };
+        let Some(active) = &self.active else {
+            return Ok(());
+        };
         if active.job.reply.is_closed() {
             // Whoever submitted gave up waiting; the outbound consumer will try the whole answer again.
-            tracing::warn!(sent = active.next, parts = active.job.parts.len(), "submit abandoned by its caller");
+            tracing::warn!(
+                sent = active.next,
+                parts = active.job.parts.len(),
+                "submit abandoned by its caller"
+            );
             self.active = None;
             return Ok(());
         }
@@ -316,11 +398,17 @@ impl Session {
             ..Default::default()
         };
         let sequence = self.next_sequence();
-        let packet = Packet { status: 0, sequence, body: Body::SubmitSm(sm) };
+        let packet = Packet {
+            status: 0,
+            sequence,
+            body: Body::SubmitSm(sm),
+        };
         if let Err(e) = pdu::encode(&packet) {
             // The caller built a part the wire cannot carry (a bad number): no retry will help.
             if let Some(active) = self.active.take() {
-                let _ = active.job.reply.send(Err(SubmitError::Permanent(format!("cannot encode submit_sm: {e}"))));
+                let _ = active.job.reply.send(Err(SubmitError::Permanent(format!(
+                    "cannot encode submit_sm: {e}"
+                ))));
             }
             return Ok(());
         }
@@ -344,10 +432,16 @@ impl Session {
         let packet = match pdu::decode(frame) {
             Ok(p) => p,
             Err(e) => {
-                let Some((command_id, code, sequence)) = pdu::peek_header(frame) else { return Err(e.to_string()) };
+                let Some((command_id, code, sequence)) = pdu::peek_header(frame) else {
+                    return Err(e.to_string());
+                };
                 tracing::warn!(command_id = format!("{command_id:#010x}"), error = %e, "undecodable PDU from the SMSC");
                 if command_id & command::RESPONSE_BIT == 0 {
-                    let nack = Packet { status: status::RINVCMDLEN, sequence, body: Body::GenericNack };
+                    let nack = Packet {
+                        status: status::RINVCMDLEN,
+                        sequence,
+                        body: Body::GenericNack,
+                    };
                     return write(wr, &nack, limit).await;
                 }
                 if command_id == command::SUBMIT_SM_RESP && waiting.remove(&sequence).is_some() {
@@ -359,12 +453,35 @@ impl Session {
         let sequence = packet.sequence;
         match packet.body {
             Body::DeliverSm(sm) => {
-                if deliver_tx.send(Deliver { generation, sequence, sm }).await.is_err() {
-                    let busy = Packet { status: status::RX_T_APPN, sequence, body: Body::DeliverSmResp };
+                if deliver_tx
+                    .send(Deliver {
+                        generation,
+                        sequence,
+                        sm,
+                    })
+                    .await
+                    .is_err()
+                {
+                    let busy = Packet {
+                        status: status::RX_T_APPN,
+                        sequence,
+                        body: Body::DeliverSmResp,
+                    };
                     return write(wr, &busy, limit).await;
                 }
             }
-            Body::EnquireLink => write(wr, &Packet { status: 0, sequence, body: Body::EnquireLinkResp }, limit).await?,
+            Body::EnquireLink => {
+                write(
+                    wr,
+                    &Packet {
+                        status: 0,
+                        sequence,
+                        body: Body::EnquireLinkResp,
+                    },
+                    limit,
+                )
+                .await?
+            }
             Body::EnquireLinkResp => {
                 waiting.remove(&sequence);
             }
@@ -376,27 +493,51 @@ impl Session {
             Body::GenericNack => {
                 if let Some((what, _)) = waiting.remove(&sequence) {
                     match what {
-                        Outgoing::Submit => self.on_submit_resp(sequence, packet.status.max(status::RSYSERR), String::new()),
+                        Outgoing::Submit => self.on_submit_resp(
+                            sequence,
+                            packet.status.max(status::RSYSERR),
+                            String::new(),
+                        ),
                         Outgoing::EnquireLink => return Err("the SMSC refused enquire_link".into()),
                     }
                 }
             }
             Body::Unbind => {
-                write(wr, &Packet { status: 0, sequence, body: Body::UnbindResp }, limit).await?;
+                write(
+                    wr,
+                    &Packet {
+                        status: 0,
+                        sequence,
+                        body: Body::UnbindResp,
+                    },
+                    limit,
+                )
+                .await?;
                 return Err("the SMSC unbound".into());
             }
             Body::BindTransceiverResp { .. } | Body::DeliverSmResp | Body::UnbindResp => {}
             Body::Other { command_id } if command_id & command::RESPONSE_BIT != 0 => {}
             // Requests an ESME does not serve: submit_sm, bind, data_sm, query_sm, ...
             Body::Other { .. } | Body::SubmitSm(_) | Body::BindTransceiver(_) => {
-                write(wr, &Packet { status: status::RINVCMDID, sequence, body: Body::GenericNack }, limit).await?;
+                write(
+                    wr,
+                    &Packet {
+                        status: status::RINVCMDID,
+                        sequence,
+                        body: Body::GenericNack,
+                    },
+                    limit,
+                )
+                .await?;
             }
         }
         Ok(())
     }
 
     fn on_submit_resp(&mut self, sequence: u32, code: u32, message_id: String) {
-        let Some(active) = &mut self.active else { return };
+        let Some(active) = &mut self.active else {
+            return;
+        };
         if active.in_flight != Some(sequence) {
             return;
         }
@@ -406,10 +547,10 @@ impl Session {
                 active.ids.push(message_id);
                 active.next += 1;
                 active.throttle_delay = THROTTLE_FIRST;
-                if active.next == active.job.parts.len() {
-                    if let Some(done) = self.active.take() {
-                        let _ = done.job.reply.send(Ok(done.ids));
-                    }
+                if active.next == active.job.parts.len()
+                    && let Some(done) = self.active.take()
+                {
+                    let _ = done.job.reply.send(Ok(done.ids));
                 }
             }
             status::RTHROTTLED | status::RMSGQFUL => {
@@ -419,7 +560,11 @@ impl Session {
             }
             other => {
                 let reason = format!("the SMSC refused submit_sm: {}", status_name(other));
-                let error = if is_temporary(other) { SubmitError::Retryable(reason) } else { SubmitError::Permanent(reason) };
+                let error = if is_temporary(other) {
+                    SubmitError::Retryable(reason)
+                } else {
+                    SubmitError::Permanent(reason)
+                };
                 if let Some(done) = self.active.take() {
                     let _ = done.job.reply.send(Err(error));
                 }
@@ -427,10 +572,25 @@ impl Session {
         }
     }
 
-    async fn unbind(&mut self, wr: &mut tokio::net::tcp::OwnedWriteHalf, frames: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>) {
+    async fn unbind(
+        &mut self,
+        wr: &mut tokio::net::tcp::OwnedWriteHalf,
+        frames: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>,
+    ) {
         let limit = self.config.response_timeout.min(Duration::from_secs(5));
         let sequence = self.next_sequence();
-        if write(wr, &Packet { status: 0, sequence, body: Body::Unbind }, limit).await.is_err() {
+        if write(
+            wr,
+            &Packet {
+                status: 0,
+                sequence,
+                body: Body::Unbind,
+            },
+            limit,
+        )
+        .await
+        .is_err()
+        {
             return;
         }
         let _ = tokio::time::timeout(limit, async {
@@ -448,7 +608,14 @@ impl Session {
 
 /// Statuses worth sending again later.
 fn is_temporary(code: u32) -> bool {
-    matches!(code, status::RSYSERR | status::RMSGQFUL | status::RTHROTTLED | status::RSUBMITFAIL | status::RX_T_APPN)
+    matches!(
+        code,
+        status::RSYSERR
+            | status::RMSGQFUL
+            | status::RTHROTTLED
+            | status::RSUBMITFAIL
+            | status::RX_T_APPN
+    )
 }
 
 /// A status for logs and errors: its SMPP name and number.
@@ -476,7 +643,11 @@ pub fn status_name(code: u32) -> String {
     format!("{name} ({code:#04x})")
 }
 
-async fn write<W: AsyncWrite + Unpin>(wr: &mut W, packet: &Packet, limit: Duration) -> Result<(), String> {
+async fn write<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    packet: &Packet,
+    limit: Duration,
+) -> Result<(), String> {
     let bytes = pdu::encode(packet).map_err(|e| format!("encode: {e}"))?;
     tokio::time::timeout(limit, wr.write_all(&bytes))
         .await
@@ -502,22 +673,28 @@ pub struct FrameReader<R> {
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(rd: R) -> FrameReader<R> {
-        FrameReader { rd, buf: Vec::with_capacity(1024) }
+        FrameReader {
+            rd,
+            buf: Vec::with_capacity(1024),
+        }
     }
 
     /// The next whole frame, `None` at a clean end of stream.
     pub async fn next(&mut self) -> Result<Option<Vec<u8>>, ReadError> {
         loop {
-            if let Some(len) = pdu::frame_length(&self.buf)? {
-                if self.buf.len() >= len {
-                    return Ok(Some(self.buf.drain(..len).collect()));
-                }
+            if let Some(len) = pdu::frame_length(&self.buf)?
+                && self.buf.len() >= len
+            {
+                return Ok(Some(self.buf.drain(..len).collect()));
             }
             if self.rd.read_buf(&mut self.buf).await? == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
                 } else {
-                    Err(ReadError::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "a PDU was cut off")))
+                    Err(ReadError::Io(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "a PDU was cut off",
+                    )))
                 };
             }
         }

@@ -27,12 +27,21 @@ pub struct EsmsWebhook {
 
 impl EsmsWebhook {
     pub fn new(private_key: Secret, acknowledge: bool) -> EsmsWebhook {
-        EsmsWebhook { private_key, acknowledge }
+        EsmsWebhook {
+            private_key,
+            acknowledge,
+        }
     }
 }
 
 /// `MD5(cpid + smsid + content + receiverTime + private_key)` in lower-case hex.
-pub fn sign(cpid: &str, smsid: &str, content: &[u8], receiver_time: &str, private_key: &str) -> String {
+pub fn sign(
+    cpid: &str,
+    smsid: &str,
+    content: &[u8],
+    receiver_time: &str,
+    private_key: &str,
+) -> String {
     let mut md5 = Md5::new();
     md5.update(cpid.as_bytes());
     md5.update(smsid.as_bytes());
@@ -58,7 +67,13 @@ pub struct EsmsQuery {
 /// Reads an eSMS MO query string.
 pub fn parse_query(query: &[u8]) -> Result<EsmsQuery, WebhookError> {
     let pairs = form::parse(query)?;
-    let get = |name: &str| pairs.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()).unwrap_or_default();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     Ok(EsmsQuery {
         sender: get("sender"),
         content: get("content"),
@@ -91,11 +106,18 @@ impl MoGateway for EsmsWebhook {
         }
         let given = q.sign.trim().to_ascii_lowercase();
         let key = self.private_key.expose();
-        let decoded = sign(&q.cpid, &q.smsid, q.content.as_bytes(), &q.receiver_time, key);
+        let decoded = sign(
+            &q.cpid,
+            &q.smsid,
+            q.content.as_bytes(),
+            &q.receiver_time,
+            key,
+        );
         let raw = form::raw_value(request.query, "content").unwrap_or_default();
         let as_sent = sign(&q.cpid, &q.smsid, raw, &q.receiver_time, key);
         // Both are computed whatever the first gives, so the time taken does not tell which form matched.
-        let ok = super::same_bytes(given.as_bytes(), decoded.as_bytes()) | super::same_bytes(given.as_bytes(), as_sent.as_bytes());
+        let ok = super::same_bytes(given.as_bytes(), decoded.as_bytes())
+            | super::same_bytes(given.as_bytes(), as_sent.as_bytes());
         if !ok {
             return Err(WebhookError::BadSignature);
         }
@@ -105,7 +127,12 @@ impl MoGateway for EsmsWebhook {
         if q.sender.is_empty() {
             return Err(WebhookError::Malformed("sender is missing".into()));
         }
-        Ok(MoRequest { message_id: format!("esms:{}", q.smsid), from: q.sender, text: q.content, gateway_id: q.smsid })
+        Ok(MoRequest {
+            message_id: format!("esms:{}", q.smsid),
+            from: q.sender,
+            text: q.content,
+            gateway_id: q.smsid,
+        })
     }
 
     fn accepted(&self, message: &MoRequest, received: &Received) -> Response {
@@ -114,9 +141,15 @@ impl MoGateway for EsmsWebhook {
         } else {
             match received {
                 Received::Opened(_) => {
-                    format!("Duong day nong da nhan phan anh cua ban. Ma so tra cuu: {}", received.reference())
+                    format!(
+                        "Duong day nong da nhan phan anh cua ban. Ma so tra cuu: {}",
+                        received.reference()
+                    )
                 }
-                Received::Attached { .. } => format!("Da nhan tin nhan bo sung cho phan anh {}.", received.reference()),
+                Received::Attached { .. } => format!(
+                    "Da nhan tin nhan bo sung cho phan anh {}.",
+                    received.reference()
+                ),
             }
         };
         // The documentation's sample closes <Smsid> with </Smdid>, a typo that would make the XML malformed;
@@ -137,14 +170,26 @@ mod tests {
     #[test]
     fn the_documented_hash_construction() {
         // eSMS's example: hash("abcdef","1234","xyz") = MD5("abcdef1234xyz" + private key), here with five values.
-        let expected: String =
-            Md5::digest(b"abcdef1234xyz20250101120000key").iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(sign("abcdef", "1234", b"xyz", "20250101120000", "key"), expected);
+        let expected: String = Md5::digest(b"abcdef1234xyz20250101120000key")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(
+            sign("abcdef", "1234", b"xyz", "20250101120000", "key"),
+            expected
+        );
     }
 
     #[test]
     fn a_query_with_vietnamese_content_decodes() {
         let q = parse_query(b"sender=84912345678&content=M%E1%BA%A5t+%C4%91i%E1%BB%87n&serviceNumber=8079&keyword=MAT&sign=x&cpid=c&smsid=9&receiverTime=20250101120000").expect("valid");
-        assert_eq!((q.content.as_str(), q.service_number.as_str(), q.smsid.as_str()), ("Mất điện", "8079", "9"));
+        assert_eq!(
+            (
+                q.content.as_str(),
+                q.service_number.as_str(),
+                q.smsid.as_str()
+            ),
+            ("Mất điện", "8079", "9")
+        );
     }
 }

@@ -52,7 +52,11 @@ pub fn decode(input: &[u8]) -> Result<String, FormError> {
                 let byte = input
                     .get(i + 1..i + 3)
                     .and_then(|h| Some(hex(h[0])? * 16 + hex(h[1])?))
-                    .ok_or_else(|| FormError::Percent(String::from_utf8_lossy(&input[i..input.len().min(i + 3)]).into_owned()))?;
+                    .ok_or_else(|| {
+                        FormError::Percent(
+                            String::from_utf8_lossy(&input[i..input.len().min(i + 3)]).into_owned(),
+                        )
+                    })?;
                 out.push(byte as u8);
                 i += 2;
             }
@@ -68,7 +72,9 @@ pub fn encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -82,7 +88,8 @@ mod tests {
 
     #[test]
     fn decodes_plus_percent_and_utf8() {
-        let pairs = parse(b"Body=M%E1%BA%A5t+%C4%91i%E1%BB%87n&From=%2B84912345678&&Empty=&Flag").expect("valid");
+        let pairs = parse(b"Body=M%E1%BA%A5t+%C4%91i%E1%BB%87n&From=%2B84912345678&&Empty=&Flag")
+            .expect("valid");
         assert_eq!(
             pairs,
             vec![
@@ -92,7 +99,10 @@ mod tests {
                 ("Flag".into(), String::new()),
             ]
         );
-        assert_eq!(raw_value(b"a=1&content=M%E1+x", "content"), Some(&b"M%E1+x"[..]));
+        assert_eq!(
+            raw_value(b"a=1&content=M%E1+x", "content"),
+            Some(&b"M%E1+x"[..])
+        );
     }
 
     #[test]

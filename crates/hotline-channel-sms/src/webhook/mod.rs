@@ -20,7 +20,9 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::on;
 use hotline_channel::http::{ApiError, MAX_BODY_BYTES};
-use hotline_channel::{InboundMessage, Intake, Received, ThreadHint, find_references, normalise_msisdn};
+use hotline_channel::{
+    InboundMessage, Intake, Received, ThreadHint, find_references, normalise_msisdn,
+};
 
 use crate::CHANNEL;
 
@@ -59,9 +61,15 @@ pub enum WebhookError {
 impl From<WebhookError> for ApiError {
     fn from(e: WebhookError) -> ApiError {
         match e {
-            WebhookError::MissingSignature => ApiError::new(StatusCode::UNAUTHORIZED, "missing_signature", e.to_string()),
-            WebhookError::BadSignature => ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string()),
-            WebhookError::Malformed(m) => ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", m),
+            WebhookError::MissingSignature => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "missing_signature", e.to_string())
+            }
+            WebhookError::BadSignature => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid_signature", e.to_string())
+            }
+            WebhookError::Malformed(m) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "malformed_request", m)
+            }
         }
     }
 }
@@ -93,12 +101,21 @@ struct Webhook {
 }
 
 /// The routes of the given gateways, each on its path and method, with the shared error shape.
-pub fn routes(gateways: Vec<Arc<dyn MoGateway>>, intake: Intake, follow_up_window: Duration) -> Router {
+pub fn routes(
+    gateways: Vec<Arc<dyn MoGateway>>,
+    intake: Intake,
+    follow_up_window: Duration,
+) -> Router {
     let mut router = Router::new();
     for gateway in gateways {
         let path = gateway.path();
-        let method = axum::routing::MethodFilter::try_from(gateway.method()).unwrap_or(axum::routing::MethodFilter::POST);
-        let state = Arc::new(Webhook { gateway, intake: intake.clone(), follow_up_window });
+        let method = axum::routing::MethodFilter::try_from(gateway.method())
+            .unwrap_or(axum::routing::MethodFilter::POST);
+        let state = Arc::new(Webhook {
+            gateway,
+            intake: intake.clone(),
+            follow_up_window,
+        });
         router = router.route(
             path,
             on(method, receive)
@@ -115,11 +132,18 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let request = WebhookRequest { query: query.as_deref().unwrap_or("").as_bytes(), headers: &headers, body: &body };
+    let request = WebhookRequest {
+        query: query.as_deref().unwrap_or("").as_bytes(),
+        headers: &headers,
+        body: &body,
+    };
     let message = hook.gateway.parse(&request).inspect_err(|e| {
         tracing::warn!(gateway = hook.gateway.name(), error = %e, "SMS webhook refused");
     })?;
-    let received = hook.intake.receive(inbound_message(&message, hook.follow_up_window)).await?;
+    let received = hook
+        .intake
+        .receive(inbound_message(&message, hook.follow_up_window))
+        .await?;
     tracing::info!(
         gateway = hook.gateway.name(),
         ticket = %received.ticket_id(),
@@ -131,18 +155,31 @@ async fn receive(
 
 /// What intake gets for a citizen's SMS, from any gateway or SMPP.
 pub fn inbound_message(message: &MoRequest, follow_up_window: Duration) -> InboundMessage {
-    build_inbound(&message.message_id, &message.from, &message.text, follow_up_window)
+    build_inbound(
+        &message.message_id,
+        &message.from,
+        &message.text,
+        follow_up_window,
+    )
 }
 
 /// The [`InboundMessage`] of an SMS: the sender normalised, references in the text as hints, and the follow-up
 /// window so an answer to a question joins the ticket that asked it.
-pub fn build_inbound(message_id: &str, from: &str, text: &str, follow_up_window: Duration) -> InboundMessage {
+pub fn build_inbound(
+    message_id: &str,
+    from: &str,
+    text: &str,
+    follow_up_window: Duration,
+) -> InboundMessage {
     InboundMessage {
         channel: CHANNEL,
         message_id: message_id.to_owned(),
         from: normalise_msisdn(from).unwrap_or_else(|| from.trim().to_owned()),
         text: text.to_owned(),
-        hints: find_references(text).into_iter().map(ThreadHint::Reference).collect(),
+        hints: find_references(text)
+            .into_iter()
+            .map(ThreadHint::Reference)
+            .collect(),
         follow_up_window: Some(follow_up_window),
         ..Default::default()
     }
@@ -150,7 +187,12 @@ pub fn build_inbound(message_id: &str, from: &str, text: &str, follow_up_window:
 
 /// An XML answer.
 pub(crate) fn xml(body: String) -> Response {
-    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")], body).into_response()
+    (
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+        body,
+    )
+        .into_response()
 }
 
 /// Escapes text for an XML element.

@@ -20,7 +20,10 @@ pub struct TwilioWebhook {
 
 impl TwilioWebhook {
     pub fn new(auth_token: Secret, public_url: String) -> TwilioWebhook {
-        TwilioWebhook { auth_token, public_url }
+        TwilioWebhook {
+            auth_token,
+            public_url,
+        }
     }
 }
 
@@ -30,7 +33,10 @@ pub fn signature(auth_token: &str, url: &str, params: &[(String, String)]) -> St
 }
 
 fn mac(auth_token: &str, url: &str, params: &[(String, String)]) -> ring::hmac::Tag {
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, auth_token.as_bytes());
+    let key = ring::hmac::Key::new(
+        ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        auth_token.as_bytes(),
+    );
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     // By name, then by value for repeated names (as Twilio's own validators do).
     sorted.sort();
@@ -45,7 +51,9 @@ fn mac(auth_token: &str, url: &str, params: &[(String, String)]) -> ring::hmac::
 
 /// Checks a signature in constant time.
 pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
-    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else { return false };
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(signature.trim()) else {
+        return false;
+    };
     super::same_bytes(mac(auth_token, url, params).as_ref(), &given)
 }
 
@@ -78,17 +86,28 @@ impl MoGateway for TwilioWebhook {
         let url = if request.query.is_empty() {
             self.public_url.clone()
         } else {
-            format!("{}?{}", self.public_url, String::from_utf8_lossy(request.query))
+            format!(
+                "{}?{}",
+                self.public_url,
+                String::from_utf8_lossy(request.query)
+            )
         };
         if !verify(self.auth_token.expose(), &url, &params, signature) {
             return Err(WebhookError::BadSignature);
         }
-        let field = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        let field = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
         let sid = ["MessageSid", "SmsMessageSid", "SmsSid"]
             .iter()
             .find_map(|n| field(n).filter(|v| !v.is_empty()))
             .ok_or_else(|| WebhookError::Malformed("MessageSid is missing".into()))?;
-        let from = field("From").filter(|v| !v.is_empty()).ok_or_else(|| WebhookError::Malformed("From is missing".into()))?;
+        let from = field("From")
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| WebhookError::Malformed("From is missing".into()))?;
         Ok(MoRequest {
             message_id: format!("twilio:{sid}"),
             from: from.to_owned(),
@@ -109,20 +128,52 @@ mod tests {
     /// Twilio's documented example (channels-reference §2.1, from Twilio's webhook security docs and the
     /// twilio-java tests).
     fn example(caller: &str) -> Vec<(String, String)> {
-        [("CallSid", "CA1234567890ABCDE"), ("Caller", caller), ("Digits", "1234"), ("From", caller), ("To", "+18005551212")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        [
+            ("CallSid", "CA1234567890ABCDE"),
+            ("Caller", caller),
+            ("Digits", "1234"),
+            ("From", caller),
+            ("To", "+18005551212"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     #[test]
     fn twilios_published_test_vectors() {
         let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
-        assert_eq!(signature("12345", url, &example("+14158675309")), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
-        assert_eq!(signature("12345", url, &example("+12349013030")), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
-        assert!(verify("12345", url, &example("+14158675309"), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
-        assert!(!verify("12345", url, &example("+14158675309"), "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
-        assert!(!verify("12346", url, &example("+14158675309"), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
-        assert!(!verify("12345", url, &example("+14158675309"), "not base64!"));
+        assert_eq!(
+            signature("12345", url, &example("+14158675309")),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+        assert_eq!(
+            signature("12345", url, &example("+12349013030")),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        );
+        assert!(verify(
+            "12345",
+            url,
+            &example("+14158675309"),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        ));
+        assert!(!verify(
+            "12345",
+            url,
+            &example("+14158675309"),
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ="
+        ));
+        assert!(!verify(
+            "12346",
+            url,
+            &example("+14158675309"),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        ));
+        assert!(!verify(
+            "12345",
+            url,
+            &example("+14158675309"),
+            "not base64!"
+        ));
     }
 }
