@@ -93,9 +93,10 @@ struct EsmsAnswer {
     error_message: Option<String>,
 }
 
-/// eSMS result codes worth trying again: unknown error, out of credit, server IP not yet whitelisted, sending
-/// paused; everything else (bad key, unregistered brandname, invalid number, content refused) is permanent.
-const ESMS_RETRYABLE: [&str; 4] = ["99", "103", "140", "146"];
+/// eSMS result codes worth trying again: unknown error (99), out of credit (103), the server's IP not yet
+/// whitelisted (140); everything else (bad key, unregistered brandname, invalid number, content refused) is
+/// permanent.
+const ESMS_RETRYABLE: [&str; 3] = ["99", "103", "140"];
 
 async fn send_esms(
     http: &VendorHttp,

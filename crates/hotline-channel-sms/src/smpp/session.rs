@@ -53,6 +53,9 @@ impl SmppClient {
         to: &str,
         parts: Vec<EncodedPart>,
     ) -> Result<Vec<String>, SubmitError> {
+        if parts.is_empty() {
+            return Ok(Vec::new());
+        }
         let (reply, answer) = oneshot::channel();
         let job = SubmitJob {
             to: to.to_owned(),
@@ -453,13 +456,14 @@ impl Session {
         let sequence = packet.sequence;
         match packet.body {
             Body::DeliverSm(sm) => {
+                // Never wait here: the session must keep answering keep-alives. A worker that is behind (or
+                // gone) makes the SMSC deliver again later.
                 if deliver_tx
-                    .send(Deliver {
+                    .try_send(Deliver {
                         generation,
                         sequence,
                         sm,
                     })
-                    .await
                     .is_err()
                 {
                     let busy = Packet {
