@@ -71,7 +71,7 @@ pub struct TwilioConfig {
 #[derive(Debug, Clone)]
 pub struct EsmsConfig {
     pub private_key: Option<Secret>,
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     pub secret_key: Option<Secret>,
     pub brandname: Option<String>,
     pub sms_type: String,
@@ -135,7 +135,7 @@ impl SmsConfig {
         let esms = match root.section("esms")? {
             Some(e) => Some(EsmsConfig {
                 private_key: e.string("private_key")?.map(Secret),
-                api_key: e.string("api_key")?,
+                api_key: e.string("api_key")?.map(Secret),
                 secret_key: e.string("secret_key")?.map(Secret),
                 brandname: e.string("brandname")?,
                 sms_type: e.string("sms_type")?.unwrap_or_else(|| "2".to_owned()),
@@ -462,6 +462,26 @@ mod tests {
         );
         assert_eq!(c.follow_up_window, Duration::from_secs(24 * 3600));
         assert!(!format!("{s:?}").contains("\"pw\""));
+    }
+
+    #[test]
+    fn no_secret_shows_in_debug_output() {
+        let c = SmsConfig::from_value(&json!({
+            "twilio": {"auth_token": "tw-secret", "public_url": "https://h/v1/sms/twilio"},
+            "esms": {"private_key": "pk-secret", "api_key": "ak-secret", "secret_key": "sk-secret", "brandname": "b"},
+            "smpp": {"addr": "h:1", "system_id": "s", "password": "pw-secr"},
+        }))
+        .expect("valid");
+        let shown = format!("{c:?}");
+        for secret in [
+            "tw-secret",
+            "pk-secret",
+            "ak-secret",
+            "sk-secret",
+            "pw-secr",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

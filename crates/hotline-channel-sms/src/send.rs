@@ -105,7 +105,11 @@ async fn send_esms(
     to: &str,
 ) -> Result<DeliveryReceipt, DeliveryError> {
     let body = EsmsSend {
-        api_key: config.api_key.as_deref().unwrap_or_default(),
+        api_key: config
+            .api_key
+            .as_ref()
+            .map(Secret::expose)
+            .unwrap_or_default(),
         secret_key: config
             .secret_key
             .as_ref()
