@@ -265,7 +265,7 @@ fn queues_show_each_caller_its_open_tickets_emergencies_first_then_by_deadline()
     assert_eq!(ids(&first), [a.clone(), b.clone()]);
     let cursor = first.json()["next_cursor"].as_str().expect("cursor").to_owned();
     let second = queue(&system, &dot, &format!("?limit=2&cursor={cursor}"));
-    assert_eq!(ids(&second), [c.clone()]);
+    assert_eq!(ids(&second), [c.as_str()]);
     assert!(second.json()["next_cursor"].is_null());
 
     // The desk sees everything open, the emergency first; filters narrow it.
@@ -275,12 +275,12 @@ fn queues_show_each_caller_its_open_tickets_emergencies_first_then_by_deadline()
     // Electricity must be acknowledged within 1 working hour, transport within 4: routed last, it still comes
     // before the three transport tickets.
     assert_eq!(all[1], evn_ticket, "nearest deadline next: {all:?}");
-    assert_eq!(ids(&queue(&system, &operator, "?category=electricity")), [evn_ticket.clone()]);
-    assert_eq!(ids(&queue(&system, &operator, "?emergency=true")), [fire.clone()]);
+    assert_eq!(ids(&queue(&system, &operator, "?category=electricity")), [evn_ticket.as_str()]);
+    assert_eq!(ids(&queue(&system, &operator, "?emergency=true")), [fire.as_str()]);
     let acked = act(&system, &dot, &b, "acknowledge", json!({}));
     assert_eq!(acked.status, 200);
     system.wait_for_ticket(&b, Duration::from_secs(10), |t| t["status"] == "acknowledged");
-    assert_eq!(ids(&queue(&system, &dot, "?status=acknowledged")), [b.clone()]);
+    assert_eq!(ids(&queue(&system, &dot, "?status=acknowledged")), [b.as_str()]);
     let answered = act(&system, &dot, &c, "answer", json!({"text": "Đã sửa cống"}));
     assert_eq!(answered.status, 200);
     system.wait_for_ticket(&c, Duration::from_secs(10), |t| t["status"] == "answered");

@@ -201,25 +201,23 @@ async fn build(
         "request-info" => Command::RequestInfo { by, question: parse::<RequestInfoBody>(body)?.question },
         "transfer" => {
             let b = parse::<TransferBody>(body)?;
-            if let Some(code) = &b.suggested_agency {
-                if state.province.agency(code).is_none() {
+            if let Some(code) = &b.suggested_agency
+                && state.province.agency(code).is_none() {
                     return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_agency", format!("unknown agency `{code}`")));
                 }
-            }
             Command::Transfer { by, reason: b.reason, suggested_agency: b.suggested_agency, desk }
         }
         "answer" => {
             let b = parse::<AnswerBody>(body)?;
             for a in &b.attachments {
-                if let Some(hash) = &a.sha256 {
-                    if !state.blobs.contains(hash) {
+                if let Some(hash) = &a.sha256
+                    && !state.blobs.contains(hash) {
                         return Err(ApiError::new(
                             StatusCode::UNPROCESSABLE_ENTITY,
                             "unknown_attachment",
                             format!("no uploaded file {hash}: upload it with POST /v1/attachments first"),
                         ));
                     }
-                }
             }
             Command::Answer { by, text: b.text, desk, attachments: b.attachments }
         }

@@ -217,11 +217,10 @@ async fn queue(
     let axum::extract::Query(q) =
         query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", m);
-    if let Some(status) = &q.status {
-        if hotline_domain::Status::parse(status).is_none() {
+    if let Some(status) = &q.status
+        && hotline_domain::Status::parse(status).is_none() {
             return Err(bad(format!("unknown status `{status}`")));
         }
-    }
     validate_codes(&state.province, q.category.as_deref(), q.area.as_deref())?;
     let escalated = match q.escalated.as_deref() {
         Some("true") => Some(true),

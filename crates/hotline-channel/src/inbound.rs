@@ -304,11 +304,10 @@ pub fn find_references(text: &str) -> Vec<String> {
             push(word);
         } else if compact == hotline_domain::reference::LEN / 2 {
             // "K7M4 QXR2": a reference read out in two halves.
-            if let Some(next) = words.get(i + 1) {
-                if next.chars().filter(|c| c.is_ascii_alphanumeric()).count() == hotline_domain::reference::LEN / 2 {
+            if let Some(next) = words.get(i + 1)
+                && next.chars().filter(|c| c.is_ascii_alphanumeric()).count() == hotline_domain::reference::LEN / 2 {
                     push(&format!("{word}{next}"));
                 }
-            }
         }
     }
     found

@@ -163,40 +163,37 @@ impl Intake {
         }
         let area = p.location.as_ref().and_then(|l| l.area.as_deref());
         validate_codes(&self.province, p.category.as_deref(), area)?;
-        if let Some(location) = &p.location {
-            if location.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v))
-                || location.lon.is_some_and(|v| !(-180.0..=180.0).contains(&v))
+        if let Some(location) = &p.location
+            && (location.lat.is_some_and(|v| !(-90.0..=90.0).contains(&v))
+                || location.lon.is_some_and(|v| !(-180.0..=180.0).contains(&v)))
             {
                 return Err(IntakeError::Invalid {
                     code: "invalid_location",
                     message: "lat must be within -90..90 and lon within -180..180".to_owned(),
                 });
             }
-        }
         Ok(())
     }
 }
 
 /// Checks that a category and an area a client named exist in the province configuration.
 pub fn validate_codes(province: &Province, category: Option<&str>, area: Option<&str>) -> Result<(), IntakeError> {
-    if let Some(category) = category {
-        if province.category(category).is_none() {
+    if let Some(category) = category
+        && province.category(category).is_none() {
             let known: Vec<&str> = province.categories().iter().map(|c| c.code.as_str()).collect();
             return Err(IntakeError::Invalid {
                 code: "unknown_category",
                 message: format!("unknown category `{category}`; known: {}", known.join(", ")),
             });
         }
-    }
-    if let Some(area) = area {
-        if province.area(area).is_none() {
+    if let Some(area) = area
+        && province.area(area).is_none() {
             let known: Vec<&str> = province.areas().iter().map(|a| a.code.as_str()).collect();
             return Err(IntakeError::Invalid {
                 code: "unknown_area",
                 message: format!("unknown area `{area}`; known: {}", known.join(", ")),
             });
         }
-    }
     Ok(())
 }
 

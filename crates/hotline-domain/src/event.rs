@@ -371,6 +371,9 @@ pub struct FeedbackGiven {
 }
 
 /// Every fact about a ticket.
+// The first event is the big one (the petition with its contact, location and files), and there is one per
+// ticket: boxing it would cost every reader a pattern through a Box for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TicketEvent {
     PetitionReceived(PetitionReceived),

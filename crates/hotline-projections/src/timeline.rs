@@ -78,7 +78,7 @@ impl QueueKey {
     }
 
     pub fn from_cursor(cursor: &str) -> Option<QueueKey> {
-        if cursor.len() % 2 != 0 || cursor.len() > 400 {
+        if !cursor.len().is_multiple_of(2) || cursor.len() > 400 {
             return None;
         }
         let bytes: Option<Vec<u8>> = (0..cursor.len()).step_by(2).map(|i| u8::from_str_radix(cursor.get(i..i + 2)?, 16).ok()).collect();

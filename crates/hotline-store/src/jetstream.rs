@@ -491,7 +491,7 @@ impl TokenRegistry for JetStreamStore {
                     records.push(record);
                 }
             }
-            records.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+            records.sort_by_key(|a| a.created_at);
             Ok(records)
         }
         .boxed()

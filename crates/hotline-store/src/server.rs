@@ -206,12 +206,11 @@ impl NatsServer {
         let limit = Duration::from_secs(20);
         loop {
             let log = read_from(&log_path, log_start);
-            if let Some(port) = listening_port(&log) {
-                if log.contains("Server is ready") {
+            if let Some(port) = listening_port(&log)
+                && log.contains("Server is ready") {
                     self.port = port;
                     return Ok(());
                 }
-            }
             if self.has_exited() || started.elapsed() > limit {
                 self.kill();
                 let tail: Vec<&str> = log.lines().rev().take(15).collect();
@@ -235,11 +234,10 @@ fn quote(path: &Path) -> String {
 
 fn read_from(path: &Path, offset: u64) -> String {
     let mut text = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        if f.seek(SeekFrom::Start(offset)).is_ok() {
+    if let Ok(mut f) = std::fs::File::open(path)
+        && f.seek(SeekFrom::Start(offset)).is_ok() {
             let _ = f.read_to_string(&mut text);
         }
-    }
     text
 }
 
