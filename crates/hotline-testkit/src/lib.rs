@@ -128,6 +128,8 @@ pub fn http(method: &str, addr: &str, path: &str, headers: &[(&str, &str)], body
 pub struct System {
     pub child: Option<Child>,
     pub addr: String,
+    /// Where the e-mail channel's SMTP listener took its port.
+    pub smtp_addr: String,
     pub data_dir: PathBuf,
     pub admin_token: String,
     binary: PathBuf,
@@ -143,6 +145,7 @@ impl System {
         let mut system = System {
             child: None,
             addr: String::new(),
+            smtp_addr: String::new(),
             data_dir,
             admin_token: "test-admin-token".to_owned(),
             binary: binary.to_owned(),
@@ -164,6 +167,8 @@ impl System {
             .arg("127.0.0.1:0")
             .env("HOTLINE_ADMIN_TOKEN", &self.admin_token)
             .env("HOTLINE_NATS_SERVER", nats_server_binary())
+            // Tests run side by side: each system's SMTP listener takes a free port (printed, read below).
+            .env("HOTLINE_SMTP_ADDR", "127.0.0.1:0")
             .env_remove("NATS_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -180,14 +185,25 @@ impl System {
                 if std::env::var_os("TEST_LOG").is_some() {
                     eprintln!("[hotline stdout] {line}");
                 }
-                if let Some(addr) = line.strip_prefix("hotline: listening on http://") {
-                    if let Some(tx) = tx.take() {
-                        let _ = tx.send(addr.trim().to_owned());
+                if let Some(addr) = line.strip_prefix("hotline: smtp listening on ")
+                    && let Some(tx) = &tx {
+                        let _ = tx.send((true, addr.trim().to_owned()));
                     }
-                }
+                if let Some(addr) = line.strip_prefix("hotline: listening on http://")
+                    && let Some(tx) = tx.take() {
+                        let _ = tx.send((false, addr.trim().to_owned()));
+                    }
             }
         });
-        self.addr = rx.recv_timeout(Duration::from_secs(60)).expect("hotline prints its address within 60 s");
+        loop {
+            let (smtp, addr) = rx.recv_timeout(Duration::from_secs(60)).expect("hotline prints its address within 60 s");
+            if smtp {
+                self.smtp_addr = addr;
+            } else {
+                self.addr = addr;
+                break;
+            }
+        }
         self.child = Some(child);
     }
 

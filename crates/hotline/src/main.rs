@@ -25,6 +25,9 @@ struct Cli {
     /// A running NATS server [default: start an embedded one]
     #[arg(long, global = true)]
     nats_url: Option<String>,
+    /// The e-mail channel's SMTP listener, also HOTLINE_SMTP_ADDR [default: 127.0.0.1:2525]
+    #[arg(long, global = true)]
+    smtp: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         data_dir: cli.data_dir.clone(),
         nats_url: cli.nats_url.clone(),
         province: cli.province.clone(),
+        smtp_addr: cli.smtp.clone(),
     };
     let settings = match Settings::load(cli.config.as_deref(), std::env::vars(), &overrides) {
         Ok(s) => s,

@@ -151,7 +151,7 @@ const KEYS: &[&str] = &[
 #[cfg(test)]
 const CHANNELS: &[&str] = &["app", "sms", "email", "zalo", "phone"];
 /// `HOTLINE_*` variables that are not settings.
-const NOT_SETTINGS: &[&str] = &["HOTLINE_CONFIG"];
+const NOT_SETTINGS: &[&str] = &["HOTLINE_CONFIG", "HOTLINE_SMTP_ADDR"];
 
 /// A number written as a number (settings file) or as text (environment variables are text).
 fn number<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -211,6 +211,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub nats_url: Option<String>,
     pub province: Option<PathBuf>,
+    /// `--smtp`: the e-mail channel's SMTP listener (`[email] listen`).
+    pub smtp_addr: Option<String>,
 }
 
 impl Settings {
@@ -239,6 +241,8 @@ impl Settings {
                 insert(&mut table, &path, toml::Value::String(value));
             } else if name == "NATS_URL" && !value.is_empty() {
                 table.insert("nats_url".to_owned(), toml::Value::String(value));
+            } else if name == "HOTLINE_SMTP_ADDR" && !value.is_empty() {
+                insert(&mut table, &["email".to_owned(), "listen".to_owned()], toml::Value::String(value));
             }
         }
         let set = |table: &mut toml::Table, key: &str, value: Option<String>| {
@@ -250,6 +254,9 @@ impl Settings {
         set(&mut table, "data_dir", overrides.data_dir.as_ref().map(|p| p.display().to_string()));
         set(&mut table, "nats_url", overrides.nats_url.clone());
         set(&mut table, "province", overrides.province.as_ref().map(|p| p.display().to_string()));
+        if let Some(addr) = &overrides.smtp_addr {
+            insert(&mut table, &["email".to_owned(), "listen".to_owned()], toml::Value::String(addr.clone()));
+        }
         Settings::deserialize(toml::Value::Table(table))
             .map_err(|e| SettingsError(format!("settings (file, then HOTLINE_* environment, then flags): {e}")))
     }

@@ -10,6 +10,8 @@ use hotline_api::{AdminToken, ApiState, Auth};
 use hotline_channel::blobs::BlobStore;
 use hotline_channel::{AccessCodes, ChannelAdapter, ChannelContext, Intake};
 use hotline_channel_app::AppChannel;
+use hotline_channel_email::EmailChannel;
+use hotline_channel_sms::SmsChannel;
 use hotline_domain::province::Province;
 use hotline_projections::TimelineReader;
 use hotline_runtime::{DRAIN_TIMEOUT, Shutdown};
@@ -32,6 +34,10 @@ pub enum Component {
     Projections,
     /// The deadline scheduler; reads the projections file in the data dir.
     Scheduler,
+    /// The SMS channel: gateway webhooks on the HTTP port, the SMPP session when configured, answers by SMS.
+    Sms,
+    /// The e-mail channel: the SMTP listener (`--smtp`), answers through the SMTP relay.
+    Email,
 }
 
 /// File names under the data dir.
@@ -41,6 +47,7 @@ const ACCESS_SECRET_FILE: &str = "app-access-secret";
 const BLOBS_DIR: &str = "blobs";
 const NATS_DIR: &str = "nats";
 const NATS_URL_FILE: &str = "nats.url";
+const SMTP_ADDR_FILE: &str = "smtp.addr";
 
 /// Loads and checks the province configuration named in the settings (or the bundled one).
 pub fn load_province(settings: &Settings) -> anyhow::Result<Province> {
@@ -119,13 +126,17 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), shutdown.clone()));
 
     let intake = intake(&settings, store.clone(), province.clone());
-    let channels: Vec<Arc<dyn ChannelAdapter>> = vec![Arc::new(AppChannel::new(codes.clone()))];
+    let channels: Vec<Arc<dyn ChannelAdapter>> =
+        vec![Arc::new(AppChannel::new(codes.clone())), Arc::new(sms_channel(&settings)?)];
     let mut channel_routes = Vec::new();
     for channel in &channels {
         let ctx = channel_context(&settings, channel.name(), intake.clone(), shutdown.clone());
         channel_routes.extend(channel.http_routes(&ctx));
         spawn_channel(&mut tasks, channel.clone(), ctx, store.clone());
     }
+    let email = Arc::new(email_channel(&settings)?);
+    let ctx = channel_context(&settings, hotline_channel_email::CHANNEL, intake.clone(), shutdown.clone());
+    spawn_email(&mut tasks, email, ctx, store.clone(), &settings.data_dir).await?;
     let app = hotline_api::router(ApiState { province, reader, store, auth, codes, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }, channel_routes);
     let listener = bind(&settings.http_addr).await?;
     let addr = listener.local_addr()?;
@@ -138,11 +149,10 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     tasks.spawn(serve_http(listener, app, shutdown.clone()));
 
     drain(shutdown, tasks).await;
-    if let Some(supervisor) = supervisor {
-        if let Ok(mut server) = supervisor.await {
+    if let Some(supervisor) = supervisor
+        && let Ok(mut server) = supervisor.await {
             server.stop(Duration::from_secs(10)).await;
         }
-    }
     println!("hotline: stopped");
     Ok(())
 }
@@ -195,8 +205,51 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
             println!("hotline: app listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
         }
+        Component::Sms => {
+            let channel: Arc<dyn ChannelAdapter> = Arc::new(sms_channel(&settings)?);
+            let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
+            let app = hotline_api::channel_router(store.clone(), channel.http_routes(&ctx).into_iter().collect());
+            spawn_channel(&mut tasks, channel, ctx, store);
+            let listener = bind(&settings.http_addr).await?;
+            println!("hotline: sms webhooks listening on http://{}", listener.local_addr()?);
+            tasks.spawn(serve_http(listener, app, shutdown.clone()));
+        }
+        Component::Email => {
+            let email = Arc::new(email_channel(&settings)?);
+            let ctx = channel_context(&settings, hotline_channel_email::CHANNEL, intake(&settings, store.clone(), province), shutdown.clone());
+            spawn_email(&mut tasks, email, ctx, store, &settings.data_dir).await?;
+        }
     }
     drain(shutdown, tasks).await;
+    Ok(())
+}
+
+fn sms_channel(settings: &Settings) -> anyhow::Result<SmsChannel> {
+    SmsChannel::from_config(&channel_config(settings, hotline_channel_sms::CHANNEL)).map_err(|e| anyhow!("settings [sms]: {e}"))
+}
+
+fn email_channel(settings: &Settings) -> anyhow::Result<EmailChannel> {
+    EmailChannel::from_config(&channel_config(settings, hotline_channel_email::CHANNEL)).map_err(|e| anyhow!("settings [email]: {e}"))
+}
+
+/// Runs the e-mail channel: binds its SMTP listener first, so a taken port stops the start with a clear error
+/// instead of a channel that silently never listens; the bound address goes to `<data dir>/smtp.addr`.
+async fn spawn_email(
+    tasks: &mut JoinSet<()>,
+    email: Arc<EmailChannel>,
+    ctx: ChannelContext,
+    store: Arc<dyn EventStore>,
+    data_dir: &Path,
+) -> anyhow::Result<()> {
+    let listen = email.config().listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen for SMTP on {listen} (email.listen, --smtp, HOTLINE_SMTP_ADDR)"))?;
+    let addr = listener.local_addr()?;
+    std::fs::write(data_dir.join(SMTP_ADDR_FILE), format!("{addr}\n"))?;
+    println!("hotline: smtp listening on {addr}");
+    tasks.spawn(hotline_channel::outbound::run(email.clone(), store, ctx.shutdown.clone()));
+    tasks.spawn(async move { email.serve(listener, ctx).await });
     Ok(())
 }
 
@@ -222,11 +275,15 @@ fn intake(settings: &Settings, store: Arc<dyn EventStore>, province: Arc<Provinc
     Intake::new(store, province).with_deadline(Duration::from_secs(settings.nats.request_timeout_secs))
 }
 
-fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Shutdown) -> ChannelContext {
-    let config = settings
+fn channel_config(settings: &Settings, name: &str) -> serde_json::Value {
+    settings
         .channel(name)
         .and_then(|section| serde_json::to_value(&section.0).ok())
-        .unwrap_or(serde_json::Value::Null);
+        .unwrap_or(serde_json::Value::Null)
+}
+
+fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Shutdown) -> ChannelContext {
+    let config = channel_config(settings, name);
     ChannelContext { intake, config, shutdown, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }
 }
 
