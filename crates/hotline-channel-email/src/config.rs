@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::smtp::{Limits, Recipients};
 
-/// Every key of the section, for the "unknown key" message.
-const KEYS: &[&str] = &[
+/// Every key of the section, for the "unknown key" message (and the settings documentation check).
+pub const KEYS: &[&str] = &[
     "listen",
     "hostname",
     "recipients",

@@ -103,9 +103,70 @@ pub struct SmppConfig {
     pub reconnect_max: Duration,
 }
 
+/// Every key of the section, tables' keys dotted: a key not here is refused, so a typo (`esms.privat_key`) stops the
+/// start instead of silently switching a gateway off.
+pub const KEYS: &[&str] = &[
+    "send",
+    "follow_up_window_hours",
+    "http_timeout_secs",
+    "twilio.auth_token",
+    "twilio.public_url",
+    "twilio.account_sid",
+    "twilio.from",
+    "twilio.api_base",
+    "esms.private_key",
+    "esms.acknowledge",
+    "esms.api_key",
+    "esms.secret_key",
+    "esms.brandname",
+    "esms.sms_type",
+    "esms.sandbox",
+    "esms.api_base",
+    "smpp.addr",
+    "smpp.system_id",
+    "smpp.password",
+    "smpp.system_type",
+    "smpp.source_addr",
+    "smpp.source_addr_ton",
+    "smpp.source_addr_npi",
+    "smpp.dest_addr_ton",
+    "smpp.dest_addr_npi",
+    "smpp.registered_delivery",
+    "smpp.enquire_link_secs",
+    "smpp.response_timeout_secs",
+    "smpp.submit_timeout_secs",
+    "smpp.reassembly_timeout_secs",
+    "smpp.reconnect_min_ms",
+    "smpp.reconnect_max_secs",
+];
+
+/// The tables of the section.
+const TABLES: &[&str] = &["twilio", "esms", "smpp"];
+
+fn check_keys(value: &Value) -> Result<(), ConfigError> {
+    let Value::Object(root) = value else { return Ok(()) };
+    let unknown = |key: String| ConfigError { key, message: "unknown key; docs/channels/sms.md lists the keys".into() };
+    for (key, inner) in root {
+        match inner {
+            Value::Object(table) if TABLES.contains(&key.as_str()) => {
+                for sub in table.keys() {
+                    let dotted = format!("{key}.{sub}");
+                    if !KEYS.contains(&dotted.as_str()) {
+                        return Err(unknown(dotted));
+                    }
+                }
+            }
+            _ if KEYS.contains(&key.as_str()) || TABLES.contains(&key.as_str()) => {}
+            _ => return Err(unknown(key.clone())),
+        }
+    }
+    Ok(())
+}
+
 impl SmsConfig {
     /// Reads the section as written (`{"send": "smpp", "smpp": {"addr": ...}}`).
     pub fn from_value(value: &Value) -> Result<SmsConfig, ConfigError> {
+        check_keys(value)?;
         let root = Section::root(value)?;
         let twilio = match root.section("twilio")? {
             Some(t) => match t.string("auth_token")? {
@@ -433,6 +494,14 @@ impl<'a> Section<'a> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_mistyped_key_stops_the_start_and_names_the_key() {
+        let e = SmsConfig::from_value(&json!({"esms": {"privat_key": "k"}})).expect_err("typo");
+        assert_eq!(e.key, "esms.privat_key");
+        let e = SmsConfig::from_value(&json!({"sendd": "smpp"})).expect_err("typo");
+        assert_eq!(e.key, "sendd");
+    }
 
     #[test]
     fn an_empty_section_receives_nothing_and_sends_nowhere() {

@@ -354,6 +354,26 @@ mod tests {
     }
 
     #[test]
+    fn docs_configuration_md_names_every_channel_key() {
+        let doc = include_str!("../../../docs/configuration.md");
+        for key in hotline_channel_sms::config::KEYS {
+            assert!(doc.contains(&format!("`sms.{key}`")), "docs/configuration.md does not name `sms.{key}`");
+        }
+        for key in hotline_channel_email::config::KEYS {
+            assert!(doc.contains(&format!("`email.{key}`")), "docs/configuration.md does not name `email.{key}`");
+        }
+    }
+
+    #[test]
+    fn smtp_flag_and_variable_set_the_email_listener() {
+        let s = Settings::load(None, env(&[("HOTLINE_SMTP_ADDR", "127.0.0.1:2626")]), &Overrides::default()).expect("settings");
+        assert_eq!(s.channel("email").and_then(|c| c.0.get("listen")).and_then(|v| v.as_str()), Some("127.0.0.1:2626"));
+        let flag = Overrides { smtp_addr: Some("0.0.0.0:25".into()), ..Default::default() };
+        let s = Settings::load(None, env(&[("HOTLINE_SMTP_ADDR", "127.0.0.1:2626")]), &flag).expect("settings");
+        assert_eq!(s.channel("email").and_then(|c| c.0.get("listen")).and_then(|v| v.as_str()), Some("0.0.0.0:25"));
+    }
+
+    #[test]
     fn docs_configuration_md_names_every_setting_and_its_variable() {
         let doc = include_str!("../../../docs/configuration.md");
         for key in KEYS {
