@@ -3,7 +3,8 @@
 //!
 //! A channel hands every message to [`Intake::receive`] with the provider's id for it. Intake then:
 //! 1. looks for the ticket it belongs to: a ticket named by a hint (a reference quoted in the text, a reply to one
-//!    of our e-mails), or the sender's ticket that waits for their answer when the question is recent enough. A
+//!    of our e-mails) that is not closed or rejected, or the sender's ticket that waits for their answer when the
+//!    question is recent enough. A
 //!    message joins a ticket only when it comes from that ticket's citizen (same phone number or e-mail
 //!    address): knowing a reference is not enough to write into someone else's ticket;
 //! 2. records where the message goes, create-only and keyed by the provider's id: a redelivery (at any delay)
@@ -208,7 +209,10 @@ impl Intake {
             };
             let Some(ticket) = ticket else { continue };
             let state = self.load(ticket).await?;
-            if state.exists() && same_citizen(&state, &message.from) {
+            // A closed or rejected ticket is nobody's work any more: a citizen writing about it again (it is
+            // back, it was never fixed) opens a new petition, whose text still quotes the old reference.
+            let finished = matches!(state.status, Status::Closed | Status::Rejected);
+            if state.exists() && !finished && same_citizen(&state, &message.from) {
                 return Ok(Some(ticket));
             }
         }

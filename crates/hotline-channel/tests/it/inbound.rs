@@ -96,6 +96,21 @@ async fn a_message_quoting_the_reference_from_the_same_number_joins_the_ticket()
 }
 
 #[tokio::test]
+async fn a_message_about_a_closed_ticket_opens_a_new_one() {
+    let nats = TestNats::start().await;
+    let (intake, store) = intake(&nats).await;
+    let opened = intake.receive(sms("SM1", "84912345678", "Mất điện khu phố 3")).await.expect("opened");
+    let desk = Principal { role: Role::Operator, agency: None, name: "desk".into(), token_id: "t0".into() };
+    hotline_store::execute(store.as_ref(), opened.ticket_id(), &Actor::system("test"), OffsetDateTime::now_utc(), Cause::None, OnConflict::Decide, |_, _| {
+        Ok::<_, std::convert::Infallible>(Command::Close { by: desk.clone(), reason: Some("done".into()) })
+    })
+    .await
+    .expect("closed");
+    let again = intake.receive(sms("SM2", "84912345678", &format!("{} van mat dien", opened.reference()))).await.expect("again");
+    assert!(matches!(again, Received::Opened(_)), "{again:?}");
+}
+
+#[tokio::test]
 async fn a_message_quoting_someone_elses_reference_opens_its_own_ticket() {
     let nats = TestNats::start().await;
     let (intake, store) = intake(&nats).await;
