@@ -56,6 +56,7 @@ pub async fn view(
                 TicketEvent::PetitionReceived(p) => ("citizen", "petition", p.text.clone()),
                 TicketEvent::InformationRequested(q) => ("hotline", "question", q.question.clone()),
                 TicketEvent::CitizenReplied(r) => ("citizen", "reply", r.text.clone()),
+                TicketEvent::CitizenWrote(w) => ("citizen", "message", w.text.clone()),
                 TicketEvent::PetitionAnswered(a) => {
                     return Some(serde_json::json!({
                         "at": at(e), "from": "hotline", "kind": "answer", "text": a.text, "attachments": a.attachments,
