@@ -8,6 +8,7 @@ mod crash;
 mod errors;
 mod flow;
 mod lifecycle;
+mod sms;
 mod workflow;
 
 use std::path::Path;
