@@ -5,6 +5,7 @@ mod access;
 mod citizen;
 mod components;
 mod crash;
+mod email;
 mod errors;
 mod flow;
 mod lifecycle;
