@@ -115,7 +115,7 @@ async fn submit(
         text: request.text,
         subject: request.subject.filter(|s| !s.trim().is_empty()),
         category: request.category.filter(|c| !c.is_empty()),
-        citizen: request.citizen.map(|c| Citizen { name: c.name, phone: c.phone, email: c.email }),
+        citizen: request.citizen.map(|c| Citizen { name: c.name, phone: c.phone, email: c.email, zalo_id: None }),
         location: request.location.map(|l| Location { area: l.area, lat: l.lat, lon: l.lon, address: l.address }),
         attachments: Vec::new(),
     };

@@ -193,6 +193,7 @@ fn message(mail: &Mail, parsed: ParsedMail, from: String, blobs: &BlobStore) -> 
         hints,
         location: None,
         follow_up_window: None,
+        phone: None,
     })
 }
 

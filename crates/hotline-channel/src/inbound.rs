@@ -28,6 +28,8 @@ use crate::intake::{Accepted, Intake, IntakeError};
 
 /// Longest message id a channel may give (a Message-ID is at most a line of 998 octets).
 const MAX_MESSAGE_ID: usize = 998;
+/// Hints looked at per message (each costs a read of a ticket): a mail quoting a thousand ids gets the first few.
+const MAX_HINTS: usize = 12;
 
 /// One message from a citizen, as a channel parsed it.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -37,8 +39,12 @@ pub struct InboundMessage {
     /// The provider's id for this message (an SMS id, a Message-ID without brackets): the same id twice, at any
     /// delay, never makes a second petition or a second follow-up.
     pub message_id: String,
-    /// The sender: a phone number normalised with [`normalise_msisdn`], or an e-mail address in lower case.
+    /// The sender, as the channel knows them: a phone number normalised with [`normalise_msisdn`] (SMS), an
+    /// e-mail address in lower case (e-mail), the user id at the OA (Zalo).
     pub from: String,
+    /// A phone number known besides `from` (a Zalo user who shared it): kept on the citizen, so answers can
+    /// fall back to SMS.
+    pub phone: Option<String>,
     /// The sender's display name, if the channel has one.
     pub name: Option<String>,
     pub subject: Option<String>,
@@ -111,6 +117,16 @@ impl Intake {
         if !self.store().is_connected() {
             return Err(IntakeError::Unavailable("not connected to the event log".to_owned()));
         }
+        // One deadline for the whole message, lookups included: a slow log makes the channel's peer try again
+        // rather than wait. Every step can be repeated, so "not confirmed" is the honest answer.
+        let deadline = self.deadline();
+        tokio::time::timeout(deadline, self.route_and_store(message))
+            .await
+            .unwrap_or_else(|_| Err(IntakeError::OutcomeUnknown(format!("not confirmed within {deadline:?}"))))
+    }
+
+    async fn route_and_store(&self, mut message: InboundMessage) -> Result<Received, IntakeError> {
+        message.hints.truncate(MAX_HINTS);
         let key = format!("{}\n{}", message.channel, message.message_id);
         let new_ticket = self.ticket_id_for(message.channel, &message.message_id);
         let target = self.find_ticket(&message).await?.unwrap_or(new_ticket);
@@ -118,7 +134,16 @@ impl Intake {
         // since, and a delivery racing it, follow the first.
         let target = match self.store().claim_message(&key, target).await.map_err(unavailable)? {
             Claim::Granted => target,
-            Claim::TakenBy(other) => other,
+            Claim::TakenBy(first) if first == new_ticket => first,
+            Claim::TakenBy(first) => {
+                // Another sender may reuse a provider id (a Message-ID is the sender's choice): the first
+                // delivery's ticket takes only its own citizen's messages.
+                let state = self.load(first).await?;
+                if state.exists() && !same_citizen(&state, message.channel, &message.from) {
+                    return Err(IntakeError::KeyReused);
+                }
+                first
+            }
         };
         if target == new_ticket {
             self.open(message, new_ticket).await
@@ -128,16 +153,17 @@ impl Intake {
     }
 
     async fn open(&self, message: InboundMessage, ticket_id: Uuid) -> Result<Received, IntakeError> {
-        let contact = contact_key(&message.from);
+        let contact = contact_key(message.channel, &message.from);
         // Remembered before the petition is stored: a contact pointing at a ticket that never got stored is
         // skipped when read, while a stored ticket missing from the list would miss its follow-ups.
         if let Some(contact) = &contact {
             self.store().note_contact(contact, ticket_id).await.map_err(unavailable)?;
         }
-        let citizen = if message.from.contains('@') {
-            Citizen { name: message.name, phone: None, email: Some(message.from) }
-        } else {
-            Citizen { name: message.name, phone: Some(message.from), email: None }
+        let phone = message.phone.as_deref().and_then(normalise_msisdn);
+        let citizen = match address_kind(message.channel) {
+            Address::Email => Citizen { name: message.name, phone, email: Some(message.from), zalo_id: None },
+            Address::Zalo => Citizen { name: message.name, phone, email: None, zalo_id: Some(message.from) },
+            Address::Phone => Citizen { name: message.name, phone: Some(message.from), email: None, zalo_id: None },
         };
         let text = if message.text.trim().is_empty() {
             message.subject.clone().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| "(không có nội dung)".to_owned())
@@ -212,11 +238,11 @@ impl Intake {
             // A closed or rejected ticket is nobody's work any more: a citizen writing about it again (it is
             // back, it was never fixed) opens a new petition, whose text still quotes the old reference.
             let finished = matches!(state.status, Status::Closed | Status::Rejected);
-            if state.exists() && !finished && same_citizen(&state, &message.from) {
+            if state.exists() && !finished && same_citizen(&state, message.channel, &message.from) {
                 return Ok(Some(ticket));
             }
         }
-        let (Some(window), Some(contact)) = (message.follow_up_window, contact_key(&message.from)) else {
+        let (Some(window), Some(contact)) = (message.follow_up_window, contact_key(message.channel, &message.from)) else {
             return Ok(None);
         };
         let since = OffsetDateTime::now_utc() - window;
@@ -224,7 +250,7 @@ impl Intake {
             let state = self.load(ticket).await?;
             if state.status == Status::WaitingForCitizen
                 && state.asked_at.is_some_and(|at| at >= since)
-                && same_citizen(&state, &message.from)
+                && same_citizen(&state, message.channel, &message.from)
             {
                 return Ok(Some(ticket));
             }
@@ -238,23 +264,52 @@ impl Intake {
     }
 }
 
-/// Whether `from` is the citizen of the ticket (same phone number, or same e-mail address).
-fn same_citizen(ticket: &Ticket, from: &str) -> bool {
+/// What kind of address a channel's `from` is.
+enum Address {
+    Phone,
+    Email,
+    Zalo,
+}
+
+fn address_kind(channel: &str) -> Address {
+    match channel {
+        "email" => Address::Email,
+        "zalo" => Address::Zalo,
+        _ => Address::Phone,
+    }
+}
+
+/// Whether `from` on `channel` is the citizen of the ticket (same phone number, same e-mail address, same Zalo id).
+fn same_citizen(ticket: &Ticket, channel: &str, from: &str) -> bool {
     let Some(citizen) = &ticket.citizen else { return false };
-    if from.contains('@') {
-        citizen.email.as_deref().is_some_and(|e| e.trim().eq_ignore_ascii_case(from.trim()))
-    } else {
-        let from = normalise_msisdn(from);
-        from.is_some() && citizen.phone.as_deref().and_then(normalise_msisdn) == from
+    match address_kind(channel) {
+        Address::Email => citizen.email.as_deref().is_some_and(|e| e.trim().eq_ignore_ascii_case(from.trim())),
+        Address::Zalo => citizen.zalo_id.as_deref().is_some_and(|z| z == from.trim()),
+        Address::Phone => {
+            let from = normalise_msisdn(from);
+            from.is_some() && citizen.phone.as_deref().and_then(normalise_msisdn) == from
+        }
     }
 }
 
 /// The key a sender's tickets are remembered under.
-fn contact_key(from: &str) -> Option<String> {
-    if from.contains('@') {
-        Some(format!("email:{}", from.trim().to_lowercase()))
-    } else {
-        normalise_msisdn(from).map(|n| format!("phone:{n}"))
+fn contact_key(channel: &str, from: &str) -> Option<String> {
+    match address_kind(channel) {
+        Address::Email => Some(format!("email:{}", from.trim().to_lowercase())),
+        Address::Zalo => Some(format!("zalo:{}", from.trim())).filter(|_| !from.trim().is_empty()),
+        Address::Phone => normalise_msisdn(from).map(|n| format!("phone:{n}")),
+    }
+}
+
+/// Whether a normalised number can receive an SMS: Vietnamese mobiles are 84 and nine digits starting with 3, 5,
+/// 7, 8 or 9 (landlines start with 2); numbers of other countries are taken as they are.
+pub fn is_mobile(msisdn: &str) -> bool {
+    match normalise_msisdn(msisdn) {
+        Some(n) => match n.strip_prefix("84") {
+            Some(rest) => rest.len() == 9 && matches!(rest.as_bytes()[0], b'3' | b'5' | b'7' | b'8' | b'9'),
+            None => n.len() > 6,
+        },
+        None => false,
     }
 }
 
@@ -335,6 +390,15 @@ mod tests {
         assert_eq!(normalise_msisdn("an@example.vn"), None);
         assert_eq!(normalise_msisdn("12"), None);
         assert_eq!(normalise_msisdn(""), None);
+    }
+
+    #[test]
+    fn only_mobile_numbers_can_take_an_sms() {
+        assert!(is_mobile("0912345678"));
+        assert!(is_mobile("+84 389 123 456"));
+        assert!(!is_mobile("02743822222"), "a Bình Dương landline");
+        assert!(!is_mobile("1022"));
+        assert!(is_mobile("+14155550100"));
     }
 
     #[test]

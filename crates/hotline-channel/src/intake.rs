@@ -81,7 +81,17 @@ impl Intake {
         &self.store
     }
 
-    pub(crate) fn province(&self) -> &Arc<Province> {
+    /// The event store intake writes to (for a channel's [`crate::ChannelState`]).
+    pub fn event_store(&self) -> Arc<dyn EventStore> {
+        self.store.clone()
+    }
+
+    pub(crate) fn deadline(&self) -> Duration {
+        self.deadline
+    }
+
+    /// The province configuration intake validates against (a channel turns coordinates into an area with it).
+    pub fn province(&self) -> &Arc<Province> {
         &self.province
     }
 

@@ -5,6 +5,7 @@
 
 mod access;
 pub mod blobs;
+mod state;
 pub mod http;
 mod inbound;
 mod intake;
@@ -19,8 +20,9 @@ use hotline_runtime::Shutdown;
 use uuid::Uuid;
 
 pub use access::AccessCodes;
+pub use state::{ChannelState, StateConflict};
 pub use hotline_domain::ticket::NewPetition;
-pub use inbound::{InboundMessage, Received, ThreadHint, find_references, normalise_msisdn};
+pub use inbound::{InboundMessage, Received, ThreadHint, find_references, is_mobile, normalise_msisdn};
 pub use intake::{Accepted, DEFAULT_DEADLINE, Intake, IntakeError, validate_codes};
 
 /// Everything an adapter gets from the system: its publisher, its configuration, its shutdown signal.
@@ -34,6 +36,19 @@ pub struct ChannelContext {
     pub shutdown: Shutdown,
     /// Where files that come with messages (e-mail attachments) are kept, by their SHA-256.
     pub blobs: blobs::BlobStore,
+    /// The process's data directory (for files a channel keeps of its own).
+    pub data_dir: std::path::PathBuf,
+    /// The channel's durable key-value state, shared by every process running the channel (vendor tokens,
+    /// followers, an inbox of events accepted but not yet processed).
+    pub state: ChannelState,
+}
+
+impl ChannelContext {
+    /// The context of `channel`: its blob store under `<data_dir>/blobs`, its state in the intake's store.
+    pub fn new(channel: &'static str, intake: Intake, config: serde_json::Value, shutdown: Shutdown, data_dir: std::path::PathBuf) -> ChannelContext {
+        let state = ChannelState::new(intake.event_store(), channel);
+        ChannelContext { intake, config, shutdown, blobs: blobs::BlobStore::new(data_dir.join("blobs")), data_dir, state }
+    }
 }
 
 /// A reply for a citizen: the agency's answer, or a question back.
@@ -95,6 +110,18 @@ pub trait ChannelAdapter: Send + Sync + 'static {
 
     /// Sends a reply to the citizen on this channel.
     fn deliver<'a>(&'a self, message: &'a OutboundMessage) -> BoxFuture<'a, Result<DeliveryReceipt, DeliveryError>>;
+
+    /// Channels whose citizens this channel answers as if the tickets were its own: SMS answers `phone` callers
+    /// (a phone call cannot carry an answer days later).
+    fn answers_for(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Channels whose replies this channel delivers instead when they gave up on one (`ReplyFailed`) and the
+    /// citizen can be reached here: SMS takes over from Zalo when the citizen's mobile number is known.
+    fn fallback_for(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// A channel failed in a way that stops it.

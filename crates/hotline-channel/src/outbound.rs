@@ -10,14 +10,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_domain::event::ReplyKind;
+use hotline_domain::event::{Citizen, ReplyKind};
 use hotline_domain::{Actor, Command, Ticket, TicketEvent};
 use hotline_runtime::Shutdown;
 use hotline_store::{Cause, Delivery, EventStore, ExecuteError, OnConflict, StoreError};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{ChannelAdapter, DeliveryError, OutboundKind, OutboundMessage};
+use crate::{ChannelAdapter, DeliveryError, OutboundKind, OutboundMessage, is_mobile};
 
 /// Deliveries tried before a reply counts as failed.
 pub const MAX_ATTEMPTS: u32 = 8;
@@ -29,13 +29,15 @@ pub async fn run(adapter: Arc<dyn ChannelAdapter>, store: Arc<dyn EventStore>, s
 }
 
 async fn handle(adapter: &dyn ChannelAdapter, store: &dyn EventStore, delivery: Delivery) {
-    let replies: Vec<(Uuid, ReplyKind, String)> = delivery
+    // Replies stored in this commit, and replies another channel just gave up on that this one may take over.
+    let fallback = adapter.fallback_for();
+    let replies: Vec<Uuid> = delivery
         .commit
         .events
         .iter()
         .filter_map(|e| match &e.event {
-            TicketEvent::PetitionAnswered(a) => Some((e.event_id, ReplyKind::Answer, a.text.clone())),
-            TicketEvent::InformationRequested(q) => Some((e.event_id, ReplyKind::Question, q.question.clone())),
+            TicketEvent::PetitionAnswered(_) | TicketEvent::InformationRequested(_) => Some(e.event_id),
+            TicketEvent::ReplyFailed(f) if fallback.contains(&f.channel.as_str()) => Some(f.of_event),
             _ => None,
         })
         .collect();
@@ -44,8 +46,8 @@ async fn handle(adapter: &dyn ChannelAdapter, store: &dyn EventStore, delivery: 
         return;
     }
     let ticket = delivery.commit.ticket_id;
-    for (of_event, kind, text) in replies {
-        match deliver(adapter, store, ticket, of_event, kind, text, delivery.attempt).await {
+    for of_event in replies {
+        match deliver(adapter, store, ticket, of_event, delivery.attempt).await {
             Ok(()) => {}
             Err(delay) => {
                 let _ = delivery.retry_later(delay).await;
@@ -56,33 +58,43 @@ async fn handle(adapter: &dyn ChannelAdapter, store: &dyn EventStore, delivery: 
     let _ = delivery.ack().await;
 }
 
-/// Delivers one reply unless it already was; `Err(delay)` asks for another try later.
-async fn deliver(
-    adapter: &dyn ChannelAdapter,
-    store: &dyn EventStore,
-    ticket: Uuid,
-    of_event: Uuid,
-    kind: ReplyKind,
-    text: String,
-    attempt: u32,
-) -> Result<(), Duration> {
+/// Delivers one reply unless it already was, or is not this channel's to deliver; `Err(delay)` asks for another
+/// try later.
+async fn deliver(adapter: &dyn ChannelAdapter, store: &dyn EventStore, ticket: Uuid, of_event: Uuid, attempt: u32) -> Result<(), Duration> {
     let backoff = Duration::from_secs((1u64 << attempt.min(8)).min(300));
     let history = store.load(ticket).await.map_err(|_| backoff)?;
     let state = Ticket::from_history(&history.events);
-    if state.channel.as_deref() != Some(adapter.name()) || state.replies_done.contains(&of_event) {
+    let Some(channel) = state.channel.as_deref() else { return Ok(()) };
+    // Ours: the ticket came in on this channel, or on one this channel answers for (SMS answers phone callers).
+    // Or taken over: the ticket's own channel gave up on this reply, and this channel is its fallback.
+    let mine = channel == adapter.name() || adapter.answers_for().contains(&channel);
+    let taken_over = !mine
+        && adapter.fallback_for().contains(&channel)
+        && history.events.iter().any(|e| matches!(&e.event, TicketEvent::ReplyFailed(f) if f.of_event == of_event && f.channel == channel));
+    if !(mine || taken_over) || state.reply_done(of_event, adapter.name()) {
         return Ok(());
     }
     let Some(reference) = state.reference.clone() else { return Ok(()) };
+    let Some((kind, text)) = history.events.iter().find(|e| e.event_id == of_event).and_then(|e| match &e.event {
+        TicketEvent::PetitionAnswered(a) => Some((ReplyKind::Answer, a.text.clone())),
+        TicketEvent::InformationRequested(q) => Some((ReplyKind::Question, q.question.clone())),
+        _ => None,
+    }) else {
+        return Ok(());
+    };
     let petition = history.events.first().and_then(|e| match &e.event {
         TicketEvent::PetitionReceived(p) => Some(p),
         _ => None,
     });
-    // The citizen's address on this channel: an e-mail channel writes to the e-mail address, the others to the
-    // phone number (SMS, and later Zalo's own id).
-    let to = petition.and_then(|p| p.citizen.as_ref()).and_then(|c| match adapter.name() {
-        "email" => c.email.clone(),
-        _ => c.phone.clone().or(c.email.clone()),
-    });
+    let to = match recipient(adapter.name(), petition.and_then(|p| p.citizen.as_ref())) {
+        Ok(to) => to,
+        Err(reason) if taken_over => {
+            // Nothing to fall back to: the first channel's failure stands for the operators.
+            tracing::info!(%ticket, %of_event, channel = adapter.name(), %reason, "no fallback for a failed reply");
+            return Ok(());
+        }
+        Err(reason) => return record_outcome(adapter, store, ticket, of_event, kind, Err((reason, attempt)), backoff).await,
+    };
     let message = OutboundMessage {
         id: of_event,
         ticket_id: ticket,
@@ -92,14 +104,14 @@ async fn deliver(
             ReplyKind::Question => OutboundKind::Question,
         },
         text,
-        to,
+        to: Some(to),
         subject: petition.and_then(|p| p.subject.clone()),
         thread: state.channel_refs.clone(),
         earlier_replies: history
             .events
             .iter()
             .filter_map(|e| match &e.event {
-                TicketEvent::ReplySent(r) => Some(r.of_event),
+                TicketEvent::ReplySent(r) if r.channel == adapter.name() => Some(r.of_event),
                 _ => None,
             })
             .collect(),
@@ -113,8 +125,40 @@ async fn deliver(
             return Err(backoff);
         }
     };
-    // The message is out (or given up): from here on, never hand the delivery back (that would send it again);
-    // keep trying to record the outcome instead.
+    record_outcome(adapter, store, ticket, of_event, kind, outcome, backoff).await
+}
+
+/// The citizen's address on `channel`, or why there is none. SMS goes only to mobile numbers: a landline caller
+/// gets a call back from an operator instead (the failure says so, and the operators' queue shows it).
+fn recipient(channel: &str, citizen: Option<&Citizen>) -> Result<String, String> {
+    let none = |what: &str| format!("no {what} to answer on the {channel} channel");
+    let Some(c) = citizen else { return Err(none("contact details")) };
+    match channel {
+        "email" => c.email.clone().ok_or_else(|| none("e-mail address")),
+        "zalo" => c.zalo_id.clone().ok_or_else(|| none("Zalo id")),
+        "sms" => match &c.phone {
+            Some(phone) if is_mobile(phone) => Ok(phone.clone()),
+            Some(_) => Err(format!("{NO_MOBILE}: the citizen's number is not a mobile; call the citizen back")),
+            None => Err(format!("{NO_MOBILE}: call the citizen back if they left a number")),
+        },
+        _ => c.phone.clone().or(c.email.clone()).ok_or_else(|| none("contact details")),
+    }
+}
+
+/// How a reply that SMS cannot carry starts its failure reason (the phone channel's call-back tasks look for it).
+pub const NO_MOBILE: &str = "no mobile number";
+
+/// Records what became of a reply. The message is out (or given up): from here on, never hand the delivery back
+/// (that would send it again); keep trying to record the outcome instead.
+async fn record_outcome(
+    adapter: &dyn ChannelAdapter,
+    store: &dyn EventStore,
+    ticket: Uuid,
+    of_event: Uuid,
+    kind: ReplyKind,
+    outcome: Result<Option<String>, (String, u32)>,
+    backoff: Duration,
+) -> Result<(), Duration> {
     let mut wait = Duration::from_millis(200);
     for _ in 0..20 {
         match record(store, ticket, of_event, kind, adapter.name(), outcome.clone()).await {

@@ -42,6 +42,8 @@ pub struct JetStreamConfig {
     /// Key-value bucket of channel messages and contacts (keys are hashes): where each inbound message went,
     /// and the tickets each contact opened.
     pub inbound_bucket: String,
+    /// Key-value bucket of the channels' own durable state (vendor tokens, followers, inboxes).
+    pub channels_bucket: String,
     /// How long one request (publish ack, direct get) may take before it counts as unavailable.
     pub request_timeout: Duration,
     /// How long a durable subscription waits for an ack before it redelivers: after a crash, what was in flight
@@ -58,6 +60,7 @@ impl Default for JetStreamConfig {
             refs_bucket: "hotline_refs".to_owned(),
             tokens_bucket: "hotline_tokens".to_owned(),
             inbound_bucket: "hotline_inbound".to_owned(),
+            channels_bucket: "hotline_channels".to_owned(),
             request_timeout: Duration::from_secs(5),
             ack_wait: Duration::from_secs(10),
         }
@@ -80,6 +83,7 @@ pub struct JetStreamStore {
     refs: kv::Store,
     tokens: kv::Store,
     inbound: kv::Store,
+    channels: kv::Store,
     cfg: JetStreamConfig,
     /// Counts (re)connections. Subscriptions end when it moves, so their owners subscribe again at once instead
     /// of waiting for missed heartbeats: a restarted server has forgotten their consumers' pull requests. The
@@ -143,7 +147,8 @@ impl JetStreamStore {
         let refs = bucket(&js, &cfg, &cfg.refs_bucket, "ticket reference -> ticket id; a reference is never reused").await?;
         let tokens = bucket(&js, &cfg, &cfg.tokens_bucket, "API token id -> role, agency, name, hash").await?;
         let inbound = bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids").await?;
-        Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, cfg, connections })
+        let channels = bucket(&js, &cfg, &cfg.channels_bucket, "<channel>.<key> -> a channel's own state (tokens, followers, inbox)").await?;
+        Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, cfg, connections })
     }
 
     fn subject(&self, ticket: Uuid) -> String {
@@ -409,6 +414,56 @@ impl EventStore for JetStreamStore {
 
     fn contact_tickets<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<Vec<Uuid>, StoreError>> {
         self.tickets_of_contact(contact).boxed()
+    }
+
+    fn state_get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, StoreError>> {
+        async move {
+            let entry = self.channels.entry(key).await.map_err(unavailable)?;
+            Ok(entry.filter(|e| e.operation == kv::Operation::Put).map(|e| (e.value.to_vec(), e.revision)))
+        }
+        .boxed()
+    }
+
+    fn state_put<'a>(&'a self, key: &'a str, value: &'a [u8], expected: Option<u64>) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        async move {
+            let value = bytes::Bytes::copy_from_slice(value);
+            match expected {
+                None => match self.channels.create(key, value).await {
+                    Ok(revision) => Ok(Some(revision)),
+                    Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
+                    Err(e) => Err(unavailable(e)),
+                },
+                Some(revision) => match self.channels.update(key, value, revision).await {
+                    Ok(revision) => Ok(Some(revision)),
+                    Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
+                    Err(e) => Err(unavailable(e)),
+                },
+            }
+        }
+        .boxed()
+    }
+
+    fn state_set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, Result<u64, StoreError>> {
+        async move { self.channels.put(key, bytes::Bytes::copy_from_slice(value)).await.map_err(unavailable) }.boxed()
+    }
+
+    fn state_delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move { self.channels.delete(key).await.map_err(unavailable) }.boxed()
+    }
+
+    fn state_keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        async move {
+            let mut keys = self.channels.keys().await.map_err(unavailable)?;
+            let mut found = Vec::new();
+            while let Some(key) = keys.next().await {
+                let key = key.map_err(unavailable)?;
+                if key.starts_with(prefix) {
+                    found.push(key);
+                }
+            }
+            Ok(found)
+        }
+        .boxed()
     }
 
     fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>> {

@@ -216,6 +216,22 @@ pub trait EventStore: Send + Sync + 'static {
     /// The tickets `contact` opened, newest first.
     fn contact_tickets<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<Vec<Uuid>, StoreError>>;
 
+    /// A channel's durable state (`key`: `<channel>.<name>`): the value and its revision.
+    fn state_get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, StoreError>>;
+
+    /// Writes a channel's state if it is still at `expected` (None: only if there is none): the new revision, or
+    /// `None` when someone else wrote first.
+    fn state_put<'a>(&'a self, key: &'a str, value: &'a [u8], expected: Option<u64>) -> BoxFuture<'a, Result<Option<u64>, StoreError>>;
+
+    /// Writes a channel's state whatever is there.
+    fn state_set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Removes a channel's state entry (nothing when there is none).
+    fn state_delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The keys of a channel's state that start with `prefix`.
+    fn state_keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+
     /// The last position in the log (0 when empty).
     fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>>;
 

@@ -275,6 +275,18 @@ fn intake(settings: &Settings, store: Arc<dyn EventStore>, province: Arc<Provinc
     Intake::new(store, province).with_deadline(Duration::from_secs(settings.nats.request_timeout_secs))
 }
 
+/// The `'static` name of a channel (state keys are prefixed with it).
+fn channel_name(name: &str) -> &'static str {
+    match name {
+        "app" => "app",
+        "sms" => "sms",
+        "email" => "email",
+        "zalo" => "zalo",
+        "phone" => "phone",
+        _ => "other",
+    }
+}
+
 fn channel_config(settings: &Settings, name: &str) -> serde_json::Value {
     settings
         .channel(name)
@@ -284,7 +296,7 @@ fn channel_config(settings: &Settings, name: &str) -> serde_json::Value {
 
 fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Shutdown) -> ChannelContext {
     let config = channel_config(settings, name);
-    ChannelContext { intake, config, shutdown, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }
+    ChannelContext::new(channel_name(name), intake, config, shutdown, settings.data_dir.clone())
 }
 
 /// Connects to NATS, retrying until it answers, or returns None when shutdown is raised first. A server that

@@ -49,7 +49,14 @@ impl Harness {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let smtp = listener.local_addr().expect("addr");
         let (trigger, shutdown) = hotline_runtime::shutdown();
-        let ctx = ChannelContext { intake: intake.clone(), config, shutdown, blobs: blobs.clone() };
+        let ctx = ChannelContext {
+            state: hotline_channel::ChannelState::new(intake.event_store(), "email"),
+            data_dir: std::env::temp_dir(),
+            intake: intake.clone(),
+            config,
+            shutdown,
+            blobs: blobs.clone(),
+        };
         let serving = channel.clone();
         let server = tokio::spawn(async move { serving.serve(listener, ctx).await });
         Harness { store, intake, blobs, channel, smtp, trigger, server, _blob_dir: blob_dir, nats }

@@ -48,10 +48,12 @@ impl Harness {
         let blobs = hotline_channel::blobs::BlobStore::new(self.nats.dir.path().join("blobs"));
         (
             ChannelContext {
+                state: hotline_channel::ChannelState::new(self.intake.event_store(), "sms"),
                 intake: self.intake.clone(),
                 config,
                 shutdown,
                 blobs,
+                data_dir: self.nats.dir.path().to_owned(),
             },
             trigger,
         )

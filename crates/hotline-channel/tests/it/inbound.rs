@@ -199,3 +199,53 @@ async fn a_message_without_an_id_or_text_is_refused() {
     let no_text = intake.receive(sms("SM9", "84912345678", "   ")).await;
     assert!(matches!(no_text, Err(hotline_channel::IntakeError::Invalid { code: "empty_text", .. })));
 }
+
+#[tokio::test]
+async fn another_sender_reusing_a_message_id_never_writes_into_the_first_ticket() {
+    let nats = TestNats::start().await;
+    let (intake, store) = intake(&nats).await;
+    let mail = |from: &str, hints: Vec<ThreadHint>| InboundMessage {
+        channel: "email",
+        message_id: "same@id".to_owned(),
+        from: from.to_owned(),
+        text: "Nội dung".to_owned(),
+        hints,
+        ..Default::default()
+    };
+    let opened = intake.receive(mail("dan@example.vn", vec![])).await.expect("opened");
+    let reply = intake
+        .receive(InboundMessage { message_id: "reply@id".into(), ..mail("dan@example.vn", vec![ThreadHint::Ticket(opened.ticket_id())]) })
+        .await
+        .expect("reply");
+    assert_eq!(reply.ticket_id(), opened.ticket_id());
+    // A stranger's mail with the reply's Message-ID: the id belongs to the first delivery's ticket, whose citizen
+    // is someone else.
+    let stranger = intake
+        .receive(InboundMessage { message_id: "reply@id".into(), text: "Khác".into(), ..mail("other@example.vn", vec![]) })
+        .await;
+    assert!(matches!(stranger, Err(hotline_channel::IntakeError::KeyReused)), "{stranger:?}");
+    assert_eq!(events(store.as_ref(), opened.ticket_id()).await.len(), 2);
+}
+
+#[tokio::test]
+async fn channel_state_writes_are_conditional_and_scoped_to_the_channel() {
+    let nats = TestNats::start().await;
+    let (intake, _store) = intake(&nats).await;
+    let zalo = hotline_channel::ChannelState::new(intake.event_store(), "zalo");
+    let sms = hotline_channel::ChannelState::new(intake.event_store(), "sms");
+    let first = zalo.put("tokens", b"a", None).await.expect("store").expect("created");
+    assert_eq!(zalo.put("tokens", b"b", None).await.expect("store"), Err(hotline_channel::StateConflict));
+    let second = zalo.put("tokens", b"b", Some(first)).await.expect("store").expect("updated");
+    assert_eq!(zalo.put("tokens", b"c", Some(first)).await.expect("store"), Err(hotline_channel::StateConflict), "a stale revision loses");
+    assert_eq!(zalo.get("tokens").await.expect("store"), Some((b"b".to_vec(), second)));
+    assert_eq!(sms.get("tokens").await.expect("store"), None, "another channel's state is its own");
+    zalo.set("inbox.m1", b"1").await.expect("set");
+    zalo.set("inbox.m2", b"2").await.expect("set");
+    let mut keys = zalo.keys("inbox.").await.expect("keys");
+    keys.sort();
+    assert_eq!(keys, vec!["inbox.m1".to_owned(), "inbox.m2".to_owned()]);
+    zalo.delete("inbox.m1").await.expect("delete");
+    assert_eq!(zalo.get("inbox.m1").await.expect("store"), None);
+    assert_eq!(zalo.keys("inbox.").await.expect("keys"), vec!["inbox.m2".to_owned()]);
+    assert!(zalo.get("bad key").await.is_err(), "keys are checked");
+}
