@@ -13,8 +13,11 @@ use crate::text::{self, Concat, ConcatScheme};
 const MAX_PENDING: usize = 4096;
 /// Octets held in waiting parts at most (same remedy).
 const MAX_PENDING_BYTES: usize = 8 * 1024 * 1024;
-/// How long a completed message's key is remembered, so a part the SMSC sends again (its acknowledgement was
-/// lost in a dropped connection) is not taken for the start of a new message.
+/// How long a completed message's key is remembered, with a hash of each of its parts, so a part the SMSC sends
+/// again (its acknowledgement was lost in a dropped connection) is not taken for the start of a new message.
+/// Only a part identical to one of the stored message (same number, same bytes) counts as sent again: phones
+/// reuse 8-bit references (1 in 256, some always the same), and a citizen's next long message under the same
+/// key is a new message.
 const COMPLETED_MEMORY: Duration = Duration::from_secs(3600);
 
 /// One received part (or a whole single message).
@@ -66,6 +69,19 @@ pub enum Added {
     AlreadyDone,
 }
 
+/// A stored message's key is remembered with what its parts were.
+struct Completed {
+    at: Instant,
+    /// SHA-256 of each part's user data, by part number.
+    parts: BTreeMap<u8, [u8; 32]>,
+}
+
+fn body_hash(body: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, body).as_ref());
+    out
+}
+
 struct Pending {
     first_seen: Instant,
     destination: String,
@@ -77,7 +93,7 @@ struct Pending {
 pub struct Reassembler {
     timeout: Duration,
     pending: HashMap<Key, Pending>,
-    completed: HashMap<Key, Instant>,
+    completed: HashMap<Key, Completed>,
     bytes: usize,
 }
 
@@ -116,9 +132,13 @@ impl Reassembler {
             total: concat.total,
         };
         self.completed
-            .retain(|_, at| now.saturating_duration_since(*at) < COMPLETED_MEMORY);
-        if self.completed.contains_key(&key) {
-            return (Added::AlreadyDone, Vec::new());
+            .retain(|_, c| now.saturating_duration_since(c.at) < COMPLETED_MEMORY);
+        if let Some(done) = self.completed.get(&key) {
+            if done.parts.get(&concat.seq) == Some(&body_hash(&fragment.body)) {
+                return (Added::AlreadyDone, Vec::new());
+            }
+            // Not a part of the stored message: the sender reused the reference for a new one.
+            self.completed.remove(&key);
         }
         let mut evicted = Vec::new();
         let entry = self.pending.entry(key.clone()).or_insert_with(|| Pending {
@@ -152,12 +172,19 @@ impl Reassembler {
         (Added::Waiting, evicted)
     }
 
-    /// The message of `key` was stored: forget its parts, remember it was done.
+    /// The message of `key` was stored: forget its parts, remember it was done (and what its parts were).
     pub fn done(&mut self, now: Instant, key: &Key) {
+        let mut parts = BTreeMap::new();
         if let Some(p) = self.pending.remove(key) {
             self.bytes -= p.parts.values().map(Vec::len).sum::<usize>();
+            parts = p
+                .parts
+                .iter()
+                .map(|(seq, body)| (*seq, body_hash(body)))
+                .collect();
         }
-        self.completed.insert(key.clone(), now);
+        self.completed
+            .insert(key.clone(), Completed { at: now, parts });
     }
 
     /// Storing the message failed and the SMSC will send part `seq` again: keep the other parts waiting.
@@ -289,6 +316,32 @@ mod tests {
         r.done(t, a.key.as_ref().expect("key"));
         assert_eq!(r.add(t, part(1, 3, b"Mat ")).0, Added::AlreadyDone);
         assert_eq!(r.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_reused_reference_within_the_hour_is_a_new_message_not_already_done() {
+        let mut r = Reassembler::new(Duration::from_secs(60));
+        let t = Instant::now();
+        r.add(t, part(1, 2, b"Mat dien "));
+        let (Added::Complete(first), _) = r.add(t, part(2, 2, b"o Phu Hoa")) else {
+            panic!("not complete")
+        };
+        r.done(t, first.key.as_ref().expect("key"));
+        // The SMSC sending a part of the stored message again (its answer was lost): nothing new.
+        let later = t + Duration::from_secs(600);
+        assert_eq!(r.add(later, part(2, 2, b"o Phu Hoa")).0, Added::AlreadyDone);
+        assert_eq!(r.add(later, part(1, 2, b"Mat dien ")).0, Added::AlreadyDone);
+        // The citizen's next long message with the same reference, 20 minutes later: a new message.
+        let next = t + Duration::from_secs(1200);
+        assert_eq!(r.add(next, part(2, 2, b"van chua co")).0, Added::Waiting);
+        let (Added::Complete(second), _) = r.add(next, part(1, 2, b"Den nay ")) else {
+            panic!("the second message was taken for the first")
+        };
+        assert_eq!(second.text, "Den nay van chua co");
+        r.done(next, second.key.as_ref().expect("key"));
+        // Now the second one is what a redelivery is compared with.
+        assert_eq!(r.add(next, part(1, 2, b"Den nay ")).0, Added::AlreadyDone);
+        assert_eq!(r.add(next, part(1, 2, b"Mat dien ")).0, Added::Waiting);
     }
 
     #[test]

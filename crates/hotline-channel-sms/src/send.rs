@@ -119,11 +119,9 @@ async fn send_esms(
         content: &message.text,
         sms_type: &config.sms_type,
         brandname: config.brandname.as_deref().unwrap_or_default(),
-        is_unicode: if text::fits_gsm7(&message.text) {
-            "0"
-        } else {
-            "1"
-        },
+        // Only plain ASCII goes unaccented: eSMS's IsUnicode=0 mode is meant for Vietnamese without diacritics
+        // and may mangle what GSM 7-bit could carry (è, £, €), so anything else is sent as Unicode.
+        is_unicode: if message.text.is_ascii() { "0" } else { "1" },
         // eSMS refuses a RequestId it has seen (code 124): a retry after a lost answer cannot send twice.
         request_id: message.id.to_string(),
         sandbox: if config.sandbox { "1" } else { "0" },

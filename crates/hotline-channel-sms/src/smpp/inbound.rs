@@ -10,7 +10,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use hotline_runtime::Shutdown;
 use tokio::sync::mpsc;
 
 use super::pdu::{ShortMessage, status, tag};
@@ -138,23 +137,27 @@ struct IdMemory {
     given: HashMap<[u8; 32], (String, Instant)>,
 }
 
-/// How long an id is remembered; SMSCs give up redelivering well within this.
-const ID_MEMORY: Duration = Duration::from_secs(48 * 3600);
+/// How long after an id was given the same bytes from the same number are taken for a redelivery of that message
+/// even on another day. Only a redelivery window: SMSCs redeliver an unanswered `deliver_sm` within minutes, while
+/// the same text a day later ("Có" to a new question) is a new message and gets the new day's id.
+pub const REDELIVERY_WINDOW: Duration = Duration::from_secs(3600);
 const ID_MEMORY_MAX: usize = 100_000;
 
 impl IdMemory {
-    fn id(&mut self, base: [u8; 32], now: Instant) -> String {
+    /// The id of a message with day-independent hash `base`, first seen at `now` (`wall`: the same moment on the
+    /// calendar, whose Vietnamese day goes into the id).
+    fn id(&mut self, base: [u8; 32], now: Instant, wall: SystemTime) -> String {
         if self.given.len() >= ID_MEMORY_MAX {
             self.given
-                .retain(|_, (_, at)| now.saturating_duration_since(*at) < ID_MEMORY);
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) < REDELIVERY_WINDOW);
             if self.given.len() >= ID_MEMORY_MAX {
                 self.given.clear();
             }
         }
         match self.given.get(&base) {
-            Some((id, at)) if now.saturating_duration_since(*at) < ID_MEMORY => id.clone(),
+            Some((id, at)) if now.saturating_duration_since(*at) < REDELIVERY_WINDOW => id.clone(),
             _ => {
-                let id = message_id(&base, vietnam_day(SystemTime::now()));
+                let id = message_id(&base, vietnam_day(wall));
                 self.given.insert(base, (id.clone(), now));
                 id
             }
@@ -165,13 +168,15 @@ impl IdMemory {
 /// Incomplete messages held for another try at most; past this the oldest is given up (and logged).
 const RETRY_MAX: usize = 10_000;
 
-/// Runs until the session stops feeding it (or shutdown), then stores what it holds and returns.
+/// Runs until the session stops feeding it (it closes the channel once it has stopped reading and sent the
+/// answers to what it handed over), then stores what it holds and returns. It does not watch shutdown itself: a
+/// delivery already handed over must still be stored and answered, or the SMSC sends its part again after a restart
+/// and that part alone becomes a petition.
 pub(crate) async fn run_worker(
     mut deliveries: mpsc::Receiver<Deliver>,
     answers: mpsc::Sender<DeliverAnswer>,
     sink: Arc<dyn MoSink>,
     reassembly_timeout: Duration,
-    mut shutdown: Shutdown,
 ) {
     let mut w = Worker {
         sink,
@@ -190,8 +195,6 @@ pub(crate) async fn run_worker(
         .flatten()
         .min();
         tokio::select! {
-            biased;
-            _ = shutdown.wait() => break,
             delivery = deliveries.recv() => {
                 let Some(d) = delivery else { break };
                 let status = w.handle(d.sm).await;
@@ -304,7 +307,7 @@ impl Worker {
         }
         let base = message_base(&a.source, &a.destination, a.data_coding, &material);
         MoMessage {
-            message_id: self.ids.id(base, now),
+            message_id: self.ids.id(base, now, SystemTime::now()),
             source: a.source.clone(),
             destination: a.destination.clone(),
             text: a.text.clone(),
@@ -401,13 +404,30 @@ mod tests {
         assert_ne!(message_id(&base, 20_000), message_id(&base, 20_001));
         assert_ne!(base, message_base("84912345679", "1022", 0, b"Co"));
         assert_ne!(base, message_base("84912345678", "1022", 8, b"Co"));
+    }
+
+    #[test]
+    fn the_same_text_a_day_later_is_a_new_message_not_yesterdays_id() {
+        let base = message_base("84912345678", "1022", 0, b"Co");
         let mut memory = IdMemory {
             given: HashMap::new(),
         };
         let now = Instant::now();
-        assert_eq!(
-            memory.id(base, now),
-            memory.id(base, now + Duration::from_secs(3600))
+        // 23:40 in Vietnam (16:40 UTC) on some day.
+        let evening = UNIX_EPOCH + Duration::from_secs(20_000 * 86_400 + 16 * 3600 + 40 * 60);
+        let first = memory.id(base, now, evening);
+        // A redelivery 30 minutes later, after midnight: still the first message.
+        let half_hour = Duration::from_secs(30 * 60);
+        assert_eq!(memory.id(base, now + half_hour, evening + half_hour), first);
+        assert_ne!(
+            vietnam_day(evening),
+            vietnam_day(evening + half_hour),
+            "the redelivery crosses midnight"
         );
+        // "Có" again 30 hours later, answering a new question: a new message.
+        let later = Duration::from_secs(30 * 3600);
+        let next = memory.id(base, now + later, evening + later);
+        assert_ne!(next, first);
+        assert_eq!(next, message_id(&base, vietnam_day(evening + later)));
     }
 }

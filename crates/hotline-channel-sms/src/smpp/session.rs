@@ -5,10 +5,14 @@
 //! Keep-alive: an `enquire_link` after `enquire_link` of silence, and the SMSC's own answered. A request of ours
 //! unanswered within `response_timeout` means the link is dead: reconnect. Throttling (`ESME_RTHROTTLED`,
 //! `ESME_RMSGQFUL`) delays the part and sends it again, the delay doubling. Unknown requests get `generic_nack`;
-//! a PDU whose length is impossible (over 64 KiB) ends the connection, which is then made again. On shutdown
-//! the session unbinds.
+//! a PDU whose length is impossible (over 64 KiB) ends the connection, which is then made again.
+//!
+//! On shutdown the session stops handing `deliver_sm`s to the worker (new ones are answered `ESME_RX_T_APPN`,
+//! so the SMSC keeps them), waits at most [`ANSWER_DRAIN`] for the worker's answers to those it already handed
+//! over, sends them, and only then unbinds: a part that completed a message being stored at that
+//! moment is acknowledged, instead of coming again alone after the restart.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -89,6 +93,8 @@ pub struct Session {
     jobs_open: bool,
     active: Option<Active>,
     sequence: u32,
+    /// Sequence numbers of the `deliver_sm`s of the current connection handed to the worker and not yet answered.
+    handed: HashSet<u32>,
 }
 
 /// A new session and the client that submits through it.
@@ -106,6 +112,7 @@ pub fn session(config: SmppConfig) -> (SmppClient, Session) {
             jobs_open: true,
             active: None,
             sequence: 0,
+            handed: HashSet::new(),
         },
     )
 }
@@ -129,6 +136,12 @@ const THROTTLE_MAX: Duration = Duration::from_secs(30);
 /// How often timers (keep-alive, response timeouts, throttling) are looked at.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How long shutdown waits for the worker's answers to deliveries already handed over: half the process's drain
+/// timeout, leaving the rest for the unbind and for storing the parts of incomplete messages the worker holds.
+/// (A store in flight ends within the event log's request timeout, 5 s, either way.)
+pub const ANSWER_DRAIN: Duration =
+    Duration::from_secs(hotline_runtime::DRAIN_TIMEOUT.as_secs() / 2);
+
 /// Why a connection ended.
 enum End {
     Shutdown,
@@ -151,7 +164,6 @@ impl Session {
             answer_tx,
             sink,
             self.config.reassembly_timeout,
-            shutdown.clone(),
         ));
         let mut backoff = self.config.reconnect_min;
         let mut generation = 0u64;
@@ -200,7 +212,9 @@ impl Session {
                 "the SMPP session is shutting down".into(),
             )));
         }
+        // The worker finishes what it was given (storing what incomplete messages it holds) and ends.
         drop(deliver_tx);
+        drop(answer_rx);
         if tokio::time::timeout(hotline_runtime::DRAIN_TIMEOUT, worker)
             .await
             .is_err()
@@ -303,12 +317,15 @@ impl Session {
         if let Some(active) = &mut self.active {
             active.in_flight = None;
         }
+        // Answers to the last connection's deliveries are not sent on this one.
+        self.handed.clear();
         loop {
             if let Err(e) = self.pump(&mut wr, &mut waiting).await {
                 return End::Lost(e);
             }
             tokio::select! {
                 _ = shutdown.wait() => {
+                    self.drain(&mut wr, &mut frames, generation, answer_rx, &mut waiting).await;
                     self.unbind(&mut wr, &mut frames).await;
                     return End::Shutdown;
                 }
@@ -319,13 +336,14 @@ impl Session {
                         Err(e) => return End::Lost(e.to_string()),
                     };
                     last_heard = Instant::now();
-                    if let Err(e) = self.on_frame(&frame, generation, &mut wr, &mut waiting, deliver_tx).await {
+                    if let Err(e) = self.on_frame(&frame, generation, &mut wr, &mut waiting, Some(deliver_tx)).await {
                         return End::Lost(e);
                     }
                 }
                 Some(answer) = answer_rx.recv() => {
                     // An answer for a connection already gone is not sent: the SMSC delivers again.
                     if answer.generation == generation {
+                        self.handed.remove(&answer.sequence);
                         let resp = Packet { status: answer.status, sequence: answer.sequence, body: Body::DeliverSmResp };
                         if let Err(e) = write(&mut wr, &resp, limit).await {
                             return End::Lost(e);
@@ -358,6 +376,49 @@ impl Session {
                             return End::Lost(e);
                         }
                         waiting.insert(sequence, (Outgoing::EnquireLink, now));
+                    }
+                }
+            }
+        }
+    }
+
+    /// At shutdown, before unbinding: sends the worker's answers to the deliveries already handed to it, waiting
+    /// for them at most [`ANSWER_DRAIN`]. Meanwhile the SMSC is still heard (keep-alives,
+    /// `submit_sm_resp`), but a new `deliver_sm` is answered `ESME_RX_T_APPN` for the SMSC to deliver again later.
+    async fn drain(
+        &mut self,
+        wr: &mut tokio::net::tcp::OwnedWriteHalf,
+        frames: &mut FrameReader<tokio::net::tcp::OwnedReadHalf>,
+        generation: u64,
+        answer_rx: &mut mpsc::Receiver<DeliverAnswer>,
+        waiting: &mut HashMap<u32, (Outgoing, Instant)>,
+    ) {
+        let limit = self.config.response_timeout;
+        let deadline = Instant::now() + ANSWER_DRAIN;
+        while !self.handed.is_empty() {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(
+                        unanswered = self.handed.len(),
+                        "SMS still being stored at shutdown; the SMSC will deliver them again"
+                    );
+                    return;
+                }
+                answer = answer_rx.recv() => {
+                    let Some(answer) = answer else { return };
+                    if answer.generation != generation {
+                        continue;
+                    }
+                    self.handed.remove(&answer.sequence);
+                    let resp = Packet { status: answer.status, sequence: answer.sequence, body: Body::DeliverSmResp };
+                    if write(wr, &resp, limit).await.is_err() {
+                        return;
+                    }
+                }
+                frame = frames.next() => {
+                    let Ok(Some(frame)) = frame else { return };
+                    if self.on_frame(&frame, generation, wr, waiting, None).await.is_err() {
+                        return;
                     }
                 }
             }
@@ -429,7 +490,8 @@ impl Session {
         generation: u64,
         wr: &mut tokio::net::tcp::OwnedWriteHalf,
         waiting: &mut HashMap<u32, (Outgoing, Instant)>,
-        deliver_tx: &mpsc::Sender<Deliver>,
+        // `None` while draining at shutdown: nothing more is handed to the worker.
+        deliver_tx: Option<&mpsc::Sender<Deliver>>,
     ) -> Result<(), String> {
         let limit = self.config.response_timeout;
         let packet = match pdu::decode(frame) {
@@ -457,15 +519,18 @@ impl Session {
         match packet.body {
             Body::DeliverSm(sm) => {
                 // Never wait here: the session must keep answering keep-alives. A worker that is behind (or
-                // gone) makes the SMSC deliver again later.
-                if deliver_tx
-                    .try_send(Deliver {
+                // gone), or a session shutting down, makes the SMSC deliver again later.
+                let handed = deliver_tx.is_some_and(|tx| {
+                    tx.try_send(Deliver {
                         generation,
                         sequence,
                         sm,
                     })
-                    .is_err()
-                {
+                    .is_ok()
+                });
+                if handed {
+                    self.handed.insert(sequence);
+                } else {
                     let busy = Packet {
                         status: status::RX_T_APPN,
                         sequence,

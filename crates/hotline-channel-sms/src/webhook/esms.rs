@@ -131,6 +131,8 @@ impl MoGateway for EsmsWebhook {
             message_id: format!("esms:{}", q.smsid),
             from: q.sender,
             text: q.content,
+            // eSMS's short-code MO carries text only.
+            attachments: Vec::new(),
             gateway_id: q.smsid,
         })
     }

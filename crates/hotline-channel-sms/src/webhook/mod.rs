@@ -23,6 +23,7 @@ use hotline_channel::http::{ApiError, MAX_BODY_BYTES};
 use hotline_channel::{
     InboundMessage, Intake, Received, ThreadHint, find_references, normalise_msisdn,
 };
+use hotline_domain::event::Attachment;
 
 use crate::CHANNEL;
 
@@ -42,7 +43,10 @@ pub struct MoRequest {
     pub message_id: String,
     /// The sender as the gateway wrote it.
     pub from: String,
+    /// Empty for a message of media only.
     pub text: String,
+    /// Media of an MMS, as links to where the gateway keeps them (`url` set, no `sha256`).
+    pub attachments: Vec<Attachment>,
     /// The gateway's own id (for its answer).
     pub gateway_id: String,
 }
@@ -155,12 +159,15 @@ async fn receive(
 
 /// What intake gets for a citizen's SMS, from any gateway or SMPP.
 pub fn inbound_message(message: &MoRequest, follow_up_window: Duration) -> InboundMessage {
-    build_inbound(
-        &message.message_id,
-        &message.from,
-        &message.text,
-        follow_up_window,
-    )
+    InboundMessage {
+        attachments: message.attachments.clone(),
+        ..build_inbound(
+            &message.message_id,
+            &message.from,
+            &message.text,
+            follow_up_window,
+        )
+    }
 }
 
 /// The [`InboundMessage`] of an SMS: the sender normalised, references in the text as hints, and the follow-up

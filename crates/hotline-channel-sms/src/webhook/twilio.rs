@@ -2,11 +2,16 @@
 //! base64(HMAC-SHA1(auth token, URL + each parameter's name and value, sorted by name)). The URL is the one
 //! configured at Twilio (`twilio.public_url`: behind a proxy we cannot see it ourselves) plus the request's query
 //! string. The answer is empty TwiML: the acknowledgement, if any, goes out as an answer through the send route.
+//!
+//! An MMS names its media in `MediaUrl{N}` / `MediaContentType{N}` (N from 0, `NumMedia` of them, at most 10):
+//! they become attachments linking to Twilio's copy, and the `Body` may then be empty (a photo alone is a
+//! petition).
 
 use axum::http::Method;
 use axum::response::Response;
 use base64::Engine;
 use hotline_channel::Received;
+use hotline_domain::event::Attachment;
 
 use super::{MoGateway, MoRequest, WebhookError, WebhookRequest, form};
 use crate::config::Secret;
@@ -62,6 +67,91 @@ pub fn parse_form(body: &[u8]) -> Result<Vec<(String, String)>, WebhookError> {
     Ok(form::parse(body)?)
 }
 
+/// The media of an MMS: each `MediaUrl{N}` (with its `MediaContentType{N}`) as an attachment linking to it. A
+/// link that is not a plain http(s) URL is left out (logged) rather than refuse the message with it.
+pub fn media(params: &[(String, String)]) -> Vec<Attachment> {
+    let field = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    };
+    let mut out = Vec::new();
+    for n in 0..Attachment::MAX {
+        let Some(url) = field(&format!("MediaUrl{n}")) else {
+            continue;
+        };
+        let media_type = field(&format!("MediaContentType{n}"))
+            .filter(|t| {
+                t.len() <= 255 && !t.contains(|c: char| c.is_whitespace() || c.is_control())
+            })
+            .map(str::to_owned);
+        let attachment = Attachment {
+            name: media_name(n, url, media_type.as_deref()),
+            url: Some(url.to_owned()),
+            sha256: None,
+            media_type,
+            size: None,
+        };
+        match attachment.validate() {
+            Ok(()) => out.push(attachment),
+            Err(e) => tracing::warn!(error = %e, "a Twilio media link left out"),
+        }
+    }
+    out
+}
+
+/// A file name for a media link: its last path segment (Twilio's media SID, `ME…`), or `media-N`, with an
+/// extension for its type.
+fn media_name(n: usize, url: &str, media_type: Option<&str>) -> String {
+    let path = url
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .unwrap_or("");
+    let stem = path
+        .split('/')
+        .skip(1)
+        .filter(|s| !s.is_empty())
+        .last()
+        .filter(|s| s.len() <= 100)
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("media-{n}"));
+    match media_type.and_then(extension) {
+        Some(ext) if !stem.contains('.') => format!("{stem}.{ext}"),
+        _ => stem,
+    }
+}
+
+/// The usual extension of a media type Twilio passes on.
+fn extension(media_type: &str) -> Option<&str> {
+    let essence = media_type.split(';').next().unwrap_or("").trim();
+    Some(match essence.to_ascii_lowercase().as_str() {
+        "image/jpeg" | "image/jpg" => "jpg",
+        "image/png" => "png",
+        "image/gif" => "gif",
+        "image/webp" => "webp",
+        "image/heic" => "heic",
+        "video/mp4" => "mp4",
+        "video/3gpp" => "3gp",
+        "audio/amr" => "amr",
+        "audio/mpeg" => "mp3",
+        "audio/ogg" => "ogg",
+        "text/vcard" | "text/x-vcard" => "vcf",
+        "application/pdf" => "pdf",
+        _ => {
+            let sub = essence.split_once('/')?.1;
+            return (!sub.is_empty()
+                && sub.len() <= 8
+                && sub.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .then_some(sub);
+        }
+    })
+}
+
 impl MoGateway for TwilioWebhook {
     fn name(&self) -> &'static str {
         "twilio"
@@ -112,6 +202,7 @@ impl MoGateway for TwilioWebhook {
             message_id: format!("twilio:{sid}"),
             from: from.to_owned(),
             text: field("Body").unwrap_or("").to_owned(),
+            attachments: media(&params),
             gateway_id: sid.to_owned(),
         })
     }
@@ -138,6 +229,38 @@ mod tests {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+    }
+
+    #[test]
+    fn mms_media_become_links_named_after_their_media_sid() {
+        let url0 = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME0a";
+        let params: Vec<(String, String)> = [
+            ("NumMedia", "3"),
+            ("MediaUrl0", url0),
+            ("MediaContentType0", "image/jpeg"),
+            ("MediaUrl1", "javascript:alert(1)"),
+            ("MediaUrl2", "https://media.example/"),
+            ("MediaContentType2", "application/x-unknown-long"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let media = media(&params);
+        assert_eq!(
+            media
+                .iter()
+                .map(|a| (a.name.as_str(), a.url.as_deref(), a.media_type.as_deref()))
+                .collect::<Vec<_>>(),
+            vec![
+                ("ME0a.jpg", Some(url0), Some("image/jpeg")),
+                (
+                    "media-2",
+                    Some("https://media.example/"),
+                    Some("application/x-unknown-long")
+                ),
+            ]
+        );
+        assert!(media.iter().all(|a| a.sha256.is_none() && a.size.is_none()));
     }
 
     #[test]

@@ -167,6 +167,54 @@ async fn esms_sends_with_the_answer_id_as_request_id_and_sorts_its_refusals() {
     assert!(matches!(e, DeliveryError::Retryable(_)), "{e:?}");
 }
 
+#[tokio::test]
+async fn esms_sends_accented_latin_that_fits_gsm7_as_unicode_not_unaccented() {
+    let stand_in = Arc::new(EsmsStandIn::default());
+    let base = serve(
+        Router::new()
+            .route(
+                "/MainService.svc/json/SendMultipleMessage_V4_post_json/",
+                post(esms_send),
+            )
+            .with_state(stand_in.clone()),
+    )
+    .await;
+    let config = json!({"send": "esms", "esms": {"api_key": "api-k", "secret_key": "secret-k", "brandname": "UBND-BD", "api_base": base}});
+    let channel = SmsChannel::from_config(&config).expect("config");
+    // Each of these has a GSM 7-bit code (è and £ in the basic table, € by escape), none is ASCII.
+    for text in ["Phi xu ly: 5 £", "Cafe è pho", "Tien dien 100 €"] {
+        channel
+            .deliver(&answer("84900000062", text))
+            .await
+            .expect("sent");
+    }
+    channel
+        .deliver(&answer("84900000062", "Da xu ly xong [ma K7M4] ~ 100%"))
+        .await
+        .expect("sent");
+    let flags: Vec<(String, String)> = stand_in
+        .requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|r| {
+            (
+                r["Content"].as_str().unwrap_or_default().to_owned(),
+                r["IsUnicode"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        flags,
+        vec![
+            ("Phi xu ly: 5 £".to_owned(), "1".to_owned()),
+            ("Cafe è pho".to_owned(), "1".to_owned()),
+            ("Tien dien 100 €".to_owned(), "1".to_owned()),
+            ("Da xu ly xong [ma K7M4] ~ 100%".to_owned(), "0".to_owned()),
+        ]
+    );
+}
+
 #[derive(Default)]
 struct TwilioStandIn {
     requests: Mutex<Vec<Vec<(String, String)>>>,

@@ -643,3 +643,134 @@ async fn with_the_event_log_down_the_smsc_is_told_to_deliver_again_and_nothing_i
         .expect("join")
         .expect("run");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_reference_from_the_same_number_within_the_hour_is_a_second_petition_not_dropped()
+{
+    let h = Harness::start().await;
+    let smsc = Smsc::start().await;
+    let config = config(&smsc.addr(), 60);
+    let channel = Arc::new(SmsChannel::from_config(&config).expect("config"));
+    let (ctx, trigger) = h.context(config);
+    let run = tokio::spawn(channel.clone().run(ctx));
+    let mut c = smsc.accept().await;
+    let ok = status(CommandStatus::EsmeRok);
+    let from = "84900000040";
+    let mut send = async |seq: u8, body: &[u8]| {
+        status(
+            c.deliver_and_wait(deliver_sm(from, 0, 0x40, &udh8(42, 2, seq, body)))
+                .await,
+        )
+    };
+
+    assert_eq!(send(1, b"Mat dien ").await, ok);
+    assert_eq!(send(2, b"o Phu Hoa.").await, ok);
+    // The SMSC sends the completing part again (our answer was lost): nothing new.
+    assert_eq!(send(2, b"o Phu Hoa.").await, ok);
+    assert_eq!(h.petitions_of(from).await, vec!["Mat dien o Phu Hoa."]);
+    // Minutes later the citizen's phone sends its next long message under the same 8-bit reference.
+    assert_eq!(send(1, b"Den nay van ").await, ok);
+    assert_eq!(send(2, b"chua co dien.").await, ok);
+    let mut texts = h.petitions_of(from).await;
+    texts.sort();
+    assert_eq!(
+        texts,
+        vec!["Den nay van chua co dien.", "Mat dien o Phu Hoa."]
+    );
+
+    trigger.trigger();
+    let unbind = c.recv().await;
+    assert_eq!(unbind.id(), CommandId::Unbind);
+    c.send(rusmpp::Command::new(
+        CommandStatus::EsmeRok,
+        unbind.sequence_number(),
+        rusmpp::Pdu::UnbindResp,
+    ))
+    .await;
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("run returns")
+        .expect("join")
+        .expect("run");
+}
+
+/// Stops or resumes a process we started (the test's own nats-server), to hold a store in flight.
+fn signal(pid: u32, which: &str) {
+    let status = std::process::Command::new("kill")
+        .args([which, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {which} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_being_stored_at_shutdown_gets_its_deliver_sm_resp_before_the_unbind() {
+    let h = Harness::start().await;
+    let smsc = Smsc::start().await;
+    let config = config(&smsc.addr(), 60);
+    let channel = Arc::new(SmsChannel::from_config(&config).expect("config"));
+    let (ctx, trigger) = h.context(config);
+    let run = tokio::spawn(channel.clone().run(ctx));
+    let mut c = smsc.accept().await;
+    let ok = status(CommandStatus::EsmeRok);
+    let from = "84900000041";
+
+    assert_eq!(
+        status(
+            c.deliver_and_wait(deliver_sm(from, 0, 0x40, &udh8(6, 2, 1, b"Nuoc ngap ")))
+                .await
+        ),
+        ok
+    );
+    // The event log freezes, so storing the message the next part completes stays in flight.
+    let pid = h.nats.server.pid().expect("nats-server pid");
+    signal(pid, "-STOP");
+    let last = c
+        .deliver(deliver_sm(
+            from,
+            0,
+            0x40,
+            &udh8(6, 2, 2, b"duong Tran Phu."),
+        ))
+        .await;
+    // The session reads in order: once it answers this enquire_link it has handed the part to the worker.
+    c.send(rusmpp::Command::new(
+        CommandStatus::EsmeRok,
+        4343,
+        rusmpp::Pdu::EnquireLink,
+    ))
+    .await;
+    let probe = c.recv().await;
+    assert_eq!(
+        (probe.id(), probe.sequence_number()),
+        (CommandId::EnquireLinkResp, 4343)
+    );
+    trigger.trigger();
+    // Shutdown while the store is in flight; the log comes back a moment later, well within the drain timeout.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(pid, "-CONT");
+    let first = c.recv().await;
+    assert_eq!(
+        (first.id(), first.sequence_number(), status(first.status())),
+        (CommandId::DeliverSmResp, last, ok),
+        "the part stored during shutdown is acknowledged before the unbind"
+    );
+    let unbind = c.recv().await;
+    assert_eq!(unbind.id(), CommandId::Unbind);
+    c.send(rusmpp::Command::new(
+        CommandStatus::EsmeRok,
+        unbind.sequence_number(),
+        rusmpp::Pdu::UnbindResp,
+    ))
+    .await;
+    tokio::time::timeout(WAIT, run)
+        .await
+        .expect("run returns")
+        .expect("join")
+        .expect("run");
+    assert_eq!(
+        h.petitions_of(from).await,
+        vec!["Nuoc ngap duong Tran Phu."],
+        "one whole petition, no lone part"
+    );
+}

@@ -227,6 +227,74 @@ async fn twilio_messages_are_checked_stored_once_and_answered_with_empty_twiml()
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_mms_with_only_an_image_is_stored_with_its_media_not_refused() {
+    let h = Harness::start().await;
+    let addr = serve(
+        &h,
+        json!({"twilio": {"auth_token": "tok-12345", "public_url": TWILIO_URL}}),
+    )
+    .await;
+    // A photo of the flooded street, no text, as Twilio posts an MMS.
+    let image = "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages/MM0100/Media/ME0100";
+    let (mut pairs, _) = twilio_form("MM0100", "+84900000045", "");
+    for (k, v) in &mut pairs {
+        if k == "NumMedia" {
+            *v = "2".to_owned();
+        }
+    }
+    for (k, v) in [
+        ("MediaUrl0", image),
+        ("MediaContentType0", "image/jpeg"),
+        (
+            "MediaUrl1",
+            "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages/MM0100/Media/ME0101",
+        ),
+        ("MediaContentType1", "video/mp4"),
+    ] {
+        pairs.push((k.to_owned(), v.to_owned()));
+    }
+    let body = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+        .into_bytes();
+    let signature = twilio::signature("tok-12345", TWILIO_URL, &pairs);
+    let r = request(
+        "POST",
+        &addr,
+        "/v1/sms/twilio",
+        form_headers(Some(signature)),
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let tickets = h.tickets_of("84900000045").await;
+    assert_eq!(tickets.len(), 1);
+    let Some(TicketEvent::PetitionReceived(p)) = tickets[0].1.first() else {
+        panic!("no petition: {:?}", tickets[0].1)
+    };
+    let media: Vec<(&str, Option<&str>, Option<&str>)> = p
+        .attachments
+        .iter()
+        .map(|a| (a.name.as_str(), a.url.as_deref(), a.media_type.as_deref()))
+        .collect();
+    assert_eq!(
+        media,
+        vec![
+            ("ME0100.jpg", Some(image), Some("image/jpeg")),
+            (
+                "ME0101.mp4",
+                Some(
+                    "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages/MM0100/Media/ME0101"
+                ),
+                Some("video/mp4")
+            ),
+        ]
+    );
+}
+
 fn esms_query(sender: &str, smsid: &str, content: &str, sign: &str) -> String {
     format!(
         "/v1/sms/esms?sender={sender}&content={}&serviceNumber=8079&keyword=PA&sign={sign}&cpid=cp77&smsid={smsid}&receiverTime=20250101120000",
