@@ -416,7 +416,7 @@ impl EventStore for JetStreamStore {
         self.tickets_of_contact(contact).boxed()
     }
 
-    fn state_get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, StoreError>> {
+    fn state_get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<crate::StateEntry>, StoreError>> {
         async move {
             let entry = self.channels.entry(key).await.map_err(unavailable)?;
             Ok(entry.filter(|e| e.operation == kv::Operation::Put).map(|e| (e.value.to_vec(), e.revision)))

@@ -97,6 +97,9 @@ pub enum StoreError {
     Rejected(String),
 }
 
+/// A channel's state entry: its value and its revision (for a conditional write).
+pub type StateEntry = (Vec<u8>, u64);
+
 /// The outcome of claiming a reference for a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -217,7 +220,7 @@ pub trait EventStore: Send + Sync + 'static {
     fn contact_tickets<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<Vec<Uuid>, StoreError>>;
 
     /// A channel's durable state (`key`: `<channel>.<name>`): the value and its revision.
-    fn state_get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<(Vec<u8>, u64)>, StoreError>>;
+    fn state_get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<StateEntry>, StoreError>>;
 
     /// Writes a channel's state if it is still at `expected` (None: only if there is none): the new revision, or
     /// `None` when someone else wrote first.
