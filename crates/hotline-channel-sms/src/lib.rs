@@ -120,6 +120,17 @@ impl ChannelAdapter for SmsChannel {
         CHANNEL
     }
 
+    /// A phone caller's answer comes days later: by SMS to their mobile (a landline caller gets a call back).
+    fn answers_for(&self) -> &'static [&'static str] {
+        &["phone"]
+    }
+
+    /// A Zalo reply the OA could not send (the citizen stopped following, or wrote last more than 7 days ago)
+    /// goes by SMS when their mobile number is known.
+    fn fallback_for(&self) -> &'static [&'static str] {
+        &["zalo"]
+    }
+
     fn http_routes(&self, ctx: &ChannelContext) -> Option<axum::Router> {
         let gateways = self.gateways();
         if gateways.is_empty() {
