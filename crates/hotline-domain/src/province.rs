@@ -35,6 +35,8 @@ pub struct Province {
     pub rules: Vec<CategoryRules>,
     /// Place names of each area (wards, communes, landmarks, aliases), in the order of `areas`.
     pub gazetteer: Vec<AreaPlaces>,
+    /// Where each area is on the map, if configured, in the order of `areas` (for [`Province::area_at`]).
+    pub centres: Vec<Option<Centre>>,
     pub calendar: Calendar,
     pub classifier: ClassifierSettings,
     pub emergency: EmergencySettings,
@@ -57,6 +59,15 @@ pub struct Area {
     pub name: String,
     /// `"city"` or `"district"`.
     pub kind: String,
+}
+
+/// An area's rough place on the map: a centre and a radius that covers most of it. Enough to tell which
+/// district a shared location (a Zalo pin, a phone's GPS) falls in; borders are not modelled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Centre {
+    pub lat: f64,
+    pub lon: f64,
+    pub radius_km: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -315,6 +326,25 @@ impl Province {
         })
     }
 
+    /// The area a point falls in: among the areas whose centre is configured and whose radius reaches the point,
+    /// the one the point is relatively nearest to (distance divided by radius, so a small city next to a large
+    /// district keeps its own streets). `None` outside every radius, or for coordinates that are no coordinates.
+    pub fn area_at(&self, lat: f64, lon: f64) -> Option<&Area> {
+        if !((-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon)) {
+            return None;
+        }
+        self.areas
+            .iter()
+            .zip(&self.centres)
+            .filter_map(|(area, centre)| {
+                let c = centre.as_ref()?;
+                let d = distance_km(lat, lon, c.lat, c.lon);
+                (d <= c.radius_km).then_some((area, d / c.radius_km))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(area, _)| area)
+    }
+
     /// The hotline desk: answers from its knowledge base and triages what the classifier could not place.
     pub fn triage_agency(&self) -> &Agency {
         &self.agencies[self.triage_agency]
@@ -345,6 +375,14 @@ impl Province {
         let code = resolve_route(rules, area.filter(|a| self.area(a).is_some()))?;
         self.agency(&code)
     }
+}
+
+/// Great-circle distance in kilometres (haversine; the Earth as a sphere of radius 6371 km).
+fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let (dp, dl) = ((lat2 - lat1).to_radians(), (lon2 - lon1).to_radians());
+    let h = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6371.0 * h.sqrt().min(1.0).asin()
 }
 
 /// The agency code of a rule for an area; validation guarantees it names an existing agency.
@@ -403,6 +441,17 @@ struct RawArea {
     places: Vec<Spanned<String>>,
     #[serde(default)]
     landmarks: Vec<Spanned<String>>,
+    /// `centre = { lat = .., lon = .., radius_km = .. }`: where the area is (optional).
+    #[serde(default)]
+    centre: Option<Spanned<RawCentre>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCentre {
+    lat: f64,
+    lon: f64,
+    radius_km: f64,
 }
 
 #[derive(Deserialize)]
@@ -609,6 +658,7 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
     let areas_span = areas.span();
     let mut area_list = Vec::new();
     let mut gazetteer = Vec::new();
+    let mut centres = Vec::new();
     // Normalised name -> (area index, where it was written): a name may be listed by two areas (that makes it
     // ambiguous), but an area's own name or alias must not be another area's place.
     let mut area_names: HashMap<String, usize> = HashMap::new();
@@ -654,6 +704,24 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
             aliases: a.aliases.into_iter().map(Spanned::into_inner).collect(),
             places: a.places.into_iter().map(Spanned::into_inner).collect(),
             landmarks: a.landmarks.into_iter().map(Spanned::into_inner).collect(),
+        });
+        centres.push(match &a.centre {
+            Some(c) => {
+                let r = c.get_ref();
+                let ok = (-90.0..=90.0).contains(&r.lat)
+                    && (-180.0..=180.0).contains(&r.lon)
+                    && r.radius_km.is_finite()
+                    && r.radius_km > 0.0
+                    && r.radius_km <= 500.0;
+                if !ok {
+                    return Err(cx.error_at(
+                        c.span(),
+                        "centre needs lat within -90..90, lon within -180..180 and radius_km within 0..500",
+                    ));
+                }
+                Some(Centre { lat: r.lat, lon: r.lon, radius_km: r.radius_km })
+            }
+            None => None,
         });
         area_list.push(Area { code, name, kind });
     }
@@ -920,6 +988,7 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
         categories: category_list,
         rules,
         gazetteer,
+        centres,
         calendar,
         classifier,
         emergency,
@@ -1226,6 +1295,27 @@ fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shared_location_falls_in_the_area_around_it() {
+        let p = Province::bundled();
+        let at = |lat, lon| p.area_at(lat, lon).map(|a| a.code.as_str());
+        // The People's Committee of Thủ Dầu Một; the Sóng Thần station in Dĩ An; Phước Vĩnh in Phú Giáo.
+        assert_eq!(at(10.9804, 106.6519), Some("tdm"));
+        assert_eq!(at(10.9030, 106.7560), Some("dian"));
+        assert_eq!(at(11.2960, 106.7990), Some("phugiao"));
+        // Hồ Chí Minh City's centre and the open sea are in no area of the province.
+        assert_eq!(at(10.7769, 106.7009), None);
+        assert_eq!(at(10.0, 107.5), None);
+        assert_eq!(at(f64::NAN, 106.7), None);
+    }
+
+    #[test]
+    fn a_centre_out_of_range_is_refused_with_its_line() {
+        let text = Province::BUNDLED.replacen("radius_km = 8 }", "radius_km = 0 }", 1);
+        let e = Province::parse(&text, "p.toml").expect_err("radius 0");
+        assert!(e.message.contains("radius_km"), "{e}");
+    }
 
     #[test]
     fn bundled_config_parses() {
