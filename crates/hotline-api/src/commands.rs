@@ -77,6 +77,12 @@ struct ExtendBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct CallbackBody {
+    note: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CloseBody {
     #[serde(default)]
     reason: Option<String>,
@@ -125,6 +131,7 @@ pub const COMMANDS: &[&str] = &[
     "reject",
     "close",
     "extend-deadline",
+    "callback-done",
 ];
 
 pub async fn command(
@@ -172,7 +179,7 @@ fn role_gate(principal: &Principal, action: &str) -> Result<(), ApiError> {
     use hotline_domain::access::Role;
     let allowed = match action {
         "acknowledge" | "transfer" => principal.role == Role::Agency,
-        "recategorize" | "duplicate-of" | "reject" | "close" => principal.role != Role::Agency,
+        "recategorize" | "duplicate-of" | "reject" | "close" | "callback-done" => principal.role != Role::Agency,
         "extend-deadline" => matches!(principal.role, Role::Supervisor | Role::Admin),
         _ => true,
     };
@@ -272,6 +279,7 @@ async fn build(
         }
         "reject" => Command::Reject { by, reason: parse::<ReasonBody>(body)?.reason },
         "close" => Command::Close { by, reason: parse::<CloseBody>(body)?.reason },
+        "callback-done" => Command::RecordCallback { by, note: parse::<CallbackBody>(body)?.note },
         "extend-deadline" => {
             let b = parse::<ExtendBody>(body)?;
             Command::ExtendDeadline { by, resolve_by: b.resolve_by, reason: b.reason, now: OffsetDateTime::now_utc() }

@@ -201,13 +201,17 @@ struct QueueQuery {
     emergency: Option<bool>,
     /// `true`, `false`, or `any`; supervisors see escalations unless they ask otherwise.
     escalated: Option<String>,
+    /// `true`: the call-back queue (phone callers whose reply could not go by SMS); `false`: everything else.
+    callback: Option<bool>,
     limit: Option<u32>,
     cursor: Option<String>,
 }
 
 /// `GET /v1/queue`: the caller's open tickets, emergencies first, then by nearest deadline. An agency sees its
 /// own; a supervisor sees what was escalated to them (missed deadlines) unless `escalated=any`; operators and
-/// admins see every open ticket. Pages of `limit` (default 50, at most 200) with an opaque `next_cursor`.
+/// admins see every open ticket. `callback=true` is the operators' call-back queue: phone callers owed a call
+/// because their reply could not go by SMS, answered tickets included. Pages of `limit` (default 50, at most 200)
+/// with an opaque `next_cursor`.
 async fn queue(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -246,6 +250,7 @@ async fn queue(
         area: q.area,
         emergency: q.emergency,
         escalated,
+        callback: q.callback,
         limit,
         after,
     };

@@ -373,6 +373,79 @@ pub struct FeedbackGiven {
 /// Every fact about a ticket.
 // The first event is the big one (the petition with its contact, location and files), and there is one per
 // ticket: boxing it would cost every reader a pattern through a Box for no measurable gain.
+/// What a call event says happened on the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEventKind {
+    /// The call reached the hotline's PBX.
+    Started,
+    /// Someone (a call-taker, an agent) picked it up.
+    Answered,
+    /// The call is over.
+    Ended,
+    /// A recording of the call exists (`recording` says where).
+    Recording,
+}
+
+impl CallEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallEventKind::Started => "started",
+            CallEventKind::Answered => "answered",
+            CallEventKind::Ended => "ended",
+            CallEventKind::Recording => "recording",
+        }
+    }
+}
+
+/// A fact about the phone call behind a `phone` petition, reported by the PBX (or by the call-taker's intake, for
+/// a recording). Facts may be reported before the petition is filed; they are recorded once it exists. Personal
+/// data (the caller's number) is on the petition, never here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallLogged {
+    /// The PBX's id of the call (the petition's `channel_ref`).
+    pub call_id: String,
+    /// What identifies this fact within the call (`started`, `ended`, `recording:<digest>`...): a ticket holds one
+    /// event per key, so a PBX that reports a fact twice records it once.
+    pub key: String,
+    pub kind: CallEventKind,
+    /// Which integration reported it: `generic`, `stringee`, `ami`, or `intake`.
+    pub source: String,
+    /// When it happened, by the PBX's clock.
+    #[serde(default, with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none")]
+    pub at: Option<OffsetDateTime>,
+    /// `inbound` or `outbound`, when the PBX says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub direction: Option<String>,
+    /// The call-taker's extension or agent id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// Ended calls: seconds from start to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<u64>,
+    /// Ended calls: seconds from answer to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub talk_secs: Option<u64>,
+    /// Ended calls: the hang-up cause or disposition as the PBX names it (`NORMAL_CLEARING`, `ANSWERED`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    /// Recordings: where the recording is (a URL or the PBX's file name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
+}
+
+/// The reason a reply channel gives when the citizen's number cannot take an SMS (a landline): the answer must be
+/// given by calling the citizen back. `ReplyFailed` with a reason starting so, on a `phone` ticket, puts the ticket
+/// in the operators' call-back queue.
+pub const NO_MOBILE_NUMBER: &str = "no mobile number";
+
+/// An operator called the citizen back with the reply their number could not receive by SMS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackDone {
+    /// What the operator noted about the call.
+    pub note: String,
+}
+
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TicketEvent {
@@ -400,6 +473,8 @@ pub enum TicketEvent {
 }
 
 /// Writes the three per-type tables (name, body, decode) of [`TicketEvent`] from one list, so a new event type
+    CallLogged(CallLogged),
+    CallbackDone(CallbackDone),
 /// is added in one place.
 macro_rules! event_types {
     ($($name:ident),* $(,)?) => {
@@ -452,6 +527,8 @@ event_types!(
 );
 
 /// Metadata of one command, shared by the events it produces.
+    CallLogged,
+    CallbackDone,
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandMeta {
     pub actor: Actor,

@@ -3,7 +3,7 @@
 //! Rendered when read, not stored, so a timeline can be shown in either language and a renamed agency shows its
 //! current name. Personal data (names, phone numbers) never appears in a summary.
 
-use crate::event::{DeadlineKind, ReplyKind, TicketEvent};
+use crate::event::{CallEventKind, CallLogged, DeadlineKind, ReplyKind, TicketEvent};
 use crate::province::Province;
 
 /// The languages timelines are written in.
@@ -133,7 +133,41 @@ pub fn summarize(event: &TicketEvent, lang: Lang, province: &Province) -> String
         (TicketEvent::FeedbackGiven(e), Lang::En) => {
             if e.satisfied { "The citizen is satisfied".to_owned() } else { "The citizen is not satisfied: reopened".to_owned() }
         }
+        (TicketEvent::CallLogged(e), lang) => call(e, lang),
+        (TicketEvent::CallbackDone(e), Lang::Vi) => format!("Đã gọi lại cho công dân: {}", e.note),
+        (TicketEvent::CallbackDone(e), Lang::En) => format!("The citizen was called back: {}", e.note),
     }
+}
+
+/// A call event's line: what happened, with the agent, the length and the cause when known (never the number).
+fn call(e: &CallLogged, lang: Lang) -> String {
+    let agent = e.agent.as_deref().map(|a| match lang {
+        Lang::Vi => format!(" (điện thoại viên {a})"),
+        Lang::En => format!(" (agent {a})"),
+    });
+    let mut line = match (e.kind, lang) {
+        (CallEventKind::Started, Lang::Vi) => "Cuộc gọi đến tổng đài".to_owned(),
+        (CallEventKind::Started, Lang::En) => "Call reached the hotline".to_owned(),
+        (CallEventKind::Answered, Lang::Vi) => format!("Cuộc gọi được nghe máy{}", agent.unwrap_or_default()),
+        (CallEventKind::Answered, Lang::En) => format!("Call answered{}", agent.unwrap_or_default()),
+        (CallEventKind::Ended, Lang::Vi) => match e.duration_secs {
+            Some(s) => format!("Cuộc gọi kết thúc sau {s} giây"),
+            None => "Cuộc gọi kết thúc".to_owned(),
+        },
+        (CallEventKind::Ended, Lang::En) => match e.duration_secs {
+            Some(s) => format!("Call ended after {s} s"),
+            None => "Call ended".to_owned(),
+        },
+        (CallEventKind::Recording, Lang::Vi) => "Có bản ghi âm cuộc gọi".to_owned(),
+        (CallEventKind::Recording, Lang::En) => "Call recording available".to_owned(),
+    };
+    if e.kind == CallEventKind::Ended
+        && let Some(cause) = &e.cause
+    {
+        line.push_str(&format!(" ({cause})"));
+    }
+    line.push_str(&format!(" [{}]", e.source));
+    line
 }
 
 fn reply_vi(kind: ReplyKind) -> &'static str {

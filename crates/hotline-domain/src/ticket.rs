@@ -16,7 +16,7 @@ use crate::event::{
     Attachment, Citizen, CitizenReplied, CitizenWrote, DuplicateLinked, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
     PetitionAnswered, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized,
     PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent, DeadlineExtended, FeedbackGiven,
-    ReplyFailed, ReplyKind, ReplySent,
+    ReplyFailed, ReplyKind, ReplySent, CallLogged, CallbackDone, NO_MOBILE_NUMBER,
 };
 use crate::reference::Reference;
 
@@ -142,6 +142,10 @@ pub struct Ticket {
     pub asked_at: Option<OffsetDateTime>,
 }
 
+    /// Keys of the call events recorded on a phone ticket: a fact the PBX reports twice is recorded once.
+    pub call_keys: Vec<String>,
+    /// A reply could not reach the citizen by SMS (no mobile number): an operator must call them back.
+    pub callback_due: bool,
 /// What someone asks a ticket to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -207,6 +211,12 @@ pub enum Command {
     CloseSilent { answered_before: OffsetDateTime, days: u32 },
 }
 
+    /// The phone channel reports facts about the call behind a phone ticket (from the PBX, possibly reported
+    /// before the petition was filed). Facts whose key the ticket already holds are skipped, so a redelivery
+    /// records nothing.
+    RecordCall { facts: Vec<CallLogged> },
+    /// An operator called the citizen back with the reply that could not reach them by SMS.
+    RecordCallback { by: Principal, note: String },
 /// A petition as a channel hands it over (intake validates it against the province config).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewPetition {
@@ -614,6 +624,38 @@ impl Ticket {
                 let reason = required(reason, "why the deadline is extended")?;
                 // Deadlines run only while an agency holds the ticket; elsewhere routing sets them afresh.
                 if !matches!(self.status, Status::Routed | Status::Acknowledged | Status::WaitingForCitizen) {
+            Command::RecordCall { facts } => {
+                if !self.exists() {
+                    return Err(DomainError::NotFound);
+                }
+                if self.channel.as_deref() != Some("phone") {
+                    return Err(DomainError::Invalid("call events belong on phone tickets only".to_owned()));
+                }
+                let mut keys: Vec<&str> = self.call_keys.iter().map(String::as_str).collect();
+                let mut events = Vec::new();
+                for fact in &facts {
+                    if fact.key.trim().is_empty() {
+                        return Err(DomainError::Invalid("a call event needs a key".to_owned()));
+                    }
+                    if self.channel_ref.as_deref() != Some(fact.call_id.as_str()) {
+                        return Err(DomainError::Invalid(format!("call `{}` is not the call of this ticket", fact.call_id)));
+                    }
+                    if !keys.contains(&fact.key.as_str()) {
+                        keys.push(&fact.key);
+                        events.push(TicketEvent::CallLogged(fact.clone()));
+                    }
+                }
+                Ok(events)
+            }
+            Command::RecordCallback { by, note } => {
+                desk_only(&by, "record a call-back")?;
+                let note = required(note, "a note on the call-back")?;
+                match self.status {
+                    Status::None => Err(DomainError::NotFound),
+                    _ if !self.callback_due => Err(DomainError::NotAllowed("no call-back is due on this ticket".to_owned())),
+                    _ => Ok(vec![TicketEvent::CallbackDone(CallbackDone { note })]),
+                }
+            }
                     return Err(not_allowed("extend the deadline of", self.status));
                 }
                 if resolve_by <= now || resolve_by > now + time::Duration::days(366 * 5) {
@@ -739,6 +781,17 @@ impl Ticket {
 /// Desk commands: operators and supervisors (and admins, who can do what a supervisor can).
 fn desk_only(by: &Principal, what: &str) -> Result<(), DomainError> {
     match by.role {
+            TicketEvent::CallLogged(e) => self.call_keys.push(e.key.clone()),
+            TicketEvent::CallbackDone(_) => self.callback_due = false,
+        }
+        // Call-backs: a reply that cannot go by SMS to a phone caller's number is owed by telephone, until a later
+        // reply reaches them or an operator records the call.
+        match &envelope.event {
+            TicketEvent::ReplyFailed(e) if self.channel.as_deref() == Some("phone") && e.reason.starts_with(NO_MOBILE_NUMBER) => {
+                self.callback_due = true;
+            }
+            TicketEvent::ReplySent(_) => self.callback_due = false,
+            _ => {}
         Role::Operator | Role::Supervisor | Role::Admin => Ok(()),
         Role::Agency => Err(DomainError::Forbidden(format!("only the hotline desk may {what}"))),
     }

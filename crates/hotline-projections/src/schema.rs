@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 /// The schema version. The projections are derived data, so an older file is dropped and rebuilt from the log
 /// rather than migrated.
-pub const VERSION: i64 = 4;
+pub const VERSION: i64 = 5;
 
 pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError> {
     let conn = Connection::open(path)?;
@@ -63,8 +63,11 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
             -- Unix seconds of the last answer while the ticket stays answered (closing after silence).
             answered_at INTEGER,
             -- The citizen's feedback: 1 satisfied, 0 not, NULL none yet.
-            satisfied   INTEGER
+            satisfied   INTEGER,
+            -- 1 while an operator owes a phone caller a call-back (their number cannot take the SMS reply).
+            callback_due INTEGER NOT NULL DEFAULT 0
         );
+        CREATE INDEX IF NOT EXISTS tickets_callback ON tickets (callback_due) WHERE callback_due = 1;
         CREATE INDEX IF NOT EXISTS tickets_answered ON tickets (answered_at) WHERE answered_at IS NOT NULL;
         CREATE INDEX IF NOT EXISTS tickets_by_alarm ON tickets (next_alarm) WHERE next_alarm IS NOT NULL;
         CREATE INDEX IF NOT EXISTS tickets_by_agency ON tickets (agency, status);

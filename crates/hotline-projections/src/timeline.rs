@@ -53,6 +53,8 @@ pub struct TicketView {
     pub resolve_by: Option<String>,
     /// A deadline was missed: it is in the supervisors' queue.
     pub escalated: bool,
+    /// An operator must call the citizen back: the reply could not go by SMS to their number (phone tickets).
+    pub callback_due: bool,
     /// Where the ticket stands in a queue's order (for cursors); not shown.
     #[serde(skip)]
     pub queue_key: QueueKey,
@@ -283,11 +285,27 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
                 params![ticket, f.satisfied, at, e.seq as i64],
             )?;
         }
+        // The call-back marker follows the same rule as the aggregate (`Ticket::callback_due`): a reply that could
+        // not go by SMS to a phone caller's number is owed by telephone until a later reply reaches them or an
+        // operator records the call.
+        TicketEvent::ReplyFailed(f) => {
+            let no_mobile = f.reason.starts_with(hotline_domain::event::NO_MOBILE_NUMBER);
+            tx.execute(
+                "UPDATE tickets SET callback_due = CASE WHEN ?2 AND channel = 'phone' THEN 1 ELSE callback_due END,
+                                    updated_at = ?3, last_seq = ?4 WHERE ticket_id = ?1",
+                params![ticket, no_mobile, at, e.seq as i64],
+            )?;
+        }
+        TicketEvent::ReplySent(_) | TicketEvent::CallbackDone(_) => {
+            tx.execute(
+                "UPDATE tickets SET callback_due = 0, updated_at = ?2, last_seq = ?3 WHERE ticket_id = ?1",
+                params![ticket, at, e.seq as i64],
+            )?;
+        }
         TicketEvent::DeadlineApproaching(_)
         | TicketEvent::DeadlineMissed(_)
         | TicketEvent::DeadlineExtended(_)
-        | TicketEvent::ReplySent(_)
-        | TicketEvent::ReplyFailed(_)
+        | TicketEvent::CallLogged(_)
         | TicketEvent::DuplicateLinked(_) => {
             tx.execute("UPDATE tickets SET updated_at = ?2, last_seq = ?3 WHERE ticket_id = ?1", params![ticket, at, e.seq as i64])?;
         }
@@ -399,7 +417,10 @@ impl TimelineReader {
 /// The columns of a [`TicketView`], in the order [`view_of`] reads them.
 const TICKET_COLUMNS: &str = "ticket_id, reference, status, category, agency, area, emergency, confidence, channel, \
      subject, text, received_at, updated_at, last_seq, answer, duplicate_of, bounces, acknowledge_by, resolve_by, escalated, \
-     1 - emergency, due_at IS NULL, COALESCE(due_at, 0)";
+     1 - emergency, due_at IS NULL, COALESCE(due_at, 0), callback_due";
+
+/// How many columns [`TICKET_COLUMNS`] selects: a query that selects more after them reads those from here on.
+const TICKET_COLUMN_COUNT: usize = 24;
 
 /// The queue order, as an ascending key (see [`QueueKey`]).
 const QUEUE_ORDER: &str = "1 - emergency, due_at IS NULL, COALESCE(due_at, 0), received_at, ticket_id";
@@ -429,6 +450,7 @@ fn view_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TicketView> {
         acknowledge_by: r.get(17)?,
         resolve_by: r.get(18)?,
         escalated: r.get(19)?,
+        callback_due: r.get(TICKET_COLUMN_COUNT - 1)?,
         queue_key: QueueKey {
             not_emergency: r.get(20)?,
             no_deadline: r.get(21)?,
@@ -458,6 +480,9 @@ pub struct QueueFilter {
     pub emergency: Option<bool>,
     /// Only tickets that missed a deadline (the supervisors' queue).
     pub escalated: Option<bool>,
+    /// Some(true): only tickets whose citizen must be called back (the operators' call-back queue), whatever
+    /// their status when no status is asked for: an answered ticket still owes the call. Some(false): none of those.
+    pub callback: Option<bool>,
     pub limit: u32,
     /// Start strictly after this ticket (the cursor of the previous page).
     pub after: Option<QueueKey>,
@@ -477,14 +502,16 @@ impl TimelineReader {
                     args.push(Box::new(status.clone()));
                     sql.push_str(" AND status = ?1");
                 }
+                None if filter.callback == Some(true) => {}
                 None => sql.push_str(&format!(" AND status IN {OPEN}")),
             }
-            let equal: [(&str, Option<Box<dyn rusqlite::ToSql>>); 5] = [
+            let equal: [(&str, Option<Box<dyn rusqlite::ToSql>>); 6] = [
                 ("agency", filter.agency.clone().map(|v| Box::new(v) as _)),
                 ("category", filter.category.clone().map(|v| Box::new(v) as _)),
                 ("area", filter.area.clone().map(|v| Box::new(v) as _)),
                 ("emergency", filter.emergency.map(|v| Box::new(v) as _)),
                 ("escalated", filter.escalated.map(|v| Box::new(v) as _)),
+                ("callback_due", filter.callback.map(|v| Box::new(v) as _)),
             ];
             for (column, value) in equal {
                 if let Some(value) = value {

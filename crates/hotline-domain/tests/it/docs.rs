@@ -67,6 +67,20 @@ fn every_event() -> Vec<TicketEvent> {
         TicketEvent::ReplyFailed(ReplyFailed { kind: ReplyKind::Question, of_event: Uuid::nil(), channel: "sms".into(), reason: "r".into(), attempts: 8 }),
         TicketEvent::FeedbackGiven(FeedbackGiven { satisfied: false, comment: Some("c".into()) }),
         TicketEvent::DuplicateLinked(hotline_domain::event::DuplicateLinked { duplicate: Uuid::nil() }),
+        TicketEvent::CallLogged(hotline_domain::event::CallLogged {
+            call_id: "c".into(),
+            key: "ended".into(),
+            kind: hotline_domain::event::CallEventKind::Ended,
+            source: "ami".into(),
+            at: Some(OffsetDateTime::UNIX_EPOCH),
+            direction: Some("inbound".into()),
+            agent: Some("101".into()),
+            duration_secs: Some(1),
+            talk_secs: Some(1),
+            cause: Some("NORMAL_CLEARING".into()),
+            recording: Some("r".into()),
+        }),
+        TicketEvent::CallbackDone(hotline_domain::event::CallbackDone { note: "n".into() }),
     ]
 }
 

@@ -4,4 +4,5 @@ mod classifier;
 mod docs;
 mod ticket;
 mod workflow;
+mod phone;
 mod calendar;

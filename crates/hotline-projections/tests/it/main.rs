@@ -101,3 +101,50 @@ fn a_queue_cursor_reads_back_its_key_and_refuses_garbage() {
         assert_eq!(hotline_projections::QueueKey::from_cursor(bad), None, "{bad}");
     }
 }
+
+/// A phone caller's reply that could not go by SMS (no mobile number) puts the ticket in the call-back queue,
+/// answered or not; the operator's recorded call-back (or a later delivered reply) takes it out.
+#[tokio::test]
+async fn a_reply_without_a_mobile_number_makes_a_call_back_task_until_it_is_done() {
+    use hotline_domain::event::{CallbackDone, PetitionAnswered, ReplyFailed, ReplyKind, ReplySent};
+    use hotline_projections::QueueFilter;
+
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("p.sqlite");
+    let (phone, sms, other) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let phone_petition = |t: Uuid| match received(t) {
+        TicketEvent::PetitionReceived(p) => TicketEvent::PetitionReceived(PetitionReceived { channel: "phone".into(), ..p }),
+        e => e,
+    };
+    let answered = TicketEvent::PetitionAnswered(PetitionAnswered { text: "Đã xử lý".into(), agency: "dot".into(), via_ticket: None, attachments: vec![] });
+    let failed = |reason: &str| TicketEvent::ReplyFailed(ReplyFailed { kind: ReplyKind::Answer, of_event: Uuid::nil(), channel: "sms".into(), reason: reason.into(), attempts: 1 });
+    let no_mobile = "no mobile number: call the citizen back";
+    let mut writer = TimelineWriter::open(&path).expect("open");
+    writer
+        .apply(&[
+            commit(1, phone, 0, vec![phone_petition(phone), answered.clone(), failed(no_mobile)]),
+            commit(2, sms, 0, vec![received(sms), answered.clone(), failed(no_mobile)]),
+            commit(3, other, 0, vec![phone_petition(other), answered, failed("gateway down")]),
+        ])
+        .expect("apply");
+    let reader = TimelineReader::open(&path).expect("reader");
+    let queue = |callback: Option<bool>| {
+        let reader = reader.clone();
+        async move {
+            let filter = QueueFilter { callback, limit: 50, ..Default::default() };
+            reader.queue(filter).await.expect("queue").into_iter().map(|t| t.ticket_id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(queue(Some(true)).await, vec![phone], "only the phone ticket whose SMS had no mobile number, though answered");
+    assert!(reader.ticket(phone).await.expect("query").expect("ticket").callback_due);
+    assert!(!reader.ticket(sms).await.expect("query").expect("ticket").callback_due);
+    assert!(queue(None).await.is_empty(), "answered tickets stay out of the ordinary queue");
+
+    writer.apply(&[commit(4, phone, 3, vec![TicketEvent::CallbackDone(CallbackDone { note: "Đã gọi lại".into() })])]).expect("apply");
+    assert!(queue(Some(true)).await.is_empty(), "the call-back was done");
+    writer.apply(&[commit(5, phone, 4, vec![failed(no_mobile)])]).expect("apply");
+    assert_eq!(queue(Some(true)).await, vec![phone], "due again for the next reply");
+    let sent = TicketEvent::ReplySent(ReplySent { kind: ReplyKind::Answer, of_event: Uuid::nil(), channel: "sms".into(), channel_message_id: None });
+    writer.apply(&[commit(6, phone, 5, vec![sent])]).expect("apply");
+    assert!(queue(Some(true)).await.is_empty(), "a delivered reply ends it");
+}
