@@ -22,13 +22,22 @@ use crate::binary;
 /// The hotline's address; the systems here accept mail for it only.
 const HOTLINE: &str = "tiepnhan@1022.tinh.gov.vn";
 const DOMAIN: &str = "1022.tinh.gov.vn";
+/// The authserv-id of the province's MTA, whose `Authentication-Results` header the systems here trust.
+const MX: &str = "mx.1022.tinh.gov.vn";
+
+/// The header the province's MTA adds to a mail from `address` whose DMARC check passed.
+fn dmarc_pass(address: &str) -> String {
+    let domain = address.rsplit_once('@').map_or(address, |(_, d)| d).to_lowercase();
+    format!("{MX}; dmarc=pass (p=none dis=none) header.from={domain}")
+}
 
 /// The citizen's mail server: builds each mail of the plan (stdin, JSON) with Python's `email` package, as mail
 /// programs write them (RFC 2047 subject and display name, UTF-8 text, base64 attachments with RFC 2231 names),
 /// and sends them all over one SMTP connection with smtplib. Prints, per mail, the replies to MAIL, RCPT, DATA and
 /// a NOOP after it (the session must still be usable), the mail's size, its Subject line as sent, and the SHA-256
 /// of every file it carried. A mail is `{from, name?, subject, text, message_id, in_reply_to?, references?,
-/// cte?, attachments?: [{name, type, size}], declare_size?, save?: path}` or `{raw_file: path, from}` (the very
+/// auth_results?, cte?, attachments?: [{name, type, size}], declare_size?, save?: path}` (`auth_results`: the
+/// value of an `Authentication-Results` header, or a list of them top first, as the province's MTA adds them) or `{raw_file: path, from}` (the very
 /// bytes of an earlier mail, as a mail server sends them again after a lost reply).
 const CLIENT: &str = r#"
 import hashlib, json, os, smtplib, sys
@@ -49,6 +58,9 @@ def build(m):
         with open(m["raw_file"], "rb") as f:
             return f.read(), []
     msg = EmailMessage(policy=email.policy.SMTP)
+    ar = m.get("auth_results") or []
+    for value in ([ar] if isinstance(ar, str) else ar):
+        msg["Authentication-Results"] = value
     msg["From"] = Address(m.get("name", ""), addr_spec=m["from"])
     msg["To"] = rcpt
     msg["Subject"] = m["subject"]
@@ -144,17 +156,21 @@ json.dump(out, sys.stdout)
 /// A system whose answers go to `relay` (aiosmtpd) and which takes mail for [`HOTLINE`] only; settings come from
 /// the environment, as an operator would give them.
 fn start_system(relay: Option<&str>) -> System {
+    start_system_with(relay, &[])
+}
+
+/// [`start_system`] with more settings.
+fn start_system_with(relay: Option<&str>, more: &[(&str, &str)]) -> System {
     let relay = relay.map_or("smtp://127.0.0.1:1".to_owned(), |r| format!("smtp://{r}"));
-    System::start(
-        binary(),
-        &[
-            ("HOTLINE_EMAIL__RECIPIENTS", HOTLINE),
-            ("HOTLINE_EMAIL__FROM", "1022 Tỉnh Bình Dương <tiepnhan@1022.tinh.gov.vn>"),
-            ("HOTLINE_EMAIL__DOMAIN", DOMAIN),
-            ("HOTLINE_EMAIL__RELAY", &relay),
-            ("HOTLINE_EMAIL__RELAY_TIMEOUT_SECS", "5"),
-        ],
-    )
+    let mut env = vec![
+        ("HOTLINE_EMAIL__RECIPIENTS", HOTLINE),
+        ("HOTLINE_EMAIL__FROM", "1022 Tỉnh Bình Dương <tiepnhan@1022.tinh.gov.vn>"),
+        ("HOTLINE_EMAIL__DOMAIN", DOMAIN),
+        ("HOTLINE_EMAIL__RELAY", &relay),
+        ("HOTLINE_EMAIL__RELAY_TIMEOUT_SECS", "5"),
+    ];
+    env.extend_from_slice(more);
+    System::start(binary(), &env)
 }
 
 /// Runs a Python script with JSON on stdin; returns its JSON output.
@@ -453,7 +469,8 @@ fn a_vietnamese_mail_with_an_attachment_becomes_one_routed_ticket_however_often_
 #[test]
 fn answers_and_questions_go_back_by_mail_and_the_citizens_replies_come_back_to_the_ticket() {
     let relay = Relay::start();
-    let system = start_system(Some(&relay.addr));
+    // Replies thread only when the province's MTA vouches for their sender.
+    let system = start_system_with(Some(&relay.addr), &[("HOTLINE_EMAIL__AUTHSERV_ID", MX)]);
     let log = Log::open(&system);
     let dot = token(&system, "agency", Some("dot"));
     let citizen = "tran.van.b@gmail.com";
@@ -497,6 +514,7 @@ fn answers_and_questions_go_back_by_mail_and_the_citizens_replies_come_back_to_t
         json!({
             "from": citizen, "name": "Trần Văn B", "subject": format!("Re: {subject} {tag}"), "message_id": reply_id,
             "in_reply_to": question_id, "references": [first_id, question_id], "cte": "quoted-printable",
+            "auth_results": dmarc_pass(citizen),
             "text": format!("Phía đường Yersin ạ.\n\nVào Th 2, 1022 Tỉnh Bình Dương <{HOTLINE}> đã viết:\n> {question}\n"),
         }),
     );
@@ -551,6 +569,7 @@ fn answers_and_questions_go_back_by_mail_and_the_citizens_replies_come_back_to_t
         json!({
             "from": citizen.to_uppercase(), "subject": format!("Re: {subject} {tag}"), "message_id": thanks_id,
             "in_reply_to": answer_id, "references": [first_id, answer_id],
+            "auth_results": format!("{MX}; dkim=pass header.d=GMAIL.com header.b=Ab/c+d="),
             "text": format!("Đèn đã chạy lại, cảm ơn.\n\nOn Mon, 1022 <{HOTLINE}> wrote:\n> {}\n", answer.lines().next().expect("line")),
         }),
     );
@@ -571,6 +590,7 @@ fn answers_and_questions_go_back_by_mail_and_the_citizens_replies_come_back_to_t
         json!({
             "from": "hang.nguyen@yahoo.com.vn", "subject": format!("Re: {subject} {tag}"), "message_id": other_id,
             "in_reply_to": answer_id, "references": [first_id, answer_id],
+            "auth_results": dmarc_pass("hang.nguyen@yahoo.com.vn"),
             "text": "Đèn ở ngã tư Sở Sao hôm nay lại tắt.",
         }),
     );
@@ -602,6 +622,66 @@ fn answers_and_questions_go_back_by_mail_and_the_citizens_replies_come_back_to_t
         ]
     );
     assert_eq!(relay.files().len(), 2);
+}
+
+#[test]
+fn a_reply_spoofing_the_citizens_address_opens_a_new_ticket() {
+    let system = start_system_with(None, &[("HOTLINE_EMAIL__AUTHSERV_ID", MX)]);
+    let log = Log::open(&system);
+    let citizen = "vo.thi.e@gmail.com";
+    let first_id = "CAE=spoof-target-1@mail.gmail.com";
+    let (reference, _) = send_one(
+        &system.smtp_addr,
+        json!({
+            "from": citizen, "subject": "Rác tồn đọng", "message_id": first_id,
+            "text": "Rác tồn đọng ở chợ Thủ Dầu Một ba ngày chưa được thu gom.",
+        }),
+    );
+    let t = system.wait_for_ticket(&reference, Duration::from_secs(10), |t| t["status"] == "routed");
+    let id = t["ticket_id"].as_str().expect("id").to_owned();
+    let ticket: Uuid = id.parse().expect("uuid");
+    // One of our Message-IDs for this ticket, as it would stand in our answer's header.
+    let ours = format!("hotline.{id}.{}@{DOMAIN}", Uuid::now_v7());
+    // Someone else's mail server sends mail "From" the citizen, threaded every way there is: no verdict at all, a
+    // verdict of another server's (the sender wrote it), and our MTA's fail with a look-alike pass written below.
+    let spoof = |message_id: &str, auth_results: Option<Value>| {
+        json!({
+            "from": citizen, "subject": format!("Re: Rác tồn đọng [#{reference}]"), "message_id": message_id,
+            "in_reply_to": ours, "references": [first_id, ours], "auth_results": auth_results,
+            "text": "Tôi rút lại phản ánh, rác đã được thu gom.",
+        })
+    };
+    let out = send(
+        &system.smtp_addr,
+        json!([
+            spoof("spoof-1@evil.example", None),
+            spoof("spoof-2@evil.example", Some(json!("mx.google.com; dmarc=pass header.from=gmail.com"))),
+            spoof("spoof-3@evil.example", Some(json!([format!("{MX}; dmarc=fail header.from=gmail.com"), dmarc_pass(citizen)]))),
+        ]),
+    );
+    let mut others = BTreeSet::new();
+    for m in out["mails"].as_array().expect("mails") {
+        let r = stored_as(m);
+        assert_ne!(r, reference, "a spoofed reply joined the citizen's ticket: {m}");
+        others.insert(r);
+    }
+    assert_eq!(others.len(), 3, "each opened a ticket of its own");
+    // The citizen's ticket has nothing of them.
+    let entries = wait_timeline(&system, &id, Duration::from_secs(5), |_| true);
+    assert_eq!((count(&entries, "CitizenWrote"), count(&entries, "CitizenReplied")), (0, 0), "{entries:?}");
+    assert_eq!(log.events(ticket).iter().filter(|e| matches!(e.event, TicketEvent::CitizenWrote(_))).count(), 0);
+    assert_eq!(log.petitions().len(), 4);
+    // The citizen's own reply, vouched for by our MTA, does join.
+    let (r, _) = send_one(
+        &system.smtp_addr,
+        json!({
+            "from": citizen, "subject": format!("Re: Rác tồn đọng [#{reference}]"), "message_id": "CAE=spoof-target-2@mail.gmail.com",
+            "in_reply_to": ours, "references": [first_id, ours], "auth_results": dmarc_pass(citizen),
+            "text": "Hôm nay vẫn chưa thu gom.",
+        }),
+    );
+    assert_eq!(r, reference);
+    wait_timeline(&system, &id, Duration::from_secs(10), |e| count(e, "CitizenWrote") == 1);
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub const KEYS: &[&str] = &[
     "max_connections",
     "command_timeout_secs",
     "data_timeout_secs",
+    "max_buffered_bytes",
+    "authserv_id",
+    "trust_unauthenticated_from",
     "relay",
     "username",
     "password",
@@ -68,6 +71,14 @@ pub struct EmailConfig {
     pub command_timeout: Duration,
     /// How long it waits for the next piece of a message body (RFC 5321 §4.5.3.2 asks for 3 and 10 minutes).
     pub data_timeout: Duration,
+    /// Memory all sessions together may hold for mails being received and parsed (see `server.rs`).
+    pub max_buffered_bytes: usize,
+    /// The authserv-id of the province's own MTA: its `Authentication-Results` header says whether a mail's
+    /// sender is authentic, which a follow-up needs to join its ticket.
+    pub authserv_id: Option<String>,
+    /// Believe the `From` of every mail (a closed test setup, or an MTA that already refuses unauthenticated
+    /// mail): anyone could then add messages to anyone's ticket by writing their address.
+    pub trust_unauthenticated_from: bool,
     /// The SMTP relay answers go out through: `smtp://host:port` (plain, or `?tls=required` / `?tls=opportunistic`
     /// for STARTTLS), or `smtps://host:port` (TLS from the start).
     pub relay: String,
@@ -123,6 +134,27 @@ impl EmailConfig {
             max_recipients: number(map, "max_recipients", 1, 10_000)?.map_or(defaults.max_recipients, |n| n as usize),
             ..defaults
         };
+        // Each mail counts BUDGET_FACTOR times its size against the budget, so the largest must fit on its own.
+        let smallest_budget = limits.max_message_bytes.saturating_mul(BUDGET_FACTOR);
+        let max_buffered_bytes = match number(map, "max_buffered_bytes", 1 << 20, 1 << 36)? {
+            Some(n) if (n as usize) < smallest_budget => {
+                return Err(err(
+                    "max_buffered_bytes",
+                    format!(
+                        "must be at least {BUDGET_FACTOR} × max_message_bytes ({smallest_budget}): a mail is counted \
+                         {BUDGET_FACTOR} times its size while it is received and parsed"
+                    ),
+                ));
+            }
+            Some(n) => n as usize,
+            None => DEFAULT_MAX_BUFFERED_BYTES.max(smallest_budget),
+        };
+        let authserv_id = string(map, "authserv_id")?;
+        if let Some(id) = &authserv_id
+            && id.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, ';' | '(' | ')' | '"'))
+        {
+            return Err(err("authserv_id", format!("`{id}` is not an authserv-id (a host name like mx.1022.tinh.gov.vn)")));
+        }
         let relay = string(map, "relay")?.unwrap_or_else(|| "smtp://127.0.0.1:25".to_owned());
         // Checked now (scheme, host, TLS mode), so a typo stops the start instead of every answer.
         lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&relay)
@@ -135,6 +167,9 @@ impl EmailConfig {
             max_connections: number(map, "max_connections", 1, 100_000)?.map_or(50, |n| n as usize),
             command_timeout: secs(map, "command_timeout_secs", 300)?,
             data_timeout: secs(map, "data_timeout_secs", 600)?,
+            max_buffered_bytes,
+            authserv_id,
+            trust_unauthenticated_from: boolean(map, "trust_unauthenticated_from")?.unwrap_or(false),
             relay,
             username: string(map, "username")?,
             password: string(map, "password")?.map(Secret),
@@ -142,6 +177,25 @@ impl EmailConfig {
             domain,
             relay_timeout: secs(map, "relay_timeout_secs", 30)?,
         })
+    }
+
+    /// What the operator must hear once at start about follow-ups, when they cannot thread or thread on trust.
+    pub fn threading_notice(&self) -> Option<String> {
+        match (&self.authserv_id, self.trust_unauthenticated_from) {
+            (_, true) => Some(
+                "email: trust_unauthenticated_from is on: the From of every mail is believed, so anyone can add \
+                 messages to anyone's ticket by writing their address; use it only when the mail server refuses \
+                 unauthenticated mail"
+                    .to_owned(),
+            ),
+            (None, false) => Some(
+                "email: threading is off until configured: every mail opens a new petition, replies too. Set \
+                 [email] authserv_id to the authserv-id of the Authentication-Results header your mail server adds \
+                 (docs/channels/email.md, \"Threading\")"
+                    .to_owned(),
+            ),
+            (Some(_), false) => None,
+        }
     }
 
     /// The relay URL without any password in it, for logs.
@@ -152,6 +206,12 @@ impl EmailConfig {
         }
     }
 }
+
+/// A mail counts this many times its size against `max_buffered_bytes`: the bytes as received, plus what parsing
+/// makes of them (decoded attachments and text, the copies handed to the blob store).
+pub const BUDGET_FACTOR: usize = 3;
+/// `max_buffered_bytes` when not set (raised to fit the largest mail when `max_message_bytes` is higher).
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 128 * 1024 * 1024;
 
 fn err(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError { key: key.to_owned(), message: message.into() }
@@ -178,6 +238,17 @@ fn list(map: &serde_json::Map<String, Value>, key: &str) -> Result<Vec<String>, 
         Some(_) => Err(err(key, "must be a list of strings"))?,
     };
     Ok(items.into_iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+}
+
+/// `true` / `false`, written as a boolean or a string.
+fn boolean(map: &serde_json::Map<String, Value>, key: &str) -> Result<Option<bool>, ConfigError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("true") => Ok(Some(true)),
+        Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("false") => Ok(Some(false)),
+        Some(_) => Err(err(key, "must be true or false")),
+    }
 }
 
 /// A whole number in `min..=max`, written as a number or a string.
@@ -212,6 +283,33 @@ mod tests {
         assert_eq!(c.command_timeout, Duration::from_secs(300));
         assert_eq!(c.data_timeout, Duration::from_secs(600));
         assert!(c.recipients.accepts("anyone@anywhere.vn"));
+        assert_eq!(c.max_buffered_bytes, 128 * 1024 * 1024);
+        assert_eq!((c.authserv_id.as_deref(), c.trust_unauthenticated_from), (None, false));
+    }
+
+    #[test]
+    fn threading_needs_an_authserv_id_or_an_explicit_trust_and_says_so() {
+        let off = EmailConfig::from_value(&Value::Null).expect("defaults");
+        assert!(off.threading_notice().is_some_and(|n| n.contains("threading is off") && n.contains("authserv_id")));
+        let on = EmailConfig::from_value(&json!({"authserv_id": "mx.1022.tinh.gov.vn"})).expect("config");
+        assert_eq!(on.authserv_id.as_deref(), Some("mx.1022.tinh.gov.vn"));
+        assert_eq!(on.threading_notice(), None);
+        let trusting = EmailConfig::from_value(&json!({"trust_unauthenticated_from": "true"})).expect("config");
+        assert!(trusting.trust_unauthenticated_from);
+        assert!(trusting.threading_notice().is_some_and(|n| n.contains("anyone")));
+    }
+
+    #[test]
+    fn the_buffer_budget_fits_the_largest_mail() {
+        let c = EmailConfig::from_value(&json!({"max_message_bytes": "1048576", "max_buffered_bytes": "3145728"}))
+            .expect("config");
+        assert_eq!(c.max_buffered_bytes, 3 * 1024 * 1024);
+        let e = EmailConfig::from_value(&json!({"max_message_bytes": 1_048_576, "max_buffered_bytes": 2_097_152}))
+            .expect_err("too small");
+        assert_eq!(e.key, "max_buffered_bytes");
+        // Unset, it grows with max_message_bytes.
+        let big = EmailConfig::from_value(&json!({"max_message_bytes": 100 << 20})).expect("config");
+        assert_eq!(big.max_buffered_bytes, 300 << 20);
     }
 
     #[test]
@@ -244,6 +342,9 @@ mod tests {
             (json!({"recipients": [1]}), "recipients"),
             (json!({"recipeints": []}), "recipeints"),
             (json!({"domain": "a b"}), "domain"),
+            (json!({"authserv_id": "mx; dmarc=pass"}), "authserv_id"),
+            (json!({"trust_unauthenticated_from": "yes"}), "trust_unauthenticated_from"),
+            (json!({"max_buffered_bytes": 10}), "max_buffered_bytes"),
         ] {
             let e = EmailConfig::from_value(&value).expect_err("refused");
             assert_eq!(e.key, key, "{e}");

@@ -3,8 +3,10 @@
 //! tells an operator how to wire it.
 //!
 //! `smtp.rs` is the protocol as a pure state machine, `server.rs` the listener around it, `mime.rs` the parsing
-//! of a mail, `inbound.rs` what a mail becomes (a petition, a follow-up, or nothing), `outbound.rs` the answers.
+//! of a mail, `auth.rs` whether its sender is authentic, `inbound.rs` what a mail becomes (a petition, a follow-up,
+//! or nothing), `outbound.rs` the answers.
 
+pub mod auth;
 pub mod config;
 pub mod inbound;
 pub mod mime;
@@ -54,7 +56,16 @@ impl EmailChannel {
             .parse::<lettre::message::Mailbox>()
             .map(|m| m.email.to_string().to_lowercase())
             .unwrap_or_default();
-        let sink = inbound::Inbound { intake: ctx.intake.clone(), blobs: ctx.blobs.clone(), own_address };
+        // Said once, at start: without it an operator sees replies open new petitions and cannot tell why.
+        if let Some(notice) = self.config.threading_notice() {
+            tracing::warn!("{notice}");
+        }
+        let policy = inbound::Policy {
+            own_address,
+            authserv_id: self.config.authserv_id.clone(),
+            trust_unauthenticated_from: self.config.trust_unauthenticated_from,
+        };
+        let sink = inbound::Inbound { intake: ctx.intake.clone(), blobs: ctx.blobs.clone(), policy: Arc::new(policy) };
         let config = server::ServerConfig {
             session: smtp::SessionConfig {
                 hostname: self.config.hostname.clone(),
@@ -65,6 +76,9 @@ impl EmailChannel {
             command_timeout: self.config.command_timeout,
             data_timeout: self.config.data_timeout,
             drain_timeout: hotline_runtime::DRAIN_TIMEOUT,
+            max_buffered_bytes: self.config.max_buffered_bytes,
+            // A sender waits 2 minutes for the answer to DATA (RFC 5321 §4.5.3.2.4): answer well before.
+            budget_wait: self.config.command_timeout.min(std::time::Duration::from_secs(60)),
         };
         server::serve(listener, config, Arc::new(sink), ctx.shutdown).await;
     }

@@ -8,6 +8,8 @@
 use mail_parser::{HeaderValue, Message, MessageParser, MimeHeaders, PartType};
 use unicode_normalization::UnicodeNormalization;
 
+use crate::auth;
+
 /// Most files kept from one mail; a mail with more is refused (a petition is not a file drop).
 pub const MAX_FILES: usize = 20;
 
@@ -32,6 +34,8 @@ pub struct ParsedMail {
     pub references: Vec<String>,
     /// Why a machine sent this mail (an auto-reply, a bounce, a list), when one did.
     pub automatic: Option<String>,
+    /// The values of its `Authentication-Results` headers, topmost first (at most [`auth::MAX_HEADERS`]).
+    pub auth_results: Vec<String>,
 }
 
 /// One file of a mail.
@@ -75,7 +79,25 @@ pub fn parse_mail(raw: &[u8]) -> Result<ParsedMail, MimeError> {
         in_reply_to: ids(message.in_reply_to()),
         references: ids(message.references()),
         automatic: automatic(&message),
+        auth_results: auth_results(&message),
     })
+}
+
+/// The raw values of the `Authentication-Results` headers, in order. Read as lossy UTF-8 rather than skipped when
+/// not UTF-8: skipping our own MTA's header because of a byte the sender chose (a DKIM `i=`) could let a
+/// look-alike below it count.
+fn auth_results(message: &Message<'_>) -> Vec<String> {
+    let raw = message.raw_message.as_ref();
+    message
+        .headers()
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case("authentication-results"))
+        .take(auth::MAX_HEADERS)
+        .map(|h| {
+            let bytes = raw.get(h.offset_start as usize..h.offset_end as usize).unwrap_or_default();
+            String::from_utf8_lossy(bytes).into_owned()
+        })
+        .collect()
 }
 
 /// Fuzz target `email_mime`: parses any bytes, and runs what the adapter runs on the result. Never panics.
@@ -83,7 +105,12 @@ pub fn fuzz_mime(raw: &[u8]) -> usize {
     match parse_mail(raw) {
         Ok(mail) => {
             let trimmed = trim_quoted_tail(&mail.text);
-            mail.text.len() + trimmed.len() + mail.files.iter().map(|f| f.bytes.len()).sum::<usize>()
+            let sender = mail.from.as_deref().unwrap_or("a@example.vn");
+            let authenticated = auth::authenticated(&mail.auth_results, "mx.example.vn", sender, true).is_some();
+            mail.text.len()
+                + trimmed.len()
+                + mail.files.iter().map(|f| f.bytes.len()).sum::<usize>()
+                + usize::from(authenticated)
         }
         Err(_) => 0,
     }
@@ -399,6 +426,17 @@ mod tests {
         assert_eq!(m.in_reply_to.len(), 1);
         assert!(m.in_reply_to[0].starts_with("hotline.0190a1b2-"));
         assert_eq!(m.references.first().map(String::as_str), Some("plain-1@mail.example.vn"));
+    }
+
+    #[test]
+    fn authentication_results_are_kept_in_order() {
+        let m = corpus("auth-results.eml");
+        assert_eq!(m.auth_results.len(), 3);
+        assert!(m.auth_results[0].trim_start().starts_with("mx.example.vn;"));
+        assert!(m.auth_results[2].contains("mx.google.com"));
+        let a = auth::authenticated(&m.auth_results, "mx.example.vn", "a@example.vn", true);
+        assert_eq!(a, Some(auth::Proof::Dmarc));
+        assert!(corpus("plain.eml").auth_results.is_empty());
     }
 
     #[test]

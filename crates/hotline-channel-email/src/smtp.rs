@@ -12,7 +12,13 @@
 //! gets 552 after its final dot, and the session goes on).
 //!
 //! The end of DATA is strictly `<CRLF>.<CRLF>`: a bare LF never starts a line, so `\n.\r\n` cannot end a message
-//! early (the "SMTP smuggling" trick of hiding a second mail behind a lenient terminator).
+//! early (the "SMTP smuggling" trick of hiding a second mail behind a lenient terminator). A client that ends its
+//! lines with a bare LF is told so at once instead of waiting for a timeout: a command line gets `500`, and a `.`
+//! line ended by a bare LF in a message (`\n.\n`, how such a client ends one) gets `521` and the connection is
+//! closed, nothing kept and nothing after it read as commands.
+//!
+//! Memory for a message is the caller's to grant: DATA is answered only after [`Step::Data`] was answered with
+//! [`Session::start_data`], and [`Session::refuse_data`] drops a message that outgrew what it was granted.
 
 use std::collections::BTreeSet;
 
@@ -135,6 +141,9 @@ pub enum Step {
     Mail(Mail),
     /// Send this reply and close the connection.
     Close(Reply),
+    /// The client asked to send a message, of `expected` bytes when it declared a size at MAIL: find the memory
+    /// for it, then call [`Session::start_data`] and send the reply it gives. No more input is taken until then.
+    Data { expected: Option<usize> },
 }
 
 /// The state of one SMTP connection.
@@ -148,6 +157,8 @@ pub struct Session {
     greeted: bool,
     /// The transaction in progress: `Some` after MAIL.
     reverse_path: Option<Option<String>>,
+    /// The size the client declared at MAIL (`SIZE=`).
+    declared_size: Option<usize>,
     recipients: Vec<String>,
     /// The message being received.
     data: Vec<u8>,
@@ -155,8 +166,11 @@ pub struct Session {
     at_line_start: bool,
     /// DATA: the last byte consumed was CR (a CRLF may be split between two reads).
     last_was_cr: bool,
-    /// DATA: the message grew past the limit; the rest is read and discarded.
-    oversized: bool,
+    /// DATA: the last byte consumed was LF, with or without CR before it.
+    after_lf: bool,
+    /// DATA: the message will not be kept (too large, or no memory for it): the rest is read and discarded, and
+    /// this is the answer after the final dot.
+    discard: Option<Reply>,
     /// A command line grew past the limit; skip until its end.
     skipping_line: bool,
     errors: usize,
@@ -165,6 +179,8 @@ pub struct Session {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Command,
+    /// DATA was asked for; waiting for [`Session::start_data`].
+    Reserving,
     Data,
     /// A mail was handed out; waiting for [`Session::finish`].
     Storing,
@@ -179,11 +195,13 @@ impl Session {
             phase: Phase::Command,
             greeted: false,
             reverse_path: None,
+            declared_size: None,
             recipients: Vec::new(),
             data: Vec::new(),
             at_line_start: true,
             last_was_cr: false,
-            oversized: false,
+            after_lf: true,
+            discard: None,
             skipping_line: false,
             errors: 0,
         }
@@ -208,6 +226,16 @@ impl Session {
         self.input.len()
     }
 
+    /// Bytes of the message being received, kept so far.
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Memory the session holds for input and the message being received (allocated, not only used).
+    pub fn memory(&self) -> usize {
+        self.input.capacity() + self.data.capacity()
+    }
+
     /// Adds bytes read from the client. Call [`Session::step`] until it returns None before feeding more.
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.phase != Phase::Closed {
@@ -221,7 +249,7 @@ impl Session {
         match self.phase {
             Phase::Command => self.command_step(),
             Phase::Data => self.data_step(),
-            Phase::Storing | Phase::Closed => None,
+            Phase::Reserving | Phase::Storing | Phase::Closed => None,
         }
     }
 
@@ -232,6 +260,43 @@ impl Session {
             self.phase = Phase::Command;
         }
         reply
+    }
+
+    /// Answers the DATA handed out by [`Step::Data`]: `granted` says whether the memory for the message was found.
+    /// Granted, the client is told to send it (354); otherwise the transaction is dropped with `452 4.3.1` so its
+    /// mail server tries again later, or, when the client already sent more (its message, against RFC 2920), the
+    /// connection is closed with 421 so none of that is read as commands.
+    pub fn start_data(&mut self, granted: bool) -> Step {
+        if self.phase != Phase::Reserving {
+            return Step::Reply(Reply::new(503, "5.5.1 No DATA pending"));
+        }
+        if granted {
+            self.phase = Phase::Data;
+            let expected = self.declared_size.unwrap_or(0).min(self.config.limits.max_message_bytes);
+            self.data = Vec::with_capacity(expected);
+            self.at_line_start = true;
+            self.after_lf = true;
+            self.last_was_cr = false;
+            self.discard = None;
+            return Step::Reply(Reply::new(354, "End data with <CR><LF>.<CR><LF>"));
+        }
+        self.phase = Phase::Command;
+        self.reset();
+        if !self.input.is_empty() {
+            self.phase = Phase::Closed;
+            self.input.clear();
+            return Step::Close(Reply::new(421, "4.3.1 Too much mail being received at once, try again later"));
+        }
+        Step::Reply(Reply::new(452, "4.3.1 Too much mail being received at once, try again later"))
+    }
+
+    /// Drops the message being received (its memory could not be found): the rest is read and discarded, and
+    /// `reply` (a temporary failure) answers its final dot.
+    pub fn refuse_data(&mut self, reply: Reply) {
+        if self.phase == Phase::Data && self.discard.is_none() {
+            self.discard = Some(reply);
+            self.data = Vec::new();
+        }
     }
 
     fn command_step(&mut self) -> Option<Step> {
@@ -255,6 +320,11 @@ impl Session {
             }
             if line.len() > max {
                 return Some(self.error(500, "5.5.2 Line too long"));
+            }
+            if !line.ends_with(b"\r\n") {
+                // Answered at once: a client that ends lines with a bare LF would otherwise go on to DATA and wait
+                // for a reply to a final dot that never counts.
+                return Some(self.error(500, "5.5.2 Line must end with <CR><LF>"));
             }
             let line = String::from_utf8_lossy(&line);
             let line = line.trim_end_matches(['\r', '\n']);
@@ -294,12 +364,8 @@ impl Session {
             "DATA" if self.reverse_path.is_none() => self.error(503, "5.5.1 Send MAIL first"),
             "DATA" if self.recipients.is_empty() => self.error(503, "5.5.1 Send RCPT first: no valid recipients"),
             "DATA" => {
-                self.phase = Phase::Data;
-                self.data = Vec::new();
-                self.at_line_start = true;
-                self.last_was_cr = false;
-                self.oversized = false;
-                Step::Reply(Reply::new(354, "End data with <CR><LF>.<CR><LF>"))
+                self.phase = Phase::Reserving;
+                Step::Data { expected: self.declared_size }
             }
             "RSET" => {
                 self.reset();
@@ -330,6 +396,7 @@ impl Session {
 
     fn reset(&mut self) {
         self.reverse_path = None;
+        self.declared_size = None;
         self.recipients.clear();
         self.data = Vec::new();
     }
@@ -348,6 +415,7 @@ impl Session {
             Ok(parsed) => parsed,
             Err(e) => return self.error(501, format!("5.1.7 Bad sender address syntax: {e}")),
         };
+        let mut declared = None;
         for param in params.split_ascii_whitespace() {
             let (key, value) = param.split_once('=').unwrap_or((param, ""));
             match key.to_ascii_uppercase().as_str() {
@@ -361,7 +429,7 @@ impl Session {
                             ),
                         ));
                     }
-                    Ok(_) => {}
+                    Ok(size) => declared = usize::try_from(size).ok(),
                     Err(_) => return self.error(501, "5.5.4 Bad SIZE parameter"),
                 },
                 "BODY" if value.eq_ignore_ascii_case("7BIT") || value.eq_ignore_ascii_case("8BITMIME") => {}
@@ -374,6 +442,7 @@ impl Session {
             return self.error(501, "5.1.7 Sender address needs a domain");
         }
         self.reverse_path = Some(path);
+        self.declared_size = declared;
         self.recipients.clear();
         ok("2.1.0 Sender OK")
     }
@@ -424,6 +493,26 @@ impl Session {
             if self.input.is_empty() {
                 return None;
             }
+            if self.after_lf && self.input[0] == b'.' {
+                if self.input.len() < 2 {
+                    return None; // "." at a line start: what follows decides
+                }
+                if self.input[1] == b'\n' {
+                    // `.` and a bare LF: a client ending its message the way it ends its lines. It is not the end
+                    // (that would be the smuggling trick), and the client will wait for an answer that never
+                    // comes: tell it now and close, keeping nothing.
+                    self.phase = Phase::Closed;
+                    self.input.clear();
+                    self.data = Vec::new();
+                    self.discard = None;
+                    self.reset();
+                    return Some(Step::Close(Reply::new(
+                        521,
+                        "5.5.2 Bare <LF> received: lines must end with <CR><LF> and a message with \
+                         <CR><LF>.<CR><LF>; nothing was kept",
+                    )));
+                }
+            }
             if self.at_line_start && self.input[0] == b'.' {
                 const END: &[u8] = b".\r\n";
                 if self.input.len() < END.len() && END.starts_with(&self.input) {
@@ -437,6 +526,7 @@ impl Session {
                 self.input.drain(..1);
                 self.last_was_cr = false;
                 self.at_line_start = false;
+                self.after_lf = false;
                 if self.input.is_empty() {
                     return None;
                 }
@@ -449,10 +539,13 @@ impl Session {
                 None => (self.input.len(), false),
             };
             self.last_was_cr = self.input[take - 1] == b'\r';
+            self.after_lf = self.input[take - 1] == b'\n';
             self.at_line_start = line_ends;
-            if !self.oversized {
+            if self.discard.is_none() {
                 if self.data.len() + take > self.config.limits.max_message_bytes {
-                    self.oversized = true;
+                    let max = self.config.limits.max_message_bytes;
+                    self.discard =
+                        Some(Reply::new(552, format!("5.3.4 Message size exceeds the limit of {max} bytes")));
                     self.data = Vec::new();
                 } else {
                     self.data.extend_from_slice(&self.input[..take]);
@@ -464,15 +557,13 @@ impl Session {
 
     fn end_of_data(&mut self) -> Step {
         let data = std::mem::take(&mut self.data);
-        let oversized = std::mem::replace(&mut self.oversized, false);
+        let discard = self.discard.take();
         let reverse_path = self.reverse_path.take().flatten();
         let recipients = std::mem::take(&mut self.recipients);
-        if oversized {
+        self.declared_size = None;
+        if let Some(reply) = discard {
             self.phase = Phase::Command;
-            return Step::Reply(Reply::new(
-                552,
-                format!("5.3.4 Message size exceeds the limit of {} bytes", self.config.limits.max_message_bytes),
-            ));
+            return Step::Reply(reply);
         }
         self.phase = Phase::Storing;
         Step::Mail(Mail { reverse_path, recipients, data })
@@ -549,6 +640,14 @@ pub fn fuzz_session(input: &[u8]) -> Vec<u8> {
         while let Some(step) = session.step() {
             match step {
                 Step::Reply(r) => out.extend(r.to_wire()),
+                // Memory is granted for declared sizes up to 3000 bytes, so both answers are explored.
+                Step::Data { expected } => match session.start_data(expected.unwrap_or(0) <= 3000) {
+                    Step::Close(r) => {
+                        out.extend(r.to_wire());
+                        return out;
+                    }
+                    other => out.extend(step_reply(other).to_wire()),
+                },
                 Step::Mail(mail) => {
                     assert!(mail.data.len() <= 4096, "a mail over the limit was handed out");
                     let reply = session.finish(Reply::new(250, "2.0.0 stored"));
@@ -561,8 +660,19 @@ pub fn fuzz_session(input: &[u8]) -> Vec<u8> {
             }
         }
         assert!(session.buffered() <= 256 + 61, "the session buffered {} bytes", session.buffered());
+        // A mail growing past 2048 bytes "finds no more memory" half of the time (by its first byte).
+        if session.in_data() && session.data_len() > 2048 && input.first().is_some_and(|b| b % 2 == 0) {
+            session.refuse_data(Reply::new(452, "4.3.1 no memory"));
+        }
     }
     out
+}
+
+fn step_reply(step: Step) -> Reply {
+    match step {
+        Step::Reply(r) | Step::Close(r) => r,
+        Step::Mail(_) | Step::Data { .. } => Reply::new(0, "unexpected step"),
+    }
 }
 
 #[cfg(test)]
@@ -585,6 +695,7 @@ mod tests {
         while let Some(step) = session.step() {
             match step {
                 Step::Reply(r) | Step::Close(r) => codes.push(r.code),
+                Step::Data { .. } => codes.push(step_reply(session.start_data(true)).code),
                 Step::Mail(m) => {
                     mails.push(m);
                     codes.push(session.finish(Reply::new(250, "stored")).code);
@@ -707,14 +818,92 @@ RCPT TO:<a@hotline.test>\r\nRCPT TO:<b@hotline.test>\r\nRCPT TO:<other@1022.tinh
         s.feed(b"HELO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@hotline.test>\r\nDATA\r\nhi\r\n.\r\nNOOP\r\n");
         let mut mail = None;
         while let Some(step) = s.step() {
-            if let Step::Mail(m) = step {
-                mail = Some(m);
+            match step {
+                Step::Mail(m) => mail = Some(m),
+                Step::Data { .. } => assert_eq!(step_reply(s.start_data(true)).code, 354),
+                _ => {}
             }
         }
         assert!(mail.is_some());
         assert_eq!(s.step(), None, "no reply to NOOP before the mail is answered");
         assert_eq!(s.finish(Reply::new(451, "try later")).code, 451);
         assert_eq!(s.step(), Some(Step::Reply(Reply::new(250, "2.0.0 OK"))));
+    }
+
+    #[test]
+    fn a_client_ending_lines_with_a_bare_lf_is_told_at_once() {
+        // Commands: each refused, the session stays usable for a client that fixes its line ends.
+        let mut s = Session::new(config());
+        let (codes, _) = run(&mut s, b"HELO c\nNOOP\r\n");
+        assert_eq!(codes, vec![500, 250]);
+        // A message ended as such a client ends it (`\n.\n`), even split between reads: 521 and closed, nothing
+        // kept, nothing after it read as a command.
+        for split in [false, true] {
+            let mut s = Session::new(config());
+            let (codes, _) = run(&mut s, b"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@hotline.test>\r\nDATA\r\n");
+            assert_eq!(codes, vec![250, 250, 250, 354]);
+            let body: &[u8] = b"Subject: x\n\nhello\n.\nMAIL FROM:<evil@b.c>\r\n";
+            let (mut codes, mut mails) = (Vec::new(), Vec::new());
+            if split {
+                for byte in body {
+                    let (c, m) = run(&mut s, std::slice::from_ref(byte));
+                    codes.extend(c);
+                    mails.extend(m);
+                }
+            } else {
+                (codes, mails) = run(&mut s, body);
+            }
+            assert_eq!(codes, vec![521], "split: {split}");
+            assert!(mails.is_empty() && s.is_closed());
+        }
+        // `<CRLF>.<LF>` is no end either.
+        let mut s = Session::new(config());
+        let (codes, mails) = run(&mut s, b"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@hotline.test>\r\nDATA\r\nA\r\n.\n");
+        assert_eq!((codes, mails.len()), (vec![250, 250, 250, 354, 521], 0));
+        // A dot after a bare LF that is not alone on its line is text, as before.
+        let mut s = Session::new(config());
+        let (codes, mails) =
+            run(&mut s, b"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@hotline.test>\r\nDATA\r\nA\n.b\r\n.\r\n");
+        assert_eq!(codes, vec![250, 250, 250, 354, 250]);
+        assert_eq!(mails[0].data, b"A\n.b\r\n");
+    }
+
+    #[test]
+    fn data_waits_for_memory_and_a_refusal_is_temporary() {
+        let mut s = Session::new(config());
+        s.feed(b"EHLO c\r\nMAIL FROM:<a@b.c> SIZE=80\r\nRCPT TO:<x@hotline.test>\r\nDATA\r\n");
+        let mut steps = Vec::new();
+        while let Some(step) = s.step() {
+            steps.push(step);
+        }
+        assert_eq!(steps.last(), Some(&Step::Data { expected: Some(80) }));
+        assert_eq!(s.step(), None, "nothing more until the memory is found");
+        // Refused: 452, the transaction is gone, the session goes on.
+        assert_eq!(step_reply(s.start_data(false)).code, 452);
+        let (codes, _) = run(&mut s, b"RCPT TO:<x@hotline.test>\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@hotline.test>\r\nDATA\r\nhi\r\n.\r\n");
+        assert_eq!(codes, vec![503, 250, 250, 354, 250]);
+        // Refused while the client already sent its message behind DATA: closed, none of it read as commands.
+        let mut s = Session::new(config());
+        s.feed(b"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@hotline.test>\r\nDATA\r\nRSET\r\n");
+        while let Some(step) = s.step() {
+            if let Step::Data { expected } = step {
+                assert_eq!(expected, None);
+                assert!(matches!(s.start_data(false), Step::Close(r) if r.code == 421));
+            }
+        }
+        assert!(s.is_closed());
+    }
+
+    #[test]
+    fn a_message_that_outgrows_its_memory_is_dropped_and_answered_452() {
+        let mut s = Session::new(config());
+        let (codes, _) = run(&mut s, b"EHLO c\r\nMAIL FROM:<a@b.c>\r\nRCPT TO:<x@hotline.test>\r\nDATA\r\nfirst part\r\n");
+        assert_eq!(codes, vec![250, 250, 250, 354]);
+        assert_eq!(s.data_len(), 12);
+        s.refuse_data(Reply::new(452, "4.3.1 busy"));
+        assert_eq!(s.data_len(), 0, "what was kept is freed");
+        let (codes, mails) = run(&mut s, b"more\r\n.\r\nNOOP\r\n");
+        assert_eq!((codes, mails.len()), (vec![452, 250], 0));
     }
 
     #[test]

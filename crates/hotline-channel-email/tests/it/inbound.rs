@@ -12,6 +12,8 @@ use uuid::Uuid;
 use crate::support::{HOTLINE, Harness, corpus, petition};
 
 const CITIZEN: &str = "nguyen.vana@gmail.com";
+/// The authserv-id of the province's MTA in these tests.
+const MX: &str = "mx.1022.tinh.gov.vn";
 
 #[tokio::test]
 async fn a_plain_mail_becomes_a_petition_with_its_decoded_subject_and_sender() {
@@ -94,21 +96,24 @@ async fn the_same_message_id_twice_makes_one_petition() {
 
 #[tokio::test]
 async fn a_reply_to_our_mail_or_tagged_with_the_reference_joins_the_ticket_of_its_sender_only() {
-    let h = Harness::start(Harness::config(None)).await;
+    let mut config = Harness::config(None);
+    config["authserv_id"] = json!(MX);
+    let h = Harness::start(config).await;
     assert_eq!(h.send_file(CITIZEN, &corpus("plain.eml")).await, 250);
     let ticket = h.ticket_of("plain-1@mail.example.vn");
     let reference = petition(&h.events(ticket).await).reference.as_str().to_owned();
     let ours = format!("<hotline.{ticket}.{}@1022.tinh.gov.vn>", Uuid::now_v7());
     let reply = format!(
-        "From: Nguyen Van A <Nguyen.VanA@gmail.com>\r\nTo: {HOTLINE}\r\nSubject: Re: Phan anh\r\n\
+        "Authentication-Results: {MX};\r\n\tdkim=pass header.d=gmail.com header.b=Zx/9+a=;\r\n\tdmarc=pass (p=none) header.from=gmail.com\r\n\
+From: Nguyen Van A <Nguyen.VanA@gmail.com>\r\nTo: {HOTLINE}\r\nSubject: Re: Phan anh\r\n\
 Message-ID: <reply-a@gmail.com>\r\nIn-Reply-To: {ours}\r\nReferences: <plain-1@mail.example.vn> {ours}\r\n\
 Content-Type: text/plain; charset=utf-8\r\n\r\nNhà tôi ở số 12.\r\n\r\nOn Mon, Jun 3, 2024 at 10:00 AM 1022 wrote:\r\n> Địa chỉ?\r\n"
     );
     let tagged = format!(
-        "From: {CITIZEN}\r\nTo: {HOTLINE}\r\nSubject: Bổ sung [#{reference}]\r\nMessage-ID: <tagged-a@gmail.com>\r\n\r\nẢnh chụp sáng nay.\r\n"
+        "Authentication-Results: {MX}; spf=pass smtp.mailfrom={CITIZEN}\r\nFrom: {CITIZEN}\r\nTo: {HOTLINE}\r\nSubject: Bổ sung [#{reference}]\r\nMessage-ID: <tagged-a@gmail.com>\r\n\r\nẢnh chụp sáng nay.\r\n"
     );
     let stranger = format!(
-        "From: other@example.org\r\nTo: {HOTLINE}\r\nSubject: Re: [#{reference}]\r\nMessage-ID: <stranger@example.org>\r\n\
+        "Authentication-Results: {MX}; dmarc=pass header.from=example.org\r\nFrom: other@example.org\r\nTo: {HOTLINE}\r\nSubject: Re: [#{reference}]\r\nMessage-ID: <stranger@example.org>\r\n\
 In-Reply-To: {ours}\r\n\r\nTôi cũng bị.\r\n"
     );
     let out = h
@@ -222,8 +227,9 @@ async fn garbage_and_a_client_vanishing_mid_data_store_nothing_and_break_nothing
         let codes = raw_session(addr, &junk, 2);
         assert_eq!(codes.first().map(String::as_str), Some("220"));
         assert!(codes.iter().skip(1).all(|c| c.starts_with('5') || c == "421"), "{codes:?}");
+        // Lines without CR: each told so at once (no waiting for a timeout).
         let bare = format!("HELO x\nMAIL FROM:<{CITIZEN}>\nNOOP\nQUIT\n");
-        assert_eq!(raw_session(addr, bare.as_bytes(), 5), ["220", "250", "250", "250", "221"]);
+        assert_eq!(raw_session(addr, bare.as_bytes(), 5), ["220", "500", "500", "500", "500"]);
     })
     .await
     .expect("clients");
@@ -310,4 +316,224 @@ async fn connections_over_the_limit_are_told_to_come_back_and_shutdown_says_good
     let n = tokio::task::spawn_blocking(move || first.read(&mut buf).map(|n| buf[..n].to_vec())).await.expect("read");
     assert!(n.expect("goodbye").starts_with(b"421 4.3.2"));
     stopping.await.expect("stopped");
+}
+
+#[tokio::test]
+async fn a_spoofed_reply_opens_a_new_ticket_and_leaves_the_citizens_ticket_alone() {
+    let mut config = Harness::config(None);
+    config["authserv_id"] = json!(MX);
+    let h = Harness::start(config).await;
+    assert_eq!(h.send_file(CITIZEN, &corpus("plain.eml")).await, 250);
+    let ticket = h.ticket_of("plain-1@mail.example.vn");
+    let reference = petition(&h.events(ticket).await).reference.as_str().to_owned();
+    let ours = format!("<hotline.{ticket}.{}@1022.tinh.gov.vn>", Uuid::now_v7());
+    // Someone writes the citizen's address in From, threads the mail to the ticket every way there is, and adds
+    // verdicts of their own: none, another server's, ours saying fail with a look-alike of ours below it.
+    let spoofs = [
+        ("spoof-1@evil.example", String::new()),
+        ("spoof-2@evil.example", "Authentication-Results: mx.google.com; dmarc=pass header.from=gmail.com\r\n".to_owned()),
+        (
+            "spoof-3@evil.example",
+            format!("Authentication-Results: {MX}; dmarc=fail header.from=gmail.com\r\nAuthentication-Results: {MX}; dmarc=pass header.from=gmail.com\r\n"),
+        ),
+    ];
+    let mails: Vec<_> = spoofs
+        .iter()
+        .map(|(id, headers)| {
+            let data = format!(
+                "{headers}From: {CITIZEN}\r\nTo: {HOTLINE}\r\nSubject: Re: [#{reference}]\r\nMessage-ID: <{id}>\r\n\
+In-Reply-To: {ours}\r\nReferences: {ours}\r\n\r\nHủy phản ánh này.\r\n"
+            );
+            json!({ "from": "attacker@evil.example", "to": [HOTLINE], "data": data })
+        })
+        .collect();
+    let out = h.send(json!(mails)).await;
+    for (i, (id, _)) in spoofs.iter().enumerate() {
+        assert_eq!(out["mails"][i]["data"]["code"], 250, "{out}");
+        let own = h.events(h.ticket_of(id)).await;
+        assert_eq!(petition(&own).text, "Hủy phản ánh này.", "{id} opened its own ticket");
+    }
+    let events = h.events(ticket).await;
+    assert_eq!(events.len(), 1, "nothing was added to the citizen's ticket: {events:?}");
+    // The citizen's own, authenticated, reply does join.
+    let genuine = format!(
+        "Authentication-Results: {MX}; dmarc=pass header.from=gmail.com\r\nFrom: {CITIZEN}\r\nTo: {HOTLINE}\r\n\
+Subject: Re: [#{reference}]\r\nMessage-ID: <genuine@gmail.com>\r\nIn-Reply-To: {ours}\r\n\r\nBổ sung ảnh.\r\n"
+    );
+    let out = h.send(json!([{ "from": CITIZEN, "to": [HOTLINE], "data": genuine }])).await;
+    assert_eq!(out["mails"][0]["data"]["code"], 250, "{out}");
+    assert_eq!(h.events(ticket).await.len(), 2, "the genuine reply joined");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn without_an_authserv_id_replies_open_new_tickets() {
+    let h = Harness::start(Harness::config(None)).await;
+    assert!(h.channel.config().threading_notice().is_some_and(|n| n.contains("threading is off")));
+    assert_eq!(h.send_file(CITIZEN, &corpus("plain.eml")).await, 250);
+    let ticket = h.ticket_of("plain-1@mail.example.vn");
+    let ours = format!("<hotline.{ticket}.{}@1022.tinh.gov.vn>", Uuid::now_v7());
+    let reply = format!(
+        "Authentication-Results: {MX}; dmarc=pass header.from=gmail.com\r\nFrom: {CITIZEN}\r\n\
+Message-ID: <unconfigured@gmail.com>\r\nIn-Reply-To: {ours}\r\n\r\nBổ sung.\r\n"
+    );
+    let out = h.send(json!([{ "from": CITIZEN, "to": [HOTLINE], "data": reply }])).await;
+    assert_eq!(out["mails"][0]["data"]["code"], 250, "{out}");
+    assert_eq!(h.events(ticket).await.len(), 1);
+    assert_eq!(petition(&h.events(h.ticket_of("unconfigured@gmail.com")).await).text, "Bổ sung.");
+    h.stop().await;
+}
+
+/// A raw SMTP client holding its connection: sends lines, reads replies.
+struct Client {
+    stream: TcpStream,
+    pending: String,
+}
+
+impl Client {
+    fn connect(addr: std::net::SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let mut c = Client { stream, pending: String::new() };
+        assert_eq!(c.reply(), 220);
+        c
+    }
+
+    /// The code of the next final reply line.
+    fn reply(&mut self) -> u16 {
+        loop {
+            if let Some(end) = self.pending.find("\r\n") {
+                let line: String = self.pending.drain(..end + 2).collect();
+                if line.as_bytes().get(3) == Some(&b' ') {
+                    return line[..3].parse().expect("code");
+                }
+                continue;
+            }
+            let mut buf = [0u8; 4096];
+            let n = self.stream.read(&mut buf).expect("read");
+            assert!(n > 0, "connection closed");
+            self.pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// EHLO, MAIL (with SIZE when given), RCPT, DATA; returns DATA's reply.
+    fn start(&mut self, size: Option<usize>, greet: bool) -> u16 {
+        if greet {
+            self.send(b"EHLO client.example\r\n");
+            assert_eq!(self.reply(), 250);
+        }
+        let size = size.map(|n| format!(" SIZE={n}")).unwrap_or_default();
+        self.send(format!("MAIL FROM:<{CITIZEN}>{size}\r\nRCPT TO:<{HOTLINE}>\r\nDATA\r\n").as_bytes());
+        assert_eq!(self.reply(), 250);
+        assert_eq!(self.reply(), 250);
+        self.reply()
+    }
+}
+
+/// A mail of about `size` bytes with this Message-ID.
+fn sized_mail(id: &str, size: usize) -> Vec<u8> {
+    let mut m = format!("From: {CITIZEN}\r\nSubject: size\r\nMessage-ID: <{id}>\r\n\r\nĐơn.\r\n").into_bytes();
+    while m.len() < size {
+        m.extend_from_slice(&[b'x'; 78]);
+        m.extend_from_slice(b"\r\n");
+    }
+    m
+}
+
+#[tokio::test]
+async fn mails_wait_for_the_shared_memory_budget_and_are_deferred_when_it_stays_taken() {
+    // Room for one 1 MiB mail at a time (counted three times its size); a DATA waits 2 s at most.
+    let mut config = Harness::config(None);
+    config["max_message_bytes"] = json!(1 << 20);
+    config["max_buffered_bytes"] = json!(3 << 20);
+    config["command_timeout_secs"] = json!(2);
+    let h = Harness::start(config).await;
+    let addr = h.smtp;
+    tokio::task::spawn_blocking(move || {
+        let big = sized_mail("budget-a@gmail.com", 900_000);
+        let mut a = Client::connect(addr);
+        assert_eq!(a.start(Some(big.len()), true), 354, "the first mail gets the budget");
+        a.send(&big[..500_000]);
+        // A second mail, declared or not, finds no room while the first is in flight: told to come back (452),
+        // its session goes on.
+        let mut b = Client::connect(addr);
+        assert_eq!(b.start(Some(600_000), true), 452);
+        b.send(b"NOOP\r\n");
+        assert_eq!(b.reply(), 250);
+        // The first one ends and is stored; the second one's retry then goes through.
+        a.send(&big[500_000..]);
+        a.send(b"\r\n.\r\n");
+        assert_eq!(a.reply(), 250);
+        assert_eq!(b.start(Some(600_000), false), 354);
+        b.send(&sized_mail("budget-b@gmail.com", 600_000));
+        b.send(b"\r\n.\r\n");
+        assert_eq!(b.reply(), 250);
+    })
+    .await
+    .expect("clients");
+    for id in ["budget-a@gmail.com", "budget-b@gmail.com"] {
+        assert!(!h.events(h.ticket_of(id)).await.is_empty(), "{id} stored");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_mail_that_outgrows_its_share_of_the_budget_is_deferred_after_its_dot() {
+    let mut config = Harness::config(None);
+    config["max_message_bytes"] = json!(1 << 20);
+    config["max_buffered_bytes"] = json!(3 << 20);
+    let h = Harness::start(config).await;
+    let addr = h.smtp;
+    tokio::task::spawn_blocking(move || {
+        // The first mail holds about 1.8 MiB of the 3; the second declares no size and starts small.
+        let first = sized_mail("share-a@gmail.com", 600_000);
+        let mut a = Client::connect(addr);
+        assert_eq!(a.start(Some(first.len()), true), 354);
+        let mut b = Client::connect(addr);
+        assert_eq!(b.start(None, true), 354);
+        // It grows past what is left: dropped as it streams in, 452 after its final dot, the session goes on.
+        b.send(&sized_mail("share-b@gmail.com", 700_000));
+        b.send(b"\r\n.\r\n");
+        assert_eq!(b.reply(), 452);
+        b.send(b"NOOP\r\n");
+        assert_eq!(b.reply(), 250);
+        a.send(&first);
+        a.send(b"\r\n.\r\n");
+        assert_eq!(a.reply(), 250);
+        // Sent again with the budget free: stored.
+        assert_eq!(b.start(None, false), 354);
+        b.send(&sized_mail("share-b@gmail.com", 700_000));
+        b.send(b"\r\n.\r\n");
+        assert_eq!(b.reply(), 250);
+    })
+    .await
+    .expect("clients");
+    for id in ["share-a@gmail.com", "share-b@gmail.com"] {
+        assert_eq!(h.events(h.ticket_of(id)).await.len(), 1, "{id} stored once");
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_ending_its_mail_with_a_bare_lf_gets_an_answer_at_once() {
+    let h = Harness::start(Harness::config(None)).await;
+    let before = h.log_len().await;
+    let addr = h.smtp;
+    let got = tokio::task::spawn_blocking(move || {
+        let mut c = Client::connect(addr);
+        assert_eq!(c.start(None, true), 354);
+        c.send(format!("From: {CITIZEN}\nSubject: lf\n\nDòng một.\n.\n").as_bytes());
+        let started = std::time::Instant::now();
+        (c.reply(), started.elapsed())
+    })
+    .await
+    .expect("client");
+    // (The read timeout of the client is 30 s; the listener's data timeout is 10 minutes.)
+    assert_eq!(got.0, 521, "told at once: {got:?}");
+    assert_eq!(h.log_len().await, before, "nothing kept");
+    h.stop().await;
 }

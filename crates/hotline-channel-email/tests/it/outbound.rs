@@ -110,7 +110,9 @@ async fn a_relay_refusal_is_permanent_and_a_busy_or_absent_relay_is_worth_retryi
 #[tokio::test]
 async fn a_citizen_replying_to_our_answer_lands_on_the_same_ticket() {
     let sink = Sink::start().await;
-    let h = Harness::start(Harness::config(Some(sink.addr))).await;
+    let mut config = Harness::config(Some(sink.addr));
+    config["authserv_id"] = json!("mx.1022.tinh.gov.vn");
+    let h = Harness::start(config).await;
     assert_eq!(h.send_file("nguyen.vana@gmail.com", &corpus("plain.eml")).await, 250);
     let ticket = h.ticket_of("plain-1@mail.example.vn");
     let history = h.store.load(ticket).await.expect("load");
@@ -155,9 +157,10 @@ async fn a_citizen_replying_to_our_answer_lands_on_the_same_ticket() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    // The citizen answers from their mail program: In-Reply-To our Message-ID, a fresh subject.
+    // The citizen answers from their mail program: In-Reply-To our Message-ID, a fresh subject; the province's
+    // MTA found it DKIM-signed by gmail.com.
     let reply = format!(
-        "From: nguyen.vana@gmail.com\r\nTo: {HOTLINE}\r\nSubject: =?UTF-8?B?Q+G6o20gxqFu?=\r\n\
+        "Authentication-Results: mx.1022.tinh.gov.vn; dkim=pass header.d=gmail.com\r\nFrom: nguyen.vana@gmail.com\r\nTo: {HOTLINE}\r\nSubject: =?UTF-8?B?Q+G6o20gxqFu?=\r\n\
 Message-ID: <thanks@gmail.com>\r\nIn-Reply-To: <{our_id}>\r\nReferences: <plain-1@mail.example.vn> <{our_id}>\r\n\r\n\
 Nước vẫn còn đọng ở hẻm 5.\r\n\r\n> Đã khơi thông cống thoát nước.\r\n"
     );
