@@ -7,7 +7,7 @@
 mod schema;
 mod timeline;
 
-pub use timeline::{QueueFilter, QueueKey, TicketView, TimelineEntry, TimelineReader, TimelineWriter, run};
+pub use timeline::{PetitionQuery, PetitionRow, QueueFilter, QueueKey, TicketView, TimelineEntry, TimelineReader, TimelineWriter, run};
 
 /// A projection failure.
 #[derive(Debug, thiserror::Error)]

@@ -574,6 +574,100 @@ impl TimelineReader {
     }
 }
 
+/// Which petitions a public listing shows (the Open311 `GET requests`): every filter is optional and they
+/// combine with AND. Newest first.
+#[derive(Debug, Clone, Default)]
+pub struct PetitionQuery {
+    /// Only these references (any status, any date).
+    pub references: Vec<String>,
+    /// Only these categories.
+    pub categories: Vec<String>,
+    /// Received at or after this instant.
+    pub received_from: Option<OffsetDateTime>,
+    /// Received at or before this instant.
+    pub received_to: Option<OffsetDateTime>,
+    /// Some(true): still being worked on ([`hotline_domain::Status::is_open`]); Some(false): the others.
+    pub open: Option<bool>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+/// A ticket with the petition that opened it (its `PetitionReceived`, read from the stored envelope: the
+/// location and the channel's reference are there, not in the ticket row).
+#[derive(Debug, Clone)]
+pub struct PetitionRow {
+    pub ticket: TicketView,
+    /// None only if the first event is missing or not a petition, which the log never produces.
+    pub petition: Option<hotline_domain::event::PetitionReceived>,
+}
+
+impl TimelineReader {
+    /// Petitions matching `query`, newest first, with their `PetitionReceived`.
+    pub async fn petitions(&self, query: PetitionQuery) -> Result<Vec<PetitionRow>, ProjectionError> {
+        self.with(move |c| {
+            let mut sql = format!(
+                "SELECT {TICKET_COLUMNS}, (SELECT envelope FROM timeline tl WHERE tl.ticket_id = tickets.ticket_id \
+                 AND tl.seq = 1) FROM tickets WHERE 1 = 1"
+            );
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+            let mut list = |sql: &mut String, column: &str, values: &[String]| {
+                let mut marks = Vec::new();
+                for v in values {
+                    args.push(Box::new(v.clone()));
+                    marks.push(format!("?{}", args.len()));
+                }
+                sql.push_str(&format!(" AND {column} IN ({})", marks.join(", ")));
+            };
+            if !query.references.is_empty() {
+                list(&mut sql, "reference", &query.references);
+            }
+            if !query.categories.is_empty() {
+                list(&mut sql, "category", &query.categories);
+            }
+            // julianday() reads RFC 3339 with fractions and offsets, so instants compare as instants (the stored
+            // text has fractions of varying length, which would not sort as text).
+            for (bound, op) in [(query.received_from, ">="), (query.received_to, "<=")] {
+                if let Some(t) = bound {
+                    let t = t.format(&Rfc3339).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                    args.push(Box::new(t));
+                    sql.push_str(&format!(" AND julianday(received_at) {op} julianday(?{})", args.len()));
+                }
+            }
+            match query.open {
+                Some(true) => sql.push_str(&format!(" AND status IN {OPEN}")),
+                Some(false) => sql.push_str(&format!(" AND status NOT IN {OPEN}")),
+                None => {}
+            }
+            sql.push_str(&format!(
+                " ORDER BY julianday(received_at) DESC, ticket_id DESC LIMIT {} OFFSET {}",
+                query.limit, query.offset
+            ));
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+                Ok((view_of(r)?, r.get::<_, Option<String>>(TICKET_COLUMN_COUNT)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (ticket, envelope) = row?;
+                let petition = match envelope {
+                    Some(json) => {
+                        let stored: StoredEnvelope =
+                            serde_json::from_str(&json).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                        match Envelope::decode(stored).map_err(|e| ProjectionError::Decode(e.to_string()))?.event {
+                            TicketEvent::PetitionReceived(p) => Some(p),
+                            _ => None,
+                        }
+                    }
+                    None => None,
+                };
+                out.push(PetitionRow { ticket, petition });
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
 /// Keeps the projection at `path` up to date with the log until `shutdown`. Resumes after the stored position;
 /// re-subscribes when the log goes away and comes back.
 pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdown) -> Result<(), ProjectionError> {
