@@ -23,6 +23,9 @@ pub enum ZaloEvent {
     Message(UserMessage),
     /// A citizen followed (`true`) or unfollowed the OA.
     Follow { user_id: String, following: bool, timestamp_ms: u64 },
+    /// A citizen shared their contact details through the OA's form (`user_submit_info`): a phone number lets
+    /// answers fall back to SMS.
+    SharedInfo { user_id: String, phone: Option<String>, name: Option<String>, timestamp_ms: u64 },
     /// An event the hotline does not act on; `reason` says why, for the log.
     Ignored { event_name: String, reason: &'static str },
 }
@@ -104,6 +107,21 @@ pub fn parse(body: &[u8]) -> Result<ZaloEvent, ParseError> {
             .or_else(|| root.get("sender").and_then(|s| s.get("id")).and_then(json_id))
             .ok_or_else(|| ParseError(format!("a `{event_name}` event needs `follower.id`")))?;
         return Ok(ZaloEvent::Follow { user_id, following: event_name == "follow", timestamp_ms });
+    }
+    if event_name == "user_submit_info" {
+        let user_id = root
+            .get("sender")
+            .and_then(|s| s.get("id"))
+            .and_then(json_id)
+            .ok_or_else(|| ParseError("a `user_submit_info` event needs `sender.id`".into()))?;
+        // [U] The form's fields are under `info` in the integrations seen; read leniently.
+        let info = root.get("info").or_else(|| root.get("message").and_then(|m| m.get("info")));
+        let field = |k: &str| {
+            info.and_then(|i| i.get(k))
+                .and_then(json_id)
+                .map(|v| v.chars().take(100).collect::<String>())
+        };
+        return Ok(ZaloEvent::SharedInfo { user_id, phone: field("phone"), name: field("name"), timestamp_ms });
     }
     if event_name.starts_with("oa_send_") {
         return Ok(ZaloEvent::Ignored { event_name, reason: "the OA's own message" });
@@ -291,6 +309,20 @@ mod tests {
             let body = format!(r#"{{"event_name":"{name}","timestamp":"1","sender":{{"id":"1"}},"message":{{"msg_id":"m"}}}}"#);
             assert!(matches!(parse(body.as_bytes()), Ok(ZaloEvent::Ignored { .. })), "{name}");
         }
+    }
+
+    #[test]
+    fn a_shared_phone_number_is_read_from_the_form() {
+        let e = parse(br#"{"app_id":"1","event_name":"user_submit_info","timestamp":"5","sender":{"id":"42"},"recipient":{"id":"9"},"info":{"address":"12 Nguyen Du","phone":"0912345678","city":"Binh Duong","district":"Di An","name":"Nguyen Van A"}}"#);
+        assert_eq!(
+            e,
+            Ok(ZaloEvent::SharedInfo {
+                user_id: "42".into(),
+                phone: Some("0912345678".into()),
+                name: Some("Nguyen Van A".into()),
+                timestamp_ms: 5
+            })
+        );
     }
 
     #[test]

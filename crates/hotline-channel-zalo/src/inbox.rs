@@ -68,6 +68,14 @@ pub struct Follower {
     pub at_ms: u64,
 }
 
+/// `contact.*`: what a citizen shared through the OA's form.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub phone: Option<String>,
+    pub name: Option<String>,
+    pub at_ms: u64,
+}
+
 /// `asked.*`: the hotline asked the citizen a question at `at_ms`.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Asked {
@@ -95,6 +103,11 @@ struct Batch {
     location: Option<Location>,
     #[serde(default)]
     references: Vec<String>,
+    /// What the citizen shared through the OA's form, if anything.
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 /// What the webhook did with a message.
@@ -130,6 +143,27 @@ impl Inbox {
             }
             Err(_) => Ok(Stored::Pending),
         }
+    }
+
+    /// Records the contact details a citizen shared, unless newer ones are recorded already.
+    pub async fn record_contact(&self, user: &str, contact: &Contact) -> Result<(), StoreError> {
+        let key = keys::contact(user);
+        let value = serde_json::to_vec(contact).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        for _ in 0..10 {
+            let expected = match self.state.get(&key).await? {
+                Some((bytes, revision)) => {
+                    if serde_json::from_slice::<Contact>(&bytes).is_ok_and(|c| c.at_ms > contact.at_ms) {
+                        return Ok(());
+                    }
+                    Some(revision)
+                }
+                None => None,
+            };
+            if self.state.put(&key, &value, expected).await?.is_ok() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Rejected(format!("the contact entry of {user} keeps changing")))
     }
 
     /// Records a follow or an unfollow, unless a later one is recorded already.
@@ -278,7 +312,15 @@ impl Worker {
         }
         let members: Vec<UserMessage> = pending.into_iter().take(MAX_GROUP).map(|(_, m)| m).collect();
         let key = keys::batch(&user, &members[0].msg_id);
-        let batch = self.build(&user, &members).await;
+        let contact = match self.state.get(&keys::contact(&user)).await? {
+            Some((bytes, _)) => serde_json::from_slice::<Contact>(&bytes).ok(),
+            None => None,
+        };
+        let mut batch = self.build(&user, &members).await;
+        if let Some(contact) = contact {
+            batch.phone = contact.phone;
+            batch.name = contact.name;
+        }
         let value = serde_json::to_vec(&batch).map_err(|e| StoreError::Rejected(e.to_string()))?;
         let batch = match self.state.put(&key, &value, None).await? {
             Ok(_) => batch,
@@ -345,6 +387,8 @@ impl Worker {
             attachments: batch.attachments.clone(),
             hints: batch.references.iter().cloned().map(ThreadHint::Reference).collect(),
             location: batch.location.clone(),
+            phone: batch.phone.clone(),
+            name: batch.name.clone(),
             follow_up_window: Some(self.follow_up_window),
             ..Default::default()
         }
@@ -399,6 +443,8 @@ impl Worker {
             text,
             attachments,
             location,
+            phone: None,
+            name: None,
         }
     }
 

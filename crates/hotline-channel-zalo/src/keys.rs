@@ -34,6 +34,11 @@ pub fn follower(user: &str) -> String {
     format!("follower.{}", segment(user))
 }
 
+/// The contact details a citizen shared (`user_submit_info`).
+pub fn contact(user: &str) -> String {
+    format!("contact.{}", segment(user))
+}
+
 /// When the hotline last asked a citizen a question (their next message goes to intake at once).
 pub fn asked(user: &str) -> String {
     format!("asked.{}", segment(user))

@@ -73,6 +73,11 @@ async fn receive(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: Byt
             hook.inbox.record_follow(&user_id, following, timestamp_ms).await.map_err(ApiError::unavailable)?;
             tracing::info!(user = %user_id, following, "Zalo follower change recorded");
         }
+        ZaloEvent::SharedInfo { user_id, phone, name, timestamp_ms } => {
+            let contact = crate::inbox::Contact { phone, name, at_ms: timestamp_ms };
+            hook.inbox.record_contact(&user_id, &contact).await.map_err(ApiError::unavailable)?;
+            tracing::info!(user = %user_id, "Zalo citizen shared contact details");
+        }
         ZaloEvent::Ignored { event_name, reason } => {
             tracing::debug!(event = %event_name, reason, "Zalo event ignored");
         }

@@ -312,3 +312,21 @@ async fn messages_left_in_the_inbox_are_filed_once_by_the_next_worker() {
     assert!(ctx.state.keys("inbox.").await.expect("keys").is_empty());
     drop((first, second, fourth));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_number_the_citizen_shared_goes_on_their_petition() {
+    let h = Harness::start().await;
+    let s = serve(&h, config(json!({})), true).await;
+    let user = "9001";
+    let info = json!({"app_id": crate::APP_ID, "event_name": "user_submit_info", "timestamp": now_ms().to_string(),
+        "sender": {"id": user}, "recipient": {"id": crate::OA_ID},
+        "info": {"address": "12 Nguyễn Du", "phone": "0912 345 678", "city": "Bình Dương", "district": "Dĩ An", "name": "Nguyễn Văn A"}})
+    .to_string();
+    assert_eq!(post(&s.addr, info.as_bytes(), Signature::Valid).await.status, 200);
+    assert_eq!(post(&s.addr, &text_event(user, "p1", "Mất nước sinh hoạt 2 ngày"), Signature::Valid).await.status, 200);
+    let tickets = h.wait_for_tickets(user, 1).await;
+    let citizen = petition(&tickets[0].1).citizen.clone().expect("citizen");
+    assert_eq!(citizen.zalo_id.as_deref(), Some(user));
+    assert_eq!(citizen.phone.as_deref(), Some("84912345678"), "normalised, so an SMS fallback can reach it");
+    assert_eq!(citizen.name.as_deref(), Some("Nguyễn Văn A"));
+}
