@@ -9,6 +9,7 @@ mod email;
 mod errors;
 mod flow;
 mod lifecycle;
+mod open311;
 mod sms;
 mod workflow;
 

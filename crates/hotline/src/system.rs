@@ -137,6 +137,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     let email = Arc::new(email_channel(&settings)?);
     let ctx = channel_context(&settings, hotline_channel_email::CHANNEL, intake.clone(), shutdown.clone());
     spawn_email(&mut tasks, email, ctx, store.clone(), &settings.data_dir).await?;
+    channel_routes.push(open311(&settings, intake.clone(), reader.clone(), province.clone(), codes.clone())?);
     let app = hotline_api::router(ApiState { province, reader, store, auth, codes, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }, channel_routes);
     let listener = bind(&settings.http_addr).await?;
     let addr = listener.local_addr()?;
@@ -191,7 +192,8 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
             let auth = Auth { bootstrap: admin_token(&settings)?, registry };
             let reader = TimelineReader::open(&projections_path)?;
             let codes = access_codes(&settings)?;
-            let app = hotline_api::router(ApiState { province, reader, store, auth, codes, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }, Vec::new());
+            let open311 = open311(&settings, intake(&settings, store.clone(), province.clone()), reader.clone(), province.clone(), codes.clone())?;
+            let app = hotline_api::router(ApiState { province, reader, store, auth, codes, blobs: BlobStore::new(settings.data_dir.join(BLOBS_DIR)) }, vec![open311]);
             let listener = bind(&settings.http_addr).await?;
             println!("hotline: api listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
@@ -222,6 +224,14 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
     }
     drain(shutdown, tasks).await;
     Ok(())
+}
+
+/// The Open311 GeoReport v2 routes (`[app] open311_*`). They read the projection, so they are served where the API
+/// is (`up`, `serve api`), and file petitions of the app channel.
+fn open311(settings: &Settings, intake: Intake, reader: TimelineReader, province: Arc<Province>, codes: AccessCodes) -> anyhow::Result<axum::Router> {
+    let config = hotline_open311::Open311Config::from_app_section(&channel_config(settings, hotline_channel_app::CHANNEL))
+        .map_err(|e| anyhow!("settings {e}"))?;
+    Ok(hotline_open311::Open311::new(config, intake, reader, province, codes).routes())
 }
 
 fn sms_channel(settings: &Settings) -> anyhow::Result<SmsChannel> {
