@@ -60,6 +60,9 @@ pub struct Citizen {
     pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// The citizen's id at the hotline's Zalo Official Account (a 64-bit number, kept as text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zalo_id: Option<String>,
 }
 
 /// Where the problem is, as far as the channel knows.
@@ -370,9 +373,6 @@ pub struct FeedbackGiven {
     pub comment: Option<String>,
 }
 
-/// Every fact about a ticket.
-// The first event is the big one (the petition with its contact, location and files), and there is one per
-// ticket: boxing it would cost every reader a pattern through a Box for no measurable gain.
 /// What a call event says happened on the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -446,6 +446,9 @@ pub struct CallbackDone {
     pub note: String,
 }
 
+/// Every fact about a ticket.
+// The first event is the big one (the petition with its contact, location and files), and there is one per
+// ticket: boxing it would cost every reader a pattern through a Box for no measurable gain.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum TicketEvent {
@@ -470,11 +473,11 @@ pub enum TicketEvent {
     ReplyFailed(ReplyFailed),
     FeedbackGiven(FeedbackGiven),
     DuplicateLinked(DuplicateLinked),
+    CallLogged(CallLogged),
+    CallbackDone(CallbackDone),
 }
 
 /// Writes the three per-type tables (name, body, decode) of [`TicketEvent`] from one list, so a new event type
-    CallLogged(CallLogged),
-    CallbackDone(CallbackDone),
 /// is added in one place.
 macro_rules! event_types {
     ($($name:ident),* $(,)?) => {
@@ -524,11 +527,11 @@ event_types!(
     ReplyFailed,
     FeedbackGiven,
     DuplicateLinked,
+    CallLogged,
+    CallbackDone,
 );
 
 /// Metadata of one command, shared by the events it produces.
-    CallLogged,
-    CallbackDone,
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandMeta {
     pub actor: Actor,

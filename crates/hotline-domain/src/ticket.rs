@@ -131,8 +131,10 @@ pub struct Ticket {
     pub duplicates: Vec<Uuid>,
     /// The last answer given on this ticket itself (not received as a duplicate), for its duplicates.
     pub last_answer: Option<PetitionAnswered>,
-    /// Answers and questions delivered to the citizen, by the id of their event: a reply is never sent twice.
-    pub replies_done: Vec<Uuid>,
+    /// Answers and questions delivered to the citizen (or given up), by the id of their event and the channel that
+    /// reported it: a reply is never sent twice on one channel, and a fallback channel can take one the first
+    /// channel could not deliver.
+    pub replies_done: Vec<(Uuid, String)>,
     /// The citizen's contact details as the petition gave them (a follow-up must come from the same address).
     pub citizen: Option<Citizen>,
     /// Channel ids of every citizen message on the ticket (the petition's first), oldest first: a redelivered
@@ -140,12 +142,12 @@ pub struct Ticket {
     pub channel_refs: Vec<String>,
     /// When the pending question was asked (while waiting for the citizen).
     pub asked_at: Option<OffsetDateTime>,
-}
-
     /// Keys of the call events recorded on a phone ticket: a fact the PBX reports twice is recorded once.
     pub call_keys: Vec<String>,
     /// A reply could not reach the citizen by SMS (no mobile number): an operator must call them back.
     pub callback_due: bool,
+}
+
 /// What someone asks a ticket to do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -209,14 +211,14 @@ pub enum Command {
     Feedback { satisfied: bool, comment: Option<String>, deadlines: Option<Deadlines>, desk: Option<String> },
     /// The scheduler: close an answered ticket whose citizen stayed silent since `before`.
     CloseSilent { answered_before: OffsetDateTime, days: u32 },
-}
-
     /// The phone channel reports facts about the call behind a phone ticket (from the PBX, possibly reported
     /// before the petition was filed). Facts whose key the ticket already holds are skipped, so a redelivery
     /// records nothing.
     RecordCall { facts: Vec<CallLogged> },
     /// An operator called the citizen back with the reply that could not reach them by SMS.
     RecordCallback { by: Principal, note: String },
+}
+
 /// A petition as a channel hands it over (intake validates it against the province config).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewPetition {
@@ -291,6 +293,11 @@ impl Ticket {
 
     pub fn exists(&self) -> bool {
         self.status != Status::None
+    }
+
+    /// Whether `channel` already delivered (or gave up on) the reply `of_event`.
+    pub fn reply_done(&self, of_event: Uuid, channel: &str) -> bool {
+        self.replies_done.iter().any(|(e, c)| *e == of_event && c == channel)
     }
 
     /// The deadlines of a ticket waiting for the citizen when the citizen answers at `now`: each resumes on its
@@ -563,7 +570,7 @@ impl Ticket {
                 if !self.exists() {
                     return Err(DomainError::NotFound);
                 }
-                if self.replies_done.contains(&of_event) {
+                if self.reply_done(of_event, &channel) {
                     return Ok(vec![]);
                 }
                 Ok(vec![match outcome {
@@ -617,13 +624,6 @@ impl Ticket {
                 (Status::None, _) => Err(DomainError::NotFound),
                 _ => Ok(vec![]),
             },
-            Command::ExtendDeadline { by, resolve_by, reason, now } => {
-                if !matches!(by.role, Role::Supervisor | Role::Admin) {
-                    return Err(DomainError::Forbidden("only a supervisor may extend a deadline".to_owned()));
-                }
-                let reason = required(reason, "why the deadline is extended")?;
-                // Deadlines run only while an agency holds the ticket; elsewhere routing sets them afresh.
-                if !matches!(self.status, Status::Routed | Status::Acknowledged | Status::WaitingForCitizen) {
             Command::RecordCall { facts } => {
                 if !self.exists() {
                     return Err(DomainError::NotFound);
@@ -656,6 +656,13 @@ impl Ticket {
                     _ => Ok(vec![TicketEvent::CallbackDone(CallbackDone { note })]),
                 }
             }
+            Command::ExtendDeadline { by, resolve_by, reason, now } => {
+                if !matches!(by.role, Role::Supervisor | Role::Admin) {
+                    return Err(DomainError::Forbidden("only a supervisor may extend a deadline".to_owned()));
+                }
+                let reason = required(reason, "why the deadline is extended")?;
+                // Deadlines run only while an agency holds the ticket; elsewhere routing sets them afresh.
+                if !matches!(self.status, Status::Routed | Status::Acknowledged | Status::WaitingForCitizen) {
                     return Err(not_allowed("extend the deadline of", self.status));
                 }
                 if resolve_by <= now || resolve_by > now + time::Duration::days(366 * 5) {
@@ -770,17 +777,10 @@ impl Ticket {
             TicketEvent::TicketClosed(_) => self.status = Status::Closed,
             // Folded into `deadlines` above.
             TicketEvent::DeadlineApproaching(_) | TicketEvent::DeadlineMissed(_) | TicketEvent::DeadlineExtended(_) => {}
-            TicketEvent::ReplySent(e) => self.replies_done.push(e.of_event),
-            TicketEvent::ReplyFailed(e) => self.replies_done.push(e.of_event),
+            TicketEvent::ReplySent(e) => self.replies_done.push((e.of_event, e.channel.clone())),
+            TicketEvent::ReplyFailed(e) => self.replies_done.push((e.of_event, e.channel.clone())),
             TicketEvent::FeedbackGiven(_) => {}
             TicketEvent::DuplicateLinked(e) => self.duplicates.push(e.duplicate),
-        }
-    }
-}
-
-/// Desk commands: operators and supervisors (and admins, who can do what a supervisor can).
-fn desk_only(by: &Principal, what: &str) -> Result<(), DomainError> {
-    match by.role {
             TicketEvent::CallLogged(e) => self.call_keys.push(e.key.clone()),
             TicketEvent::CallbackDone(_) => self.callback_due = false,
         }
@@ -792,6 +792,13 @@ fn desk_only(by: &Principal, what: &str) -> Result<(), DomainError> {
             }
             TicketEvent::ReplySent(_) => self.callback_due = false,
             _ => {}
+        }
+    }
+}
+
+/// Desk commands: operators and supervisors (and admins, who can do what a supervisor can).
+fn desk_only(by: &Principal, what: &str) -> Result<(), DomainError> {
+    match by.role {
         Role::Operator | Role::Supervisor | Role::Admin => Ok(()),
         Role::Agency => Err(DomainError::Forbidden(format!("only the hotline desk may {what}"))),
     }

@@ -20,7 +20,7 @@ fn every_event() -> Vec<TicketEvent> {
             text: "t".into(),
             subject: Some("s".into()),
             category: Some("c".into()),
-            citizen: Some(Citizen { name: Some("n".into()), phone: Some("p".into()), email: Some("e".into()) }),
+            citizen: Some(Citizen { name: Some("n".into()), phone: Some("p".into()), email: Some("e".into()), zalo_id: Some("z".into()) }),
             location: Some(Location { area: Some("a".into()), lat: Some(1.0), lon: Some(2.0), address: Some("x".into()) }),
             attachments: vec![hotline_domain::event::Attachment { name: "n".into(), url: Some("https://x".into()), sha256: Some("s".into()), media_type: Some("application/pdf".into()), size: Some(1) }],
         }),
