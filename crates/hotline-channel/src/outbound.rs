@@ -104,7 +104,7 @@ async fn deliver(adapter: &dyn ChannelAdapter, store: &dyn EventStore, ticket: U
             ReplyKind::Question => OutboundKind::Question,
         },
         text,
-        to: Some(to),
+        to,
         subject: petition.and_then(|p| p.subject.clone()),
         thread: state.channel_refs.clone(),
         earlier_replies: history
@@ -129,24 +129,26 @@ async fn deliver(adapter: &dyn ChannelAdapter, store: &dyn EventStore, ticket: U
 }
 
 /// The citizen's address on `channel`, or why there is none. SMS goes only to mobile numbers: a landline caller
-/// gets a call back from an operator instead (the failure says so, and the operators' queue shows it).
-fn recipient(channel: &str, citizen: Option<&Citizen>) -> Result<String, String> {
+/// gets a call back from an operator instead (the failure says so, and the operators' queue shows it). The app
+/// needs no address: the citizen reads the reply with their reference and access code.
+fn recipient(channel: &str, citizen: Option<&Citizen>) -> Result<Option<String>, String> {
     let none = |what: &str| format!("no {what} to answer on the {channel} channel");
-    let Some(c) = citizen else { return Err(none("contact details")) };
+    let empty = Citizen::default();
+    let c = citizen.unwrap_or(&empty);
     match channel {
-        "email" => c.email.clone().ok_or_else(|| none("e-mail address")),
-        "zalo" => c.zalo_id.clone().ok_or_else(|| none("Zalo id")),
+        "email" => c.email.clone().map(Some).ok_or_else(|| none("e-mail address")),
+        "zalo" => c.zalo_id.clone().map(Some).ok_or_else(|| none("Zalo id")),
         "sms" => match &c.phone {
-            Some(phone) if is_mobile(phone) => Ok(phone.clone()),
+            Some(phone) if is_mobile(phone) => Ok(Some(phone.clone())),
             Some(_) => Err(format!("{NO_MOBILE}: the citizen's number is not a mobile; call the citizen back")),
             None => Err(format!("{NO_MOBILE}: call the citizen back if they left a number")),
         },
-        _ => c.phone.clone().or(c.email.clone()).ok_or_else(|| none("contact details")),
+        _ => Ok(c.phone.clone().or(c.email.clone())),
     }
 }
 
-/// How a reply that SMS cannot carry starts its failure reason (the phone channel's call-back tasks look for it).
-pub const NO_MOBILE: &str = "no mobile number";
+/// How a reply that SMS cannot carry starts its failure reason (the ticket then owes the caller a call back).
+pub use hotline_domain::event::NO_MOBILE_NUMBER as NO_MOBILE;
 
 /// Records what became of a reply. The message is out (or given up): from here on, never hand the delivery back
 /// (that would send it again); keep trying to record the outcome instead.

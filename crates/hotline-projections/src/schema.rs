@@ -8,6 +8,10 @@ pub const VERSION: i64 = 5;
 
 pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError> {
     let conn = Connection::open(path)?;
+    // First, before any statement: the writer and readers open the file at the same time at start-up (one of
+    // them may be creating the schema), and without a busy timeout the other fails at once with "database is
+    // locked" instead of waiting its turn.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > VERSION {
         return Err(crate::ProjectionError::Worker(format!(
@@ -16,7 +20,6 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
             path.display()
         )));
     }
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
     if found != 0 && found < VERSION {
         tracing::warn!(path = %path.display(), found, VERSION, "projection schema is older: rebuilding it from the log");
         conn.execute_batch("DROP TABLE IF EXISTS timeline; DROP TABLE IF EXISTS tickets; DROP TABLE IF EXISTS checkpoint;")?;

@@ -362,6 +362,15 @@ mod tests {
         for key in hotline_channel_email::config::KEYS {
             assert!(doc.contains(&format!("`email.{key}`")), "docs/configuration.md does not name `email.{key}`");
         }
+        for key in hotline_open311::KEYS {
+            assert!(doc.contains(&format!("`app.{key}`")), "docs/configuration.md does not name `app.{key}`");
+        }
+        for key in hotline_channel_zalo::KEYS {
+            assert!(doc.contains(&format!("`zalo.{key}`")), "docs/configuration.md does not name `zalo.{key}`");
+        }
+        for key in hotline_channel_phone::KEYS {
+            assert!(doc.contains(&format!("`phone.{key}`")), "docs/configuration.md does not name `phone.{key}`");
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use hotline_channel::{AccessCodes, ChannelAdapter, ChannelContext, Intake};
 use hotline_channel_app::AppChannel;
 use hotline_channel_email::EmailChannel;
 use hotline_channel_sms::SmsChannel;
+use hotline_channel_zalo::ZaloChannel;
+use hotline_channel_phone::PhoneChannel;
 use hotline_domain::province::Province;
 use hotline_projections::TimelineReader;
 use hotline_runtime::{DRAIN_TIMEOUT, Shutdown};
@@ -38,6 +40,12 @@ pub enum Component {
     Sms,
     /// The e-mail channel: the SMTP listener (`--smtp`), answers through the SMTP relay.
     Email,
+    /// The phone channel: the call-takers' intake and the PBX webhooks on the HTTP port, the Asterisk AMI bridge
+    /// when configured.
+    Phone,
+    /// The Zalo OA channel: its webhook on the HTTP port, the worker that files grouped messages, answers by the
+    /// OA's message API.
+    Zalo,
 }
 
 /// File names under the data dir.
@@ -126,8 +134,11 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), shutdown.clone()));
 
     let intake = intake(&settings, store.clone(), province.clone());
-    let channels: Vec<Arc<dyn ChannelAdapter>> =
-        vec![Arc::new(AppChannel::new(codes.clone())), Arc::new(sms_channel(&settings)?)];
+    let channels: Vec<Arc<dyn ChannelAdapter>> = vec![
+        Arc::new(AppChannel::new(codes.clone())), Arc::new(sms_channel(&settings)?),
+        Arc::new(zalo_channel(&settings)?),
+        Arc::new(phone_channel(&settings, auth.clone())?),
+    ];
     let mut channel_routes = Vec::new();
     for channel in &channels {
         let ctx = channel_context(&settings, channel.name(), intake.clone(), shutdown.clone());
@@ -216,6 +227,25 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
             println!("hotline: sms webhooks listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
         }
+        Component::Phone => {
+            let auth = Auth { bootstrap: admin_token(&settings)?, registry };
+            let channel: Arc<dyn ChannelAdapter> = Arc::new(phone_channel(&settings, auth)?);
+            let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
+            let app = hotline_api::channel_router(store.clone(), channel.http_routes(&ctx).into_iter().collect());
+            spawn_channel(&mut tasks, channel, ctx, store);
+            let listener = bind(&settings.http_addr).await?;
+            println!("hotline: phone intake listening on http://{}", listener.local_addr()?);
+            tasks.spawn(serve_http(listener, app, shutdown.clone()));
+        }
+        Component::Zalo => {
+            let channel: Arc<dyn ChannelAdapter> = Arc::new(zalo_channel(&settings)?);
+            let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
+            let app = hotline_api::channel_router(store.clone(), channel.http_routes(&ctx).into_iter().collect());
+            spawn_channel(&mut tasks, channel, ctx, store);
+            let listener = bind(&settings.http_addr).await?;
+            println!("hotline: zalo webhook listening on http://{}", listener.local_addr()?);
+            tasks.spawn(serve_http(listener, app, shutdown.clone()));
+        }
         Component::Email => {
             let email = Arc::new(email_channel(&settings)?);
             let ctx = channel_context(&settings, hotline_channel_email::CHANNEL, intake(&settings, store.clone(), province), shutdown.clone());
@@ -236,6 +266,22 @@ fn open311(settings: &Settings, intake: Intake, reader: TimelineReader, province
 
 fn sms_channel(settings: &Settings) -> anyhow::Result<SmsChannel> {
     SmsChannel::from_config(&channel_config(settings, hotline_channel_sms::CHANNEL)).map_err(|e| anyhow!("settings [sms]: {e}"))
+}
+
+/// The phone channel, its call-takers' intake checking tokens like the API does.
+fn phone_channel(settings: &Settings, auth: Auth) -> anyhow::Result<PhoneChannel> {
+    let auth = Arc::new(auth);
+    let authorize: hotline_channel_phone::Authorize = Arc::new(move |headers| {
+        let auth = auth.clone();
+        Box::pin(async move { auth.principal(&headers).await })
+    });
+    Ok(PhoneChannel::from_config(&channel_config(settings, hotline_channel_phone::CHANNEL))
+        .map_err(|e| anyhow!("settings [phone]: {e}"))?
+        .with_authorizer(authorize))
+}
+
+fn zalo_channel(settings: &Settings) -> anyhow::Result<ZaloChannel> {
+    ZaloChannel::from_config(&channel_config(settings, hotline_channel_zalo::CHANNEL)).map_err(|e| anyhow!("settings [zalo]: {e}"))
 }
 
 fn email_channel(settings: &Settings) -> anyhow::Result<EmailChannel> {
