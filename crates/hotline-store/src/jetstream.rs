@@ -49,6 +49,10 @@ pub struct JetStreamConfig {
     /// How long a durable subscription waits for an ack before it redelivers: after a crash, what was in flight
     /// is handled again after this long.
     pub ack_wait: Duration,
+    /// The published feed's stream (other systems read it; see `feed.rs`).
+    pub feed_stream: String,
+    /// Subjects of the feed: `<prefix>.<audience>.<event type>`. Must not overlap the log's subjects.
+    pub feed_subject_prefix: String,
 }
 
 impl Default for JetStreamConfig {
@@ -63,6 +67,8 @@ impl Default for JetStreamConfig {
             channels_bucket: "hotline_channels".to_owned(),
             request_timeout: Duration::from_secs(5),
             ack_wait: Duration::from_secs(10),
+            feed_stream: "HOTLINE_FEED".to_owned(),
+            feed_subject_prefix: "hotline.feed.v1".to_owned(),
         }
     }
 }
@@ -149,6 +155,11 @@ impl JetStreamStore {
         let inbound = bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids").await?;
         let channels = bucket(&js, &cfg, &cfg.channels_bucket, "<channel>.<key> -> a channel's own state (tokens, followers, inbox)").await?;
         Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, cfg, connections })
+    }
+
+    /// The JetStream context and the names, for the feed (`feed.rs`).
+    pub(crate) fn jetstream(&self) -> (&js::Context, &JetStreamConfig) {
+        (&self.js, &self.cfg)
     }
 
     fn subject(&self, ticket: Uuid) -> String {

@@ -6,6 +6,7 @@
 //! subject index and every append can state the version it expects.
 
 mod command;
+mod feed;
 mod jetstream;
 pub mod server;
 mod tokens;
@@ -20,6 +21,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use command::{Cause, ExecuteError, Executed, OnConflict, execute};
+pub use feed::{JetStreamFeed, LOG_POSITION_HEADER, PART_HEADER};
 pub use jetstream::{JetStreamConfig, JetStreamStore};
 pub use tokens::{TokenRecord, TokenRegistry};
 
@@ -244,4 +246,59 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Whether the store is reachable right now, without a round trip. A quick "no" lets intake answer 503 at once.
     fn is_connected(&self) -> bool;
+}
+
+/// One message of the published feed (the integration events other systems subscribe to), ready to store. The
+/// projector (crate hotline-feed) derives them from the log; the store adds the transport headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    /// Where it is published; must lie under the feed's subjects (`hotline.feed.v1.>`).
+    pub subject: String,
+    /// Its id (the CloudEvents `ce-id`), also the transport's deduplication id.
+    pub id: String,
+    /// Which commit of the log it comes from, and which of that commit's feed messages it is.
+    pub mark: FeedMark,
+    /// Header names and values already fit for a header (the CloudEvents attributes, percent-encoded).
+    pub attributes: Vec<(String, String)>,
+    pub payload: Vec<u8>,
+}
+
+/// Where a feed message comes from: the `part`-th (1-based) of the `parts` feed messages of the log commit at
+/// `position`. The feed's own last mark is where its projector resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedMark {
+    pub position: u64,
+    pub part: u32,
+    pub parts: u32,
+}
+
+/// The feed's last message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedTip {
+    /// Its sequence in the feed (0: the feed is empty). The next publish states it as the expected last one.
+    pub sequence: u64,
+    /// Where it came from in the log (None: the feed is empty).
+    pub mark: Option<FeedMark>,
+}
+
+/// Why a feed message was not published.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The feed is not at the expected sequence (another projector published, or an earlier attempt of ours was
+    /// stored after all): read the tip again and go on from there.
+    #[error("the feed moved on since its tip was read")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The published feed as its projector sees it: a single-writer append-only stream whose every message says which
+/// log commit it comes from. Appends are conditional on the feed's last sequence, so two writers cannot
+/// interleave, and the position to resume from is read back from the feed itself.
+pub trait FeedLog: Send + Sync + 'static {
+    /// The feed's last message: its sequence and its mark.
+    fn tip(&self) -> BoxFuture<'_, Result<FeedTip, StoreError>>;
+
+    /// Appends `entry` if the feed's last sequence is still `expected` (0: empty); returns the new sequence.
+    fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>>;
 }

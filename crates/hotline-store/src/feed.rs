@@ -1,0 +1,233 @@
+//! The published feed on JetStream: the stream `HOTLINE_FEED` (subjects `hotline.feed.v1.>`) that other systems of
+//! the province subscribe to, and the two operations its projector needs: read the feed's last message, and append
+//! a message only if the feed is still where the projector last saw it.
+//!
+//! Every feed message carries where it comes from in the log (`Hotline-Log-Position`: the log sequence of the
+//! commit; `Hotline-Part: i/n`: the i-th of that commit's n feed messages). The projector resumes from the feed's
+//! own last message, so restarts never publish twice or skip, whatever the deduplication window; appends state the
+//! expected last sequence, so two projectors running at once cannot interleave (the loser re-reads and goes on).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_nats::HeaderName;
+use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::stream::{self, LastRawMessageErrorKind, StorageType};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
+
+use crate::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamStore, StoreError};
+
+/// Header: the log position (stream sequence of the log) of the commit a feed message comes from.
+pub const LOG_POSITION_HEADER: &str = "Hotline-Log-Position";
+/// Header: `<i>/<n>`, the i-th (1-based) of the n feed messages of that commit.
+pub const PART_HEADER: &str = "Hotline-Part";
+
+/// How long the feed remembers message ids for deduplication. Exactly-once does not rely on it (the expected last
+/// sequence does); it only absorbs a re-sent publish whose first ack was lost.
+const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+
+/// The published feed on JetStream. Cheap to clone.
+#[derive(Clone)]
+pub struct JetStreamFeed {
+    stream: stream::Stream,
+    js: async_nats::jetstream::Context,
+    /// `<feed prefix>.`: every subject published must start with it.
+    prefix: String,
+}
+
+impl JetStreamStore {
+    /// Opens the published feed, creating its stream if it does not exist (file storage, the log's replicas,
+    /// deletes and purges denied). Refuses a feed whose subjects would overlap the log's, and an existing stream
+    /// that allows deletes or purges or is not on file storage.
+    pub async fn open_feed(&self) -> Result<JetStreamFeed, StoreError> {
+        let (js, cfg) = self.jetstream();
+        let log_subjects = format!("{}.>", cfg.subject_prefix);
+        let feed_subjects = format!("{}.>", cfg.feed_subject_prefix);
+        if subjects_overlap(&log_subjects, &feed_subjects) {
+            return Err(StoreError::Rejected(format!(
+                "the feed's subjects {feed_subjects} overlap the log's {log_subjects}: the log would be published"
+            )));
+        }
+        let mut stream = js
+            .get_or_create_stream(stream::Config {
+                name: cfg.feed_stream.clone(),
+                description: Some("Published integration events (hotline.v1), derived from the log by its projector".to_owned()),
+                subjects: vec![feed_subjects.clone()],
+                storage: StorageType::File,
+                num_replicas: cfg.replicas,
+                // What was published stays published: subscribers resume from sequences and times.
+                deny_delete: true,
+                deny_purge: true,
+                duplicate_window: DUPLICATE_WINDOW,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| match e.kind() {
+                CreateStreamErrorKind::JetStream(err) => {
+                    StoreError::Rejected(format!("cannot create stream {}: {err}", cfg.feed_stream))
+                }
+                _ => unavailable(e),
+            })?;
+        // An existing stream is taken as it is: check that it is still the feed we promise.
+        let info = stream.info().await.map_err(unavailable)?;
+        let c = &info.config;
+        if c.subjects != [feed_subjects.clone()] || !c.deny_delete || !c.deny_purge || c.storage != StorageType::File {
+            return Err(StoreError::Rejected(format!(
+                "stream {} exists with another configuration (subjects {:?}, deny_delete {}, deny_purge {}, storage {:?}); \
+                 the feed needs subjects [{feed_subjects}], deletes and purges denied, file storage",
+                cfg.feed_stream, c.subjects, c.deny_delete, c.deny_purge, c.storage
+            )));
+        }
+        if c.num_replicas != cfg.replicas {
+            tracing::warn!(stream = %cfg.feed_stream, has = c.num_replicas, configured = cfg.replicas, "feed stream replicas differ from nats.replicas");
+        }
+        Ok(JetStreamFeed { stream, js: js.clone(), prefix: format!("{}.", cfg.feed_subject_prefix) })
+    }
+}
+
+impl JetStreamFeed {
+    async fn last(&self) -> Result<FeedTip, StoreError> {
+        let all = format!("{}>", self.prefix);
+        let message = match self.stream.get_last_raw_message_by_subject(&all).await {
+            Ok(m) => m,
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(FeedTip { sequence: 0, mark: None }),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+        let mark = header(LOG_POSITION_HEADER)
+            .zip(header(PART_HEADER))
+            .and_then(|(position, part)| parse_mark(&position, &part))
+            .ok_or_else(|| {
+                // Only the projector writes the feed; a message without a readable mark means someone else did,
+                // and resuming would be guesswork.
+                StoreError::Rejected(format!(
+                    "the feed's last message (sequence {}) has no valid {LOG_POSITION_HEADER} / {PART_HEADER} headers",
+                    message.sequence
+                ))
+            })?;
+        Ok(FeedTip { sequence: message.sequence, mark: Some(mark) })
+    }
+
+    async fn append(&self, expected: u64, entry: &FeedEntry) -> Result<u64, FeedError> {
+        if !entry.subject.starts_with(&self.prefix) || entry.subject.len() == self.prefix.len() {
+            return Err(rejected(format!("subject {:?} is not under the feed's {}>", entry.subject, self.prefix)));
+        }
+        let FeedMark { position, part, parts } = entry.mark;
+        if part == 0 || part > parts {
+            return Err(rejected(format!("part {part}/{parts} of a commit is not a part")));
+        }
+        let mut message = PublishMessage::build()
+            .payload(entry.payload.clone().into())
+            .message_id(&entry.id)
+            .expected_last_sequence(expected)
+            .header(LOG_POSITION_HEADER, position.to_string().as_str())
+            .header(PART_HEADER, format!("{part}/{parts}").as_str());
+        for (name, value) in &entry.attributes {
+            let parsed = HeaderName::from_str(name).map_err(|_| rejected(format!("{name:?} is not a header name")))?;
+            if is_transport_header(name) {
+                return Err(rejected(format!("attribute {name} would override a transport header")));
+            }
+            if !value.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+                return Err(rejected(format!("header {name} must be printable ASCII (percent-encode it)")));
+            }
+            message = message.header(parsed, value.as_str());
+        }
+        let result = match self.js.send_publish(entry.subject.clone(), message).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match result {
+            // A duplicate id means this very message is already in the feed: our position is stale.
+            Ok(ack) if ack.duplicate => Err(FeedError::Conflict),
+            Ok(ack) => Ok(ack.sequence),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(FeedError::Conflict),
+            Err(e) if matches!(e.kind(), PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::StreamNotFound) => {
+                // It may have been stored: the caller re-reads the tip, which tells.
+                Err(StoreError::OutcomeUnknown(e.to_string()).into())
+            }
+            Err(e) => Err(rejected(format!("feed publish to {}: {e}", entry.subject))),
+        }
+    }
+}
+
+impl FeedLog for JetStreamFeed {
+    fn tip(&self) -> BoxFuture<'_, Result<FeedTip, StoreError>> {
+        self.last().boxed()
+    }
+
+    fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>> {
+        self.append(expected, entry).boxed()
+    }
+}
+
+/// Reads the mark headers: a position and `i/n` with 1 <= i <= n.
+fn parse_mark(position: &str, part: &str) -> Option<FeedMark> {
+    let position = position.trim().parse().ok()?;
+    let (i, n) = part.trim().split_once('/')?;
+    let (part, parts): (u32, u32) = (i.parse().ok()?, n.parse().ok()?);
+    (part >= 1 && part <= parts).then_some(FeedMark { position, part, parts })
+}
+
+/// Headers the store sets itself; an attribute may not replace them.
+fn is_transport_header(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("nats-") || lower == LOG_POSITION_HEADER.to_ascii_lowercase() || lower == PART_HEADER.to_ascii_lowercase()
+}
+
+/// Whether two NATS subject filters can match a common subject (`*` matches one token, `>` the rest).
+fn subjects_overlap(a: &str, b: &str) -> bool {
+    let (mut a, mut b) = (a.split('.'), b.split('.'));
+    loop {
+        match (a.next(), b.next()) {
+            (Some(">"), Some(_)) | (Some(_), Some(">")) => return true,
+            (Some(x), Some(y)) if x == y || x == "*" || y == "*" => continue,
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn rejected(reason: String) -> FeedError {
+    FeedError::Store(StoreError::Rejected(reason))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_filters_overlap_when_some_subject_matches_both() {
+        assert!(!subjects_overlap("hotline.events.>", "hotline.feed.v1.>"));
+        assert!(subjects_overlap("hotline.>", "hotline.feed.v1.>"));
+        assert!(subjects_overlap("hotline.feed.v1.>", "hotline.>"));
+        assert!(subjects_overlap("hotline.*.v1.>", "hotline.feed.>"));
+        assert!(subjects_overlap("hotline.feed.>", "hotline.feed.>"));
+        assert!(!subjects_overlap("hotline.feed.a", "hotline.feed.b"));
+        assert!(!subjects_overlap("hotline.feed", "hotline.feed.a"));
+    }
+
+    #[test]
+    fn a_mark_is_a_position_and_a_part_within_its_count() {
+        assert_eq!(parse_mark("42", "2/3"), Some(FeedMark { position: 42, part: 2, parts: 3 }));
+        assert_eq!(parse_mark("42", "3/3"), Some(FeedMark { position: 42, part: 3, parts: 3 }));
+        assert_eq!(parse_mark("42", "0/3"), None);
+        assert_eq!(parse_mark("42", "4/3"), None);
+        assert_eq!(parse_mark("x", "1/1"), None);
+        assert_eq!(parse_mark("42", "1"), None);
+        assert_eq!(parse_mark("-1", "1/1"), None);
+    }
+
+    #[test]
+    fn attributes_cannot_replace_the_transport_headers() {
+        assert!(is_transport_header("Nats-Msg-Id"));
+        assert!(is_transport_header("nats-expected-last-sequence"));
+        assert!(is_transport_header("hotline-part"));
+        assert!(!is_transport_header("ce-id"));
+    }
+}

@@ -1,0 +1,142 @@
+//! The published feed's stream and its conditional appends on a real server.
+
+use async_nats::jetstream::{self, stream};
+use hotline_store::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamConfig, JetStreamStore, StoreError};
+use hotline_testkit::TestNats;
+
+fn entry(subject: &str, id: &str, position: u64, part: u32, parts: u32) -> FeedEntry {
+    FeedEntry {
+        subject: subject.to_owned(),
+        id: id.to_owned(),
+        mark: FeedMark { position, part, parts },
+        attributes: vec![("ce-specversion".to_owned(), "1.0".to_owned()), ("ce-id".to_owned(), id.to_owned())],
+        payload: br#"{"ok":true}"#.to_vec(),
+    }
+}
+
+async fn js(nats: &TestNats) -> jetstream::Context {
+    jetstream::new(async_nats::connect(nats.url()).await.expect("client connects"))
+}
+
+#[tokio::test]
+async fn the_feed_stream_is_file_backed_append_only_and_disjoint_from_the_log() {
+    let nats = TestNats::start().await;
+    let store = nats.store().await;
+    store.open_feed().await.expect("feed opens");
+    // Opening again takes the existing stream.
+    let feed = store.open_feed().await.expect("feed opens again");
+
+    let js = js(&nats).await;
+    let mut s = js.get_stream("HOTLINE_FEED").await.expect("feed stream exists");
+    let info = s.info().await.expect("info").clone();
+    assert_eq!(info.config.subjects, vec!["hotline.feed.v1.>".to_owned()]);
+    assert_eq!(info.config.storage, stream::StorageType::File);
+    assert!(info.config.deny_delete && info.config.deny_purge);
+    assert_eq!(info.config.num_replicas, 1);
+    assert_eq!(info.config.duplicate_window, std::time::Duration::from_secs(120));
+    let log = js.get_stream("HOTLINE_EVENTS").await.expect("log stream").info().await.expect("info").config.subjects.clone();
+    assert_eq!(log, vec!["hotline.events.>".to_owned()]);
+
+    let seq = feed.publish(0, &entry("hotline.feed.v1.public.petition_received", "a", 1, 1, 1)).await.expect("published");
+    assert_eq!(seq, 1);
+    assert!(s.delete_message(1).await.is_err(), "a published message cannot be deleted");
+    assert!(s.purge().await.is_err(), "the feed cannot be purged");
+    assert_eq!(feed.tip().await.expect("tip").sequence, 1);
+}
+
+#[tokio::test]
+async fn a_feed_whose_subjects_overlap_the_log_is_refused() {
+    let nats = TestNats::start().await;
+    let cfg = JetStreamConfig { feed_subject_prefix: "hotline.events.public".to_owned(), ..Default::default() };
+    let store = JetStreamStore::connect(&nats.url(), cfg).await.expect("store connects");
+    match store.open_feed().await {
+        Err(StoreError::Rejected(reason)) => assert!(reason.contains("overlap"), "{reason}"),
+        Err(other) => panic!("expected a refusal, got {other:?}"),
+        Ok(_) => panic!("an overlapping feed was opened"),
+    }
+}
+
+#[tokio::test]
+async fn an_existing_feed_stream_that_allows_deletes_is_refused() {
+    let nats = TestNats::start().await;
+    let store = nats.store().await;
+    js(&nats)
+        .await
+        .create_stream(stream::Config {
+            name: "HOTLINE_FEED".to_owned(),
+            subjects: vec!["hotline.feed.v1.>".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("a lax stream is created by hand");
+    match store.open_feed().await {
+        Err(StoreError::Rejected(reason)) => assert!(reason.contains("deny_delete false"), "{reason}"),
+        Err(other) => panic!("expected a refusal, got {other:?}"),
+        Ok(_) => panic!("a feed that allows deletes was accepted"),
+    }
+}
+
+#[tokio::test]
+async fn publishing_is_conditional_on_the_feed_tip_and_the_tip_carries_the_mark() {
+    let nats = TestNats::start().await;
+    let feed = nats.store().await.open_feed().await.expect("feed opens");
+    assert_eq!(feed.tip().await.expect("tip"), FeedTip { sequence: 0, mark: None });
+
+    let first = entry("hotline.feed.v1.public.petition_received", "e1", 7, 1, 2);
+    assert_eq!(feed.publish(0, &first).await.expect("first"), 1);
+    // Someone who still believes the feed is empty loses, whatever the message.
+    let other = entry("hotline.feed.v1.dot.petition_received", "e1:dot", 7, 2, 2);
+    assert!(matches!(feed.publish(0, &other).await, Err(FeedError::Conflict)));
+    // The same message again (a re-send after a lost ack) is a conflict too, not a second copy.
+    assert!(matches!(feed.publish(1, &first).await, Err(FeedError::Conflict)));
+    assert_eq!(feed.publish(1, &other).await.expect("second"), 2);
+    assert_eq!(
+        feed.tip().await.expect("tip"),
+        FeedTip { sequence: 2, mark: Some(FeedMark { position: 7, part: 2, parts: 2 }) }
+    );
+
+    let js = js(&nats).await;
+    let s = js.get_stream("HOTLINE_FEED").await.expect("stream");
+    let stored = s.get_raw_message(2).await.expect("message 2");
+    assert_eq!(stored.subject.as_str(), "hotline.feed.v1.dot.petition_received");
+    let h = |n: &str| stored.headers.get(n).map(|v| v.as_str().to_owned());
+    assert_eq!(h("Nats-Msg-Id").as_deref(), Some("e1:dot"));
+    assert_eq!(h("Hotline-Log-Position").as_deref(), Some("7"));
+    assert_eq!(h("Hotline-Part").as_deref(), Some("2/2"));
+    assert_eq!(h("ce-id").as_deref(), Some("e1:dot"));
+    assert_eq!(h("ce-specversion").as_deref(), Some("1.0"));
+    assert_eq!(&stored.payload[..], br#"{"ok":true}"#);
+}
+
+#[tokio::test]
+async fn entries_that_would_break_the_feed_are_refused_before_anything_is_sent() {
+    let nats = TestNats::start().await;
+    let feed = nats.store().await.open_feed().await.expect("feed opens");
+    let refused = |r: Result<u64, FeedError>| matches!(r, Err(FeedError::Store(StoreError::Rejected(_))));
+
+    assert!(refused(feed.publish(0, &entry("hotline.events.ticket.x", "a", 1, 1, 1)).await), "outside the feed");
+    assert!(refused(feed.publish(0, &entry("hotline.feed.v1.", "a", 1, 1, 1)).await), "the bare prefix");
+    assert!(refused(feed.publish(0, &entry("hotline.feed.v1.public.x", "a", 1, 0, 1)).await), "part 0");
+    assert!(refused(feed.publish(0, &entry("hotline.feed.v1.public.x", "a", 1, 2, 1)).await), "part beyond the count");
+    let mut e = entry("hotline.feed.v1.public.x", "a", 1, 1, 1);
+    e.attributes.push(("ce-subject".to_owned(), "Hà Nội\r\nX: y".to_owned()));
+    assert!(refused(feed.publish(0, &e).await), "a value that is not encoded");
+    let mut e = entry("hotline.feed.v1.public.x", "a", 1, 1, 1);
+    e.attributes.push(("Nats-Expected-Last-Sequence".to_owned(), "99".to_owned()));
+    assert!(refused(feed.publish(0, &e).await), "overriding a transport header");
+    let mut e = entry("hotline.feed.v1.public.x", "a", 1, 1, 1);
+    e.attributes.push(("bad:name".to_owned(), "x".to_owned()));
+    assert!(refused(feed.publish(0, &e).await), "a bad header name");
+    assert_eq!(feed.tip().await.expect("tip").sequence, 0, "nothing was published");
+}
+
+#[tokio::test]
+async fn a_feed_message_without_a_mark_stops_the_resume_with_a_clear_error() {
+    let nats = TestNats::start().await;
+    let feed = nats.store().await.open_feed().await.expect("feed opens");
+    js(&nats).await.publish("hotline.feed.v1.public.stray", "x".into()).await.expect("sent").await.expect("stored");
+    match feed.tip().await {
+        Err(StoreError::Rejected(reason)) => assert!(reason.contains("Hotline-Log-Position"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
