@@ -313,14 +313,13 @@ fn citizen(c: &Citizen) -> Obj {
         .opt_text("zaloId", c.zalo_id.as_deref())
 }
 
-/// `Location`; `full` false: area and coordinates rounded to 0.01 degree, no address.
+/// `Location`; `full` false: coordinates rounded to 0.01 degree. Never the address (free text).
 fn location(l: &Location, full: bool) -> Obj {
     let coarse = |x: Option<f64>| if full { x } else { x.map(|x| (x * 100.0).round() / 100.0) };
     Obj::new()
         .opt_str("area", l.area.as_deref())
         .opt_f64("lat", coarse(l.lat))
         .opt_f64("lon", coarse(l.lon))
-        .opt_text("address", l.address.as_deref().filter(|_| full))
 }
 
 fn attachments(list: Option<&Vec<Attachment>>) -> Vec<Obj> {

@@ -1,0 +1,9 @@
+//! Integration tests of the published contract: the JSON against the protos compiled with protox, privacy of the
+//! public feed and the headers, the compatibility baseline, the committed descriptor set and docs/feed.md.
+
+mod compat;
+mod docs;
+mod fixtures;
+mod privacy;
+mod proto;
+mod schema;
