@@ -4,6 +4,7 @@
 mod compat;
 mod docs;
 mod fixtures;
+mod flow;
 mod privacy;
 mod proto;
 mod schema;
