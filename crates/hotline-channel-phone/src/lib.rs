@@ -103,6 +103,11 @@ impl ChannelAdapter for PhoneChannel {
         .boxed()
     }
 
+    /// Replies to callers go out by SMS (or as a call back), never here: no outbound consumer for this channel.
+    fn sends_replies(&self) -> bool {
+        false
+    }
+
     fn deliver<'a>(&'a self, _message: &'a OutboundMessage) -> BoxFuture<'a, Result<DeliveryReceipt, DeliveryError>> {
         async {
             Err(DeliveryError::Permanent(

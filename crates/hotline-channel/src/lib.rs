@@ -122,6 +122,12 @@ pub trait ChannelAdapter: Send + Sync + 'static {
     fn fallback_for(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Whether the channel sends replies itself. A channel that does not (phone: SMS answers its callers) gets no
+    /// outbound consumer, so its tickets' answers are not also recorded as failed on it.
+    fn sends_replies(&self) -> bool {
+        true
+    }
 }
 
 /// A channel failed in a way that stops it.

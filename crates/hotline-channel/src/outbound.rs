@@ -24,6 +24,9 @@ pub const MAX_ATTEMPTS: u32 = 8;
 
 /// Runs the channel's outbound consumer until `shutdown`.
 pub async fn run(adapter: Arc<dyn ChannelAdapter>, store: Arc<dyn EventStore>, shutdown: Shutdown) {
+    if !adapter.sends_replies() {
+        return;
+    }
     let consumer = format!("replies-{}", adapter.name());
     hotline_store::consume(store.as_ref(), &consumer, shutdown, |delivery| handle(adapter.as_ref(), store.as_ref(), delivery)).await;
 }
