@@ -10,8 +10,10 @@ mod errors;
 mod flow;
 mod lifecycle;
 mod open311;
+mod phone;
 mod sms;
 mod workflow;
+mod zalo;
 
 use std::path::Path;
 
