@@ -21,6 +21,8 @@ use crate::{ChannelAdapter, DeliveryError, OutboundKind, OutboundMessage, is_mob
 
 /// Deliveries tried before a reply counts as failed.
 pub const MAX_ATTEMPTS: u32 = 8;
+/// How often a delivery in progress is reported to the log (well within the consumers' ack wait).
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 
 /// Runs the channel's outbound consumer until `shutdown`.
 pub async fn run(adapter: Arc<dyn ChannelAdapter>, store: Arc<dyn EventStore>, shutdown: Shutdown) {
@@ -50,7 +52,21 @@ async fn handle(adapter: &dyn ChannelAdapter, store: &dyn EventStore, delivery: 
     }
     let ticket = delivery.commit.ticket_id;
     for of_event in replies {
-        match deliver(adapter, store, ticket, of_event, delivery.attempt).await {
+        // A send can take longer than the consumer's ack wait (a vendor's slow API, a token refresh, retries of
+        // the record): keep telling the log we are on it, or it would hand the reply to another process, which
+        // would find no ReplySent yet and send it again.
+        let work = deliver(adapter, store, ticket, of_event, delivery.attempt);
+        tokio::pin!(work);
+        let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut work => break outcome,
+                _ = beat.tick() => {
+                    let _ = delivery.in_progress().await;
+                }
+            }
+        };
+        match outcome {
             Ok(()) => {}
             Err(delay) => {
                 let _ = delivery.retry_later(delay).await;

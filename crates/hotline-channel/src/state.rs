@@ -44,10 +44,16 @@ impl ChannelState {
 
     /// Removes `key` (nothing happens when it is not there).
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.store.state_delete(&self.full(key)?).await
+        self.store.state_delete(&self.full(key)?, None).await.map(|_| ())
     }
 
-    /// The keys starting with `prefix` (without the channel's own prefix), in no particular order.
+    /// Removes `key` only if it is still at `revision`: [`StateConflict`] when someone wrote since.
+    pub async fn delete_if(&self, key: &str, revision: u64) -> Result<Result<(), StateConflict>, StoreError> {
+        Ok(if self.store.state_delete(&self.full(key)?, Some(revision)).await? { Ok(()) } else { Err(StateConflict) })
+    }
+
+    /// The keys starting with `prefix` (without the channel's own prefix), in no particular order. A key removed
+    /// in the last minute may still be listed: [`get`](Self::get) then finds nothing.
     pub async fn keys(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let own = format!("{}.", self.channel);
         let keys = self.store.state_keys(&format!("{own}{prefix}")).await?;

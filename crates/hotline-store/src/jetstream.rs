@@ -98,11 +98,21 @@ pub struct JetStreamStore {
 }
 
 impl JetStreamStore {
-    /// Connects to `url` and makes sure the stream and the bucket exist.
+    /// Connects to `url` and makes sure the stream and the bucket exist. Credentials may ride in the URL
+    /// (`nats://user:password@host:port`, `nats://token@host:port`, percent-encoded): async-nats 0.51 ignores
+    /// them there, so they are taken out and handed to it explicitly.
     pub async fn connect(url: &str, cfg: JetStreamConfig) -> Result<JetStreamStore, StoreError> {
         let connections = Arc::new(watch::Sender::new(0u64));
         let tx = connections.clone();
-        let client = async_nats::ConnectOptions::new()
+        let (url, credentials) = split_credentials(url);
+        let options = match credentials {
+            Some(UrlCredentials::UserPassword(user, password)) => {
+                async_nats::ConnectOptions::new().user_and_password(user, password)
+            }
+            Some(UrlCredentials::Token(token)) => async_nats::ConnectOptions::new().token(token),
+            None => async_nats::ConnectOptions::new(),
+        };
+        let client = options
             .name("hotline")
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(cfg.request_timeout))
@@ -116,7 +126,7 @@ impl JetStreamStore {
                     }
                 }
             })
-            .connect(url)
+            .connect(url.as_str())
             .await
             .map_err(unavailable)?;
         JetStreamStore::open_with(client, cfg, connections).await
@@ -666,4 +676,67 @@ fn to_commit(m: &js::Message) -> Result<Commit, StoreError> {
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// Credentials written in a NATS URL.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum UrlCredentials {
+    UserPassword(String, String),
+    Token(String),
+}
+
+/// `nats://user:pass@host:4222` -> (`nats://host:4222`, user and password), percent-decoded; a URL without `@`
+/// comes back as it is.
+pub(crate) fn split_credentials(url: &str) -> (String, Option<UrlCredentials>) {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return (url.to_owned(), None) };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return (url.to_owned(), None) };
+    let userinfo = &rest[..at];
+    let bare = format!("{}{}", &url[..scheme_end], &rest[at + 1..]);
+    let credentials = match userinfo.split_once(':') {
+        Some((user, password)) => UrlCredentials::UserPassword(percent_decode(user), percent_decode(password)),
+        None => UrlCredentials::Token(percent_decode(userinfo)),
+    };
+    (bare, Some(credentials))
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::{UrlCredentials, split_credentials};
+
+    #[test]
+    fn credentials_in_a_url_are_taken_out_and_decoded() {
+        assert_eq!(
+            split_credentials("nats://hotline:p%40ss@127.0.0.1:4222"),
+            ("nats://127.0.0.1:4222".to_owned(), Some(UrlCredentials::UserPassword("hotline".into(), "p@ss".into())))
+        );
+        assert_eq!(
+            split_credentials("tls://tok@nats.example:4222"),
+            ("tls://nats.example:4222".to_owned(), Some(UrlCredentials::Token("tok".into())))
+        );
+        assert_eq!(split_credentials("nats://127.0.0.1:4222"), ("nats://127.0.0.1:4222".to_owned(), None));
+        assert_eq!(split_credentials("127.0.0.1:4222"), ("127.0.0.1:4222".to_owned(), None));
+        assert_eq!(split_credentials("nats://u:%zz@h:1").1, Some(UrlCredentials::UserPassword("u".into(), "%zz".into())));
+    }
 }

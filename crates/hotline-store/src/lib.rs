@@ -5,6 +5,7 @@
 //! (docs/adr/0002). Each ticket's commits live on their own subject, so a ticket's history is read through the
 //! subject index and every append can state the version it expects.
 
+pub mod access;
 mod command;
 mod feed;
 mod jetstream;

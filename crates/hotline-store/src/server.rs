@@ -1,6 +1,10 @@
 //! Running a nats-server of our own: for `hotline up` (embedded defaults) and for tests (a fresh server on a free
 //! port with a temp store). The server is a real process with a real file store, configured to fsync before it
 //! acknowledges (`sync_interval: always`), so an acknowledged petition survives power loss.
+//!
+//! Clients must authenticate (see [`crate::access`]): the config includes `accounts.conf`, regenerated at every
+//! start from `subscribers.json` and the internal password in `hotline.password`. [`NatsServer::url`] carries the
+//! internal user's credentials, so whoever starts the server can connect as before.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -31,6 +35,8 @@ pub struct NatsServer {
     child: Option<Child>,
     opts: ServerOptions,
     port: u16,
+    /// The internal users' password (`<dir>/hotline.password`).
+    password: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +53,8 @@ pub enum ServerError {
     NotReady { seconds: u64, log: String },
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Access(#[from] crate::access::AccessError),
 }
 
 /// Finds a nats-server that is new enough: `$HOTLINE_NATS_SERVER`, then `PATH`, then `tools/nats-server-*/bin/`
@@ -106,13 +114,25 @@ impl NatsServer {
     /// Writes the config and starts the server; returns once it accepts clients.
     pub async fn start(opts: ServerOptions) -> Result<NatsServer, ServerError> {
         std::fs::create_dir_all(opts.dir.join("store"))?;
-        let mut server = NatsServer { child: None, port: opts.port.unwrap_or(0), opts };
+        let password = crate::access::internal_password(&opts.dir)?;
+        let mut server = NatsServer { child: None, port: opts.port.unwrap_or(0), opts, password };
         server.spawn().await?;
         Ok(server)
     }
 
-    /// `nats://127.0.0.1:<port>`.
+    /// `nats://hotline:<password>@127.0.0.1:<port>`: the internal user, in the internal account (the log, the
+    /// buckets). Treat it as a secret.
     pub fn url(&self) -> String {
+        format!("nats://{}:{}@127.0.0.1:{}", crate::access::INTERNAL_USER, self.password, self.port)
+    }
+
+    /// `nats://hotline-feed:<password>@127.0.0.1:<port>`: the feed's writer, in the feed account.
+    pub fn feed_url(&self) -> String {
+        format!("nats://{}:{}@127.0.0.1:{}", crate::access::FEED_USER, self.password, self.port)
+    }
+
+    /// `nats://127.0.0.1:<port>`, without credentials: what to show, or hand a subscriber with its own.
+    pub fn public_url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
@@ -178,10 +198,16 @@ impl NatsServer {
              server_name: hotline\n\
              listen: {listen}\n\
              pid_file: {pid}\n\
-             jetstream {{\n  store_dir: {store}\n{sync}}}\n",
+             jetstream {{\n  store_dir: {store}\n{sync}}}\n\
+             # Users and permissions (hotline-store access.rs); `hotline subscriber` rewrites it and reloads.\n\
+             include \"{accounts}\"\n",
             store = quote(&dir.join("store")),
-            pid = quote(&dir.join("nats-server.pid")),
+            pid = quote(&dir.join(crate::access::PID_FILE)),
+            accounts = crate::access::ACCOUNTS_FILE,
         );
+        let registry = crate::access::Registry::load(dir)?;
+        crate::access::write_accounts(dir, &registry)?;
+        move_global_account(&dir.join("store"))?;
         let config_path = dir.join("nats-server.conf");
         std::fs::write(&config_path, config)?;
         let log_path = self.log_path();
@@ -226,6 +252,19 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// A store made before accounts keeps its streams under `jetstream/$G`; with accounts configured nats-server no
+/// longer gives the global account JetStream, so the log and buckets move (once, with the server stopped) to the
+/// internal account's folder. The stream files do not record their account, so a rename is the whole move.
+fn move_global_account(store: &Path) -> std::io::Result<()> {
+    let old = store.join("jetstream").join("$G");
+    let new = store.join("jetstream").join(crate::access::INTERNAL_ACCOUNT);
+    if old.is_dir() && !new.exists() {
+        std::fs::rename(&old, &new)?;
+        tracing::info!(from = %old.display(), to = %new.display(), "moved the store of the global account to the internal account");
+    }
+    Ok(())
 }
 
 fn quote(path: &Path) -> String {

@@ -2,6 +2,9 @@
 //! (`hotline serve <component>`). `main.rs` only parses arguments and calls in here.
 
 pub mod settings;
+mod subscriber;
 mod system;
+
+pub use subscriber::{SubscriberCommand, subscriber};
 
 pub use system::{Component, TokenCommand, check_config, serve, token, up};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use hotline::settings::{Overrides, Settings};
-use hotline::{Component, TokenCommand, check_config, serve, token, up};
+use hotline::{Component, SubscriberCommand, TokenCommand, check_config, serve, subscriber, token, up};
 
 #[derive(Debug, Parser)]
 #[command(name = "hotline", version, about = "Provincial citizen hotline (1022) backend")]
@@ -48,6 +48,34 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Manage the NATS users of subscriber systems (read-only access to the published feed; docs/subscribers.md).
+    Subscriber {
+        /// The folder of the nats-server whose users to manage (its accounts.conf, subscribers.json and
+        /// nats-server.pid) [default: <data dir>/nats, the embedded server of `hotline up`]
+        #[arg(long, global = true)]
+        nats_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        action: SubscriberAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SubscriberAction {
+    /// Create a subscriber; prints its connection settings as an env file, the password shown only this once.
+    Create {
+        /// Its NATS user name, also its consumer name and inbox prefix (a-z, 0-9, -)
+        name: String,
+        /// The agency whose feed it reads (an agency code of the province configuration) [default: the public feed]
+        #[arg(long)]
+        agency: Option<String>,
+        /// An extra durable consumer it may use, named <name>-<suffix> (repeatable)
+        #[arg(long = "consumer")]
+        consumers: Vec<String>,
+    },
+    /// List subscribers (name, audience, filter subject, consumers, created); never passwords.
+    List,
+    /// Revoke a subscriber: its password is refused and its connections closed once the server reloads.
+    Revoke { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +146,20 @@ fn main() -> ExitCode {
                     TokenAction::List => TokenCommand::List,
                 };
                 token(settings, command).await.map(|lines| {
+                    for line in lines {
+                        println!("{line}");
+                    }
+                })
+            }
+            Command::Subscriber { nats_dir, action } => {
+                let command = match action {
+                    SubscriberAction::Create { name, agency, consumers } => {
+                        SubscriberCommand::Create { name, agency, extra_consumers: consumers }
+                    }
+                    SubscriberAction::List => SubscriberCommand::List,
+                    SubscriberAction::Revoke { name } => SubscriberCommand::Revoke { name },
+                };
+                subscriber(settings, nats_dir, command).await.map(|lines| {
                     for line in lines {
                         println!("{line}");
                     }

@@ -107,7 +107,11 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
             })
             .await?;
             let url = server.url();
-            std::fs::write(settings.data_dir.join(NATS_URL_FILE), format!("{url}\n"))?;
+            // It carries the internal user's password: readable by this user only (a file left from before is
+            // replaced, since a mode is set only when a file is created).
+            let url_file = settings.data_dir.join(NATS_URL_FILE);
+            let _ = std::fs::remove_file(&url_file);
+            write_private(&url_file, &format!("{url}\n"))?;
             if shutdown.is_raised() {
                 println!("hotline: stopped during start-up");
                 return Ok(());

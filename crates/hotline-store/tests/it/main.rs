@@ -2,3 +2,4 @@
 
 mod store;
 mod feed;
+mod access;
