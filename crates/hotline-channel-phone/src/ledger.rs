@@ -10,7 +10,8 @@
 //!   a fact added meanwhile makes it read and record again;
 //! - a periodic [`CallLedger::sweep`] finishes flushes a crash cut short, deletes emptied records after an hour,
 //!   and drops facts whose petition was never filed after `pending_days` (calls that were not petitions: wrong
-//!   numbers, hang-ups, questions answered on the spot).
+//!   numbers, hang-ups, questions answered on the spot). Every removal is a delete conditional on the revision
+//!   the sweep read, so a fact kept meanwhile (and answered "pending" to the PBX) is never removed with it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -143,7 +144,7 @@ impl CallLedger {
             let Some((bytes, revision)) = self.state.get(&key).await? else { return Ok(0) };
             let Some(mut pending) = decode(&bytes) else {
                 tracing::warn!(key, "unreadable pending call record: removing it");
-                self.state.delete(&key).await?;
+                self.remove_if_unchanged(&key, revision).await?;
                 return Ok(0);
             };
             if pending.facts.is_empty() {
@@ -165,15 +166,16 @@ impl CallLedger {
     pub async fn sweep(&self, now: OffsetDateTime) -> Result<Swept, LedgerError> {
         let mut swept = Swept::default();
         for key in self.state.keys("call.").await? {
+            // A key removed in the last minute may still be listed: nothing to read then.
             let Some((bytes, revision)) = self.state.get(&key).await? else { continue };
             let Some(pending) = decode(&bytes) else {
                 tracing::warn!(key, "unreadable pending call record: removing it");
-                self.state.delete(&key).await?;
+                self.remove_if_unchanged(&key, revision).await?;
                 continue;
             };
             let age = |since: i64| Duration::from_secs(now.unix_timestamp().saturating_sub(since).max(0) as u64);
             if pending.facts.is_empty() {
-                if age(pending.updated) >= EMPTIED_KEPT && self.remove_if_unchanged(&key, &pending, revision).await? {
+                if age(pending.updated) >= EMPTIED_KEPT && self.remove_if_unchanged(&key, revision).await? {
                     swept.removed += 1;
                 }
                 continue;
@@ -181,7 +183,7 @@ impl CallLedger {
             if self.exists(self.ticket_of(&pending.call_id)).await? {
                 self.flush(&pending.call_id).await?;
                 swept.flushed += 1;
-            } else if age(pending.first_seen) >= self.pending_ttl && self.remove_if_unchanged(&key, &pending, revision).await? {
+            } else if age(pending.first_seen) >= self.pending_ttl && self.remove_if_unchanged(&key, revision).await? {
                 tracing::info!(facts = pending.facts.len(), "dropped the facts of a call that never became a petition");
                 swept.expired += 1;
             }
@@ -189,15 +191,11 @@ impl CallLedger {
         Ok(swept)
     }
 
-    /// Deletes a record, unless it changed since it was read: an emptied or expired record is first overwritten
-    /// with a compare-and-set, so a fact written meanwhile wins and stays.
-    async fn remove_if_unchanged(&self, key: &str, pending: &PendingCall, revision: u64) -> Result<bool, LedgerError> {
-        let tombstone = PendingCall { facts: Vec::new(), ..pending.clone() };
-        if self.state.put(key, &encode(&tombstone), Some(revision)).await?.is_ok() {
-            self.state.delete(key).await?;
-            return Ok(true);
-        }
-        Ok(false)
+    /// Deletes a record only at the revision it was read at (one conditional delete, no window between a check
+    /// and the removal): a fact kept meanwhile moved the record on, so the delete is refused and the fact stays
+    /// for the next sweep to look at.
+    async fn remove_if_unchanged(&self, key: &str, revision: u64) -> Result<bool, LedgerError> {
+        Ok(self.state.delete_if(key, revision).await?.is_ok())
     }
 
     /// The pending facts of a call, if any (for tests and diagnostics).

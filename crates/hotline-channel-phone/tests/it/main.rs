@@ -5,6 +5,7 @@
 mod ami;
 mod corpus;
 mod intake;
+mod ledger;
 mod webhooks;
 
 use std::sync::Arc;
