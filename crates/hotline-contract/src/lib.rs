@@ -294,15 +294,22 @@ fn body(event: &TicketEvent, after: &Ticket, full: bool) -> Obj {
 
 /// `PetitionSnapshot`, from the ticket's state (agency copy only).
 fn petition(after: &Ticket) -> Obj {
-    let area = after.area.as_deref().map(|area| Obj::new().str("area", area));
+    // The area as routed (the router may have found it in the text), with the coordinates and the address the
+    // citizen gave.
+    let given = after.location.clone().unwrap_or_default();
+    let place = Location { area: after.area.clone().or(given.area.clone()), ..given };
+    let place = (place.area.is_some() || place.lat.is_some() || place.lon.is_some() || place.address.is_some())
+        .then(|| location(&place, true));
     Obj::new()
         .opt_str("reference", after.reference.as_ref().map(|r| r.as_str()))
         .opt_str("channel", after.channel.as_deref())
         .time("receivedAt", after.received_at)
         .opt_text("text", after.text.as_deref())
         .opt_msg("citizen", after.citizen.as_ref().map(citizen))
-        .opt_msg("location", area)
+        .opt_msg("location", place)
         .opt_str("category", after.category.as_deref())
+        .opt_text("subject", after.subject.as_deref())
+        .msgs("attachments", attachments(Some(&after.attachments)))
 }
 
 fn citizen(c: &Citizen) -> Obj {
@@ -313,13 +320,14 @@ fn citizen(c: &Citizen) -> Obj {
         .opt_text("zaloId", c.zalo_id.as_deref())
 }
 
-/// `Location`; `full` false: coordinates rounded to 0.01 degree. Never the address (free text).
+/// `Location`; `full` false: coordinates rounded to 0.01 degree and no address (free text the citizen wrote).
 fn location(l: &Location, full: bool) -> Obj {
     let coarse = |x: Option<f64>| if full { x } else { x.map(|x| (x * 100.0).round() / 100.0) };
     Obj::new()
         .opt_str("area", l.area.as_deref())
         .opt_f64("lat", coarse(l.lat))
         .opt_f64("lon", coarse(l.lon))
+        .opt_text("address", l.address.as_deref().filter(|_| full).map(|a| json::cut(a, 1024)).as_deref())
 }
 
 fn attachments(list: Option<&Vec<Attachment>>) -> Vec<Obj> {

@@ -142,6 +142,10 @@ pub struct Ticket {
     pub channel_refs: Vec<String>,
     /// When the pending question was asked (while waiting for the citizen).
     pub asked_at: Option<OffsetDateTime>,
+    /// The petition's subject, location and files as received (what an agency's system needs with the ticket).
+    pub subject: Option<String>,
+    pub location: Option<Location>,
+    pub attachments: Vec<Attachment>,
     /// Keys of the call events recorded on a phone ticket: a fact the PBX reports twice is recorded once.
     pub call_keys: Vec<String>,
     /// A reply could not reach the citizen by SMS (no mobile number): an operator must call them back.
@@ -714,6 +718,9 @@ impl Ticket {
                 self.text = Some(e.text.clone());
                 self.citizen = e.citizen.clone();
                 self.channel_refs.extend(e.channel_ref.clone());
+                self.subject = e.subject.clone();
+                self.location = e.location.clone();
+                self.attachments = e.attachments.clone();
             }
             TicketEvent::PetitionCategorized(e) => {
                 self.category = Some(e.category.clone());
