@@ -25,6 +25,10 @@ use serde::Deserialize;
 pub const CHANNEL: &str = "app";
 /// Longest accepted `Idempotency-Key`.
 const MAX_KEY_LEN: usize = 200;
+/// Keys starting so are refused: Open311 files its requests on this channel with `channel_ref`s starting so, and
+/// such petitions are published (text and place) on its public interface. A key of the app's own could otherwise
+/// make a private petition public (and land on an Open311 request's ticket).
+pub const RESERVED_KEY_PREFIX: &str = "open311:";
 
 /// The app channel adapter.
 #[derive(Debug, Clone)]
@@ -141,5 +145,38 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     if key.is_empty() || key.len() > MAX_KEY_LEN || !key.chars().all(|c| c.is_ascii_graphic()) {
         return Err(invalid());
     }
+    if key.get(..RESERVED_KEY_PREFIX.len()).is_some_and(|p| p.eq_ignore_ascii_case(RESERVED_KEY_PREFIX)) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_idempotency_key",
+            format!("Idempotency-Key must not start with `{RESERVED_KEY_PREFIX}` (reserved for Open311 requests)"),
+        ));
+    }
     Ok(Some(key.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn key(value: &str) -> Result<Option<String>, ApiError> {
+        let mut headers = HeaderMap::new();
+        headers.insert("idempotency-key", HeaderValue::from_str(value).expect("header value"));
+        idempotency_key(&headers)
+    }
+
+    #[test]
+    fn keys_in_open311s_namespace_are_refused() {
+        assert_eq!(key("  a-retry-key-1 ").ok().flatten().as_deref(), Some("a-retry-key-1"));
+        assert_eq!(idempotency_key(&HeaderMap::new()).ok().flatten(), None);
+        for reserved in ["open311:client:key:k", "OPEN311:x", "Open311:"] {
+            let e = key(reserved).expect_err(reserved);
+            assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "invalid_idempotency_key"), "{reserved}");
+            assert!(e.message.contains("open311:"), "{}", e.message);
+        }
+        // Only the prefix is reserved.
+        assert!(key("my-open311:key").is_ok());
+    }
 }

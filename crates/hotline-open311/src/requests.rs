@@ -4,8 +4,9 @@
 //!
 //! What is public: `GET requests` needs no key, so it shows no personal data at all (no names, phone numbers or
 //! e-mail addresses, ever). Petitions that came in through Open311 were filed on a public interface and show
-//! their description, location, media link and the answer; petitions from the hotline's private channels (phone,
-//! SMS, e-mail, Zalo, the app's own form) show only their service, state, agency, dates and area.
+//! their description, location and media link; petitions from the hotline's private channels (phone, SMS,
+//! e-mail, Zalo, the app's own form) show only their service, state, agency, dates and area. No answer's text is
+//! shown for any petition: answers are written to the citizen and often name them.
 
 use hotline_channel::{NewPetition, normalise_msisdn};
 use hotline_domain::event::{Citizen, Location, PetitionReceived};
@@ -62,13 +63,13 @@ pub fn petition(request: &ServiceRequestForm, category: &str, service_name: &str
 }
 
 /// Open or closed, and the state in words.
-pub fn status(province: &Province, ticket: &TicketView, public: bool, duplicate_of: Option<&str>) -> (&'static str, String) {
+///
+/// The agency's answer text is never shown, not even for requests filed through Open311: answers are written to
+/// the citizen and often name them ("Kính gửi ông A, nhà số 12..."), and the citizen reads theirs with the
+/// reference and access code. The public list says only that an answer was given.
+pub fn status(province: &Province, ticket: &TicketView, duplicate_of: Option<&str>) -> (&'static str, String) {
     let agency = ticket.agency.as_deref().and_then(|a| province.agency(a)).map(|a| a.name_vi.as_str());
     let agency_or = |fallback: &str| agency.map_or_else(|| fallback.to_owned(), str::to_owned);
-    let answer = |lead: String| match (&ticket.answer, public) {
-        (Some(answer), true) => format!("{lead}: {answer}"),
-        _ => lead,
-    };
     let status = Status::parse(&ticket.status).unwrap_or_default();
     let notes = match status {
         Status::None | Status::Received => "Đã tiếp nhận, đang phân loại và xác định cơ quan có thẩm quyền".to_owned(),
@@ -80,8 +81,8 @@ pub fn status(province: &Province, ticket: &TicketView, public: bool, duplicate_
         Status::WaitingForCitizen => "Đang chờ người phản ánh bổ sung thông tin".to_owned(),
         Status::Transferred => "Cơ quan được giao chuyển trả; đang chuyển cơ quan có thẩm quyền khác".to_owned(),
         // Who answered (the agency, or the desk from its knowledge base) is in the log, not in this row.
-        Status::Answered => answer("Đã trả lời".to_owned()),
-        Status::Closed => answer("Đã xử lý xong".to_owned()),
+        Status::Answered => "Đã trả lời".to_owned(),
+        Status::Closed => "Đã xử lý xong".to_owned(),
         Status::Rejected => "Không thụ lý: nội dung không phải phản ánh, kiến nghị".to_owned(),
         Status::Duplicate => match duplicate_of {
             Some(reference) => format!("Trùng với phản ánh {reference}, được xử lý chung"),
@@ -91,15 +92,17 @@ pub fn status(province: &Province, ticket: &TicketView, public: bool, duplicate_
     (if status.is_open() { "open" } else { "closed" }, notes)
 }
 
-/// Whether a petition was filed through Open311 (and so may be shown in full).
+/// Whether a petition was filed through Open311 (and so may show its text and place): on the app channel AND
+/// with an Open311 `channel_ref`. The prefix alone is not enough: an e-mail's Message-ID or an SMS id can start
+/// with anything, and the app channel refuses `Idempotency-Key`s with this prefix, so only Open311 makes one.
 pub fn filed_through_open311(petition: Option<&PetitionReceived>) -> bool {
-    petition.and_then(|p| p.channel_ref.as_deref()).is_some_and(|r| r.starts_with(REF_PREFIX))
+    petition.is_some_and(|p| p.channel == CHANNEL && p.channel_ref.as_deref().is_some_and(|r| r.starts_with(REF_PREFIX)))
 }
 
 /// The `request` element of a ticket, fields in the spec's order.
 pub fn request_node(province: &Province, ticket: &TicketView, petition: Option<&PetitionReceived>, duplicate_of: Option<&str>) -> Node {
     let public = filed_through_open311(petition);
-    let (status, notes) = status(province, ticket, public, duplicate_of);
+    let (status, notes) = status(province, ticket, duplicate_of);
     let category = ticket.category.as_deref().and_then(|c| province.category(c));
     let offset = province.calendar.utc_offset;
     let location = petition.and_then(|p| p.location.as_ref());
@@ -195,15 +198,15 @@ mod tests {
             ("duplicate", "closed"),
         ];
         for (state, expected) in cases {
-            let (status, notes) = status(&p, &view(state), false, None);
+            let (status, notes) = status(&p, &view(state), None);
             assert_eq!(status, expected, "{state}");
             assert!(!notes.is_empty());
         }
-        assert_eq!(status(&p, &view("routed"), false, None).1, "Đã chuyển Sở Tài nguyên và Môi trường xử lý");
-        assert_eq!(status(&p, &view("duplicate"), false, Some("ZZ99ZZ99")).1, "Trùng với phản ánh ZZ99ZZ99, được xử lý chung");
-        // The answer is public only for petitions filed on the public interface.
-        assert!(!status(&p, &view("answered"), false, None).1.contains("đã kiểm tra"));
-        assert!(status(&p, &view("answered"), true, None).1.ends_with(": Kính gửi ông A: đã kiểm tra"));
+        assert_eq!(status(&p, &view("routed"), None).1, "Đã chuyển Sở Tài nguyên và Môi trường xử lý");
+        assert_eq!(status(&p, &view("duplicate"), Some("ZZ99ZZ99")).1, "Trùng với phản ánh ZZ99ZZ99, được xử lý chung");
+        // The answer's text is never public (it is written to the citizen and names them): only that there is one.
+        assert_eq!(status(&p, &view("answered"), None).1, "Đã trả lời");
+        assert_eq!(status(&p, &view("closed"), None).1, "Đã xử lý xong");
     }
 
     #[test]
@@ -216,6 +219,28 @@ mod tests {
         assert_eq!(json["lat"], serde_json::Value::Null);
         assert_eq!(json["requested_datetime"], "2025-03-01T08:30:00+07:00");
         assert!(!json.to_string().contains("0912345678"));
+    }
+
+    #[test]
+    fn only_app_petitions_with_an_open311_ref_count_as_filed_through_open311() {
+        let petition = |channel: &str, channel_ref: &str| PetitionReceived {
+            reference: hotline_domain::Reference::derive(uuid::Uuid::nil(), 0),
+            channel: channel.into(),
+            channel_ref: Some(channel_ref.into()),
+            text: "x".into(),
+            subject: None,
+            category: None,
+            citizen: None,
+            location: None,
+            attachments: Vec::new(),
+        };
+        assert!(filed_through_open311(Some(&petition("app", "open311:c1:key:k"))));
+        // A Message-ID, an SMS id or a Zalo message id may start with anything.
+        for channel in ["email", "sms", "zalo", "phone"] {
+            assert!(!filed_through_open311(Some(&petition(channel, "open311:c1:key:k"))), "{channel}");
+        }
+        assert!(!filed_through_open311(Some(&petition("app", "my-key"))));
+        assert!(!filed_through_open311(None));
     }
 
     #[test]

@@ -80,10 +80,44 @@ async fn the_list_filters_by_service_status_dates_and_ids_newest_first_in_pages(
         assert_eq!(children(*request), spec::REQUEST);
     }
     let closed = requests.iter().find(|r| child_text(**r, "status").as_deref() == Some("closed")).expect("closed");
-    assert_eq!(
-        child_text(*closed, "status_notes").as_deref(),
-        Some("Đã trả lời: Đã khắc phục sự cố điện.")
-    );
+    // Even for requests filed through Open311, the answer's text is not public (answers name the citizen).
+    assert_eq!(child_text(*closed, "status_notes").as_deref(), Some("Đã trả lời"));
+    for path in ["/open311/v2/requests.xml", "/open311/v2/requests.json"] {
+        assert!(!h.get(path).await.text().contains("khắc phục"), "the answer's text in {path}");
+    }
+}
+
+/// Regression: a petition counted as filed through Open311 (text, exact place shown publicly) whenever its
+/// `channel_ref` started with `open311:`, whatever its channel, so an e-mail whose Message-ID starts so was
+/// published. Only app-channel petitions with that prefix are Open311's (and the app refuses such keys).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_petition_whose_ref_looks_like_open311_stays_private() {
+    let h = Harness::start().await;
+    let accepted = h
+        .intake
+        .submit(NewPetition {
+            channel: "email".into(),
+            channel_ref: Some("open311:client-1:key:abc@mail.example.vn".into()),
+            text: "Tôi là Lê Văn Cường, nhà số 9 kiệt 4: cống tràn".into(),
+            subject: None,
+            category: Some("environment".into()),
+            citizen: Some(Citizen { name: Some("Lê Văn Cường".into()), email: Some("cuong@mail.example.vn".into()), ..Citizen::default() }),
+            location: Some(Location { area: Some("dian".into()), lat: Some(10.93), lon: Some(106.79), address: Some("nhà số 9 kiệt 4".into()) }),
+            attachments: Vec::new(),
+        })
+        .await
+        .expect("stored");
+    let id = accepted.reference.as_str().to_owned();
+    let request = h.wait_for(&id, |r| r["agency_responsible"].is_string()).await;
+    assert_eq!(request["description"], serde_json::Value::Null);
+    assert_eq!((request["lat"].clone(), request["long"].clone()), (serde_json::Value::Null, serde_json::Value::Null));
+    assert_eq!(request["address"], "Dĩ An, Bình Dương");
+    for path in [format!("/open311/v2/requests/{id}.xml"), "/open311/v2/requests.json".to_owned()] {
+        let body = h.get(&path).await.text();
+        for secret in ["Cường", "kiệt 4", "10.93", "cống tràn"] {
+            assert!(!body.contains(secret), "{secret} in {body}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
