@@ -17,16 +17,16 @@ use async_nats::jetstream::stream::{self, LastRawMessageErrorKind, StorageType};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use crate::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamStore, StoreError};
+use crate::jetstream::{UrlCredentials, split_credentials};
+use crate::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamConfig, StoreError};
 
 /// Header: the log position (stream sequence of the log) of the commit a feed message comes from.
 pub const LOG_POSITION_HEADER: &str = "Hotline-Log-Position";
 /// Header: `<i>/<n>`, the i-th (1-based) of the n feed messages of that commit.
 pub const PART_HEADER: &str = "Hotline-Part";
 
-/// How long the feed remembers message ids for deduplication. Exactly-once does not rely on it (the expected last
-/// sequence does); it only absorbs a re-sent publish whose first ack was lost.
-const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
+/// The deduplication id header JetStream reads.
+const MSG_ID_HEADER: &str = "Nats-Msg-Id";
 
 /// The published feed on JetStream. Cheap to clone.
 #[derive(Clone)]
@@ -37,12 +37,33 @@ pub struct JetStreamFeed {
     prefix: String,
 }
 
-impl JetStreamStore {
-    /// Opens the published feed, creating its stream if it does not exist (file storage, the log's replicas,
-    /// deletes and purges denied). Refuses a feed whose subjects would overlap the log's, and an existing stream
-    /// that allows deletes or purges or is not on file storage.
-    pub async fn open_feed(&self) -> Result<JetStreamFeed, StoreError> {
-        let (js, cfg) = self.jetstream();
+impl JetStreamFeed {
+    /// Connects to `url` as the feed's writer and opens the published feed, creating its stream if it does not
+    /// exist (file storage, `cfg.replicas`, deletes and purges denied). The feed may live in another NATS account
+    /// than the log (our own server keeps it in account `FEED`, see `access.rs`), hence its own connection.
+    /// Refuses a feed whose subjects would overlap the log's, and an existing stream that allows deletes or purges
+    /// or is not on file storage.
+    pub async fn connect(url: &str, cfg: &JetStreamConfig) -> Result<JetStreamFeed, StoreError> {
+        // Credentials ride in the URL, as for the log's connection.
+        let (url, credentials) = split_credentials(url);
+        let options = match credentials {
+            Some(UrlCredentials::UserPassword(user, password)) => async_nats::ConnectOptions::new().user_and_password(user, password),
+            Some(UrlCredentials::Token(token)) => async_nats::ConnectOptions::new().token(token),
+            None => async_nats::ConnectOptions::new(),
+        };
+        let client = options
+            .name("hotline-feed")
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(cfg.request_timeout))
+            .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).min(1_000)))
+            .connect(url.as_str())
+            .await
+            .map_err(unavailable)?;
+        let js = async_nats::jetstream::ContextBuilder::new().timeout(cfg.request_timeout).build(client);
+        JetStreamFeed::open(js, cfg).await
+    }
+
+    async fn open(js: async_nats::jetstream::Context, cfg: &JetStreamConfig) -> Result<JetStreamFeed, StoreError> {
         let log_subjects = format!("{}.>", cfg.subject_prefix);
         let feed_subjects = format!("{}.>", cfg.feed_subject_prefix);
         if subjects_overlap(&log_subjects, &feed_subjects) {
@@ -60,7 +81,8 @@ impl JetStreamStore {
                 // What was published stays published: subscribers resume from sequences and times.
                 deny_delete: true,
                 deny_purge: true,
-                duplicate_window: DUPLICATE_WINDOW,
+                // Exactly-once does not rely on it (the expected last sequence does).
+                duplicate_window: cfg.feed_duplicate_window,
                 ..Default::default()
             })
             .await
@@ -83,11 +105,9 @@ impl JetStreamStore {
         if c.num_replicas != cfg.replicas {
             tracing::warn!(stream = %cfg.feed_stream, has = c.num_replicas, configured = cfg.replicas, "feed stream replicas differ from nats.replicas");
         }
-        Ok(JetStreamFeed { stream, js: js.clone(), prefix: format!("{}.", cfg.feed_subject_prefix) })
+        Ok(JetStreamFeed { stream, js, prefix: format!("{}.", cfg.feed_subject_prefix) })
     }
-}
 
-impl JetStreamFeed {
     async fn last(&self) -> Result<FeedTip, StoreError> {
         let all = format!("{}>", self.prefix);
         let message = match self.stream.get_last_raw_message_by_subject(&all).await {
@@ -126,6 +146,10 @@ impl JetStreamFeed {
             .header(PART_HEADER, format!("{part}/{parts}").as_str());
         for (name, value) in &entry.attributes {
             let parsed = HeaderName::from_str(name).map_err(|_| rejected(format!("{name:?} is not a header name")))?;
+            // The message id is set from `entry.id`; an attribute may repeat it (CloudEvents: `Nats-Msg-Id` = ce-id).
+            if name.eq_ignore_ascii_case(MSG_ID_HEADER) && *value == entry.id {
+                continue;
+            }
             if is_transport_header(name) {
                 return Err(rejected(format!("attribute {name} would override a transport header")));
             }

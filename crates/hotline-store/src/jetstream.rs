@@ -53,6 +53,9 @@ pub struct JetStreamConfig {
     pub feed_stream: String,
     /// Subjects of the feed: `<prefix>.<audience>.<event type>`. Must not overlap the log's subjects.
     pub feed_subject_prefix: String,
+    /// How long the feed remembers message ids to drop a re-sent copy (when its stream is created). Exactly-once
+    /// does not depend on it; tests shrink it to prove that.
+    pub feed_duplicate_window: Duration,
 }
 
 impl Default for JetStreamConfig {
@@ -69,6 +72,7 @@ impl Default for JetStreamConfig {
             ack_wait: Duration::from_secs(10),
             feed_stream: "HOTLINE_FEED".to_owned(),
             feed_subject_prefix: "hotline.feed.v1".to_owned(),
+            feed_duplicate_window: Duration::from_secs(120),
         }
     }
 }
@@ -165,11 +169,6 @@ impl JetStreamStore {
         let inbound = bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids").await?;
         let channels = bucket(&js, &cfg, &cfg.channels_bucket, "<channel>.<key> -> a channel's own state (tokens, followers, inbox)").await?;
         Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, cfg, connections })
-    }
-
-    /// The JetStream context and the names, for the feed (`feed.rs`).
-    pub(crate) fn jetstream(&self) -> (&js::Context, &JetStreamConfig) {
-        (&self.js, &self.cfg)
     }
 
     fn subject(&self, ticket: Uuid) -> String {

@@ -1,7 +1,7 @@
 //! The published feed's stream and its conditional appends on a real server.
 
 use async_nats::jetstream::{self, stream};
-use hotline_store::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamConfig, JetStreamStore, StoreError};
+use hotline_store::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamConfig, JetStreamFeed, StoreError};
 use hotline_testkit::TestNats;
 
 fn entry(subject: &str, id: &str, position: u64, part: u32, parts: u32) -> FeedEntry {
@@ -9,22 +9,44 @@ fn entry(subject: &str, id: &str, position: u64, part: u32, parts: u32) -> FeedE
         subject: subject.to_owned(),
         id: id.to_owned(),
         mark: FeedMark { position, part, parts },
-        attributes: vec![("ce-specversion".to_owned(), "1.0".to_owned()), ("ce-id".to_owned(), id.to_owned())],
+        // As hotline_contract::ce_headers gives them: the message id repeats ce-id.
+        attributes: vec![
+            ("ce-specversion".to_owned(), "1.0".to_owned()),
+            ("ce-id".to_owned(), id.to_owned()),
+            ("Nats-Msg-Id".to_owned(), id.to_owned()),
+        ],
         payload: br#"{"ok":true}"#.to_vec(),
     }
 }
 
+/// A plain client on `url` (`nats://user:password@host:port`), as any NATS tool would connect.
+async fn client(url: &str) -> jetstream::Context {
+    let rest = url.strip_prefix("nats://").expect("a nats:// URL");
+    let (userinfo, host) = rest.rsplit_once('@').expect("credentials in the URL");
+    let (user, password) = userinfo.split_once(':').expect("user:password");
+    let client = async_nats::ConnectOptions::with_user_and_password(user.to_owned(), password.to_owned())
+        .connect(host)
+        .await
+        .expect("client connects");
+    jetstream::new(client)
+}
+
+/// A client of the feed's account, as the feed's writer.
 async fn js(nats: &TestNats) -> jetstream::Context {
-    jetstream::new(async_nats::connect(nats.url()).await.expect("client connects"))
+    client(&nats.server.feed_url()).await
+}
+
+async fn open_feed(nats: &TestNats) -> JetStreamFeed {
+    JetStreamFeed::connect(&nats.server.feed_url(), &JetStreamConfig::default()).await.expect("feed opens")
 }
 
 #[tokio::test]
 async fn the_feed_stream_is_file_backed_append_only_and_disjoint_from_the_log() {
     let nats = TestNats::start().await;
-    let store = nats.store().await;
-    store.open_feed().await.expect("feed opens");
+    nats.store().await;
+    open_feed(&nats).await;
     // Opening again takes the existing stream.
-    let feed = store.open_feed().await.expect("feed opens again");
+    let feed = open_feed(&nats).await;
 
     let js = js(&nats).await;
     let mut s = js.get_stream("HOTLINE_FEED").await.expect("feed stream exists");
@@ -34,7 +56,7 @@ async fn the_feed_stream_is_file_backed_append_only_and_disjoint_from_the_log() 
     assert!(info.config.deny_delete && info.config.deny_purge);
     assert_eq!(info.config.num_replicas, 1);
     assert_eq!(info.config.duplicate_window, std::time::Duration::from_secs(120));
-    let log = js.get_stream("HOTLINE_EVENTS").await.expect("log stream").info().await.expect("info").config.subjects.clone();
+    let log = client(&nats.url()).await.get_stream("HOTLINE_EVENTS").await.expect("log stream").info().await.expect("info").config.subjects.clone();
     assert_eq!(log, vec!["hotline.events.>".to_owned()]);
 
     let seq = feed.publish(0, &entry("hotline.feed.v1.public.petition_received", "a", 1, 1, 1)).await.expect("published");
@@ -48,8 +70,7 @@ async fn the_feed_stream_is_file_backed_append_only_and_disjoint_from_the_log() 
 async fn a_feed_whose_subjects_overlap_the_log_is_refused() {
     let nats = TestNats::start().await;
     let cfg = JetStreamConfig { feed_subject_prefix: "hotline.events.public".to_owned(), ..Default::default() };
-    let store = JetStreamStore::connect(&nats.url(), cfg).await.expect("store connects");
-    match store.open_feed().await {
+    match JetStreamFeed::connect(&nats.server.feed_url(), &cfg).await {
         Err(StoreError::Rejected(reason)) => assert!(reason.contains("overlap"), "{reason}"),
         Err(other) => panic!("expected a refusal, got {other:?}"),
         Ok(_) => panic!("an overlapping feed was opened"),
@@ -59,7 +80,6 @@ async fn a_feed_whose_subjects_overlap_the_log_is_refused() {
 #[tokio::test]
 async fn an_existing_feed_stream_that_allows_deletes_is_refused() {
     let nats = TestNats::start().await;
-    let store = nats.store().await;
     js(&nats)
         .await
         .create_stream(stream::Config {
@@ -69,7 +89,7 @@ async fn an_existing_feed_stream_that_allows_deletes_is_refused() {
         })
         .await
         .expect("a lax stream is created by hand");
-    match store.open_feed().await {
+    match JetStreamFeed::connect(&nats.server.feed_url(), &JetStreamConfig::default()).await {
         Err(StoreError::Rejected(reason)) => assert!(reason.contains("deny_delete false"), "{reason}"),
         Err(other) => panic!("expected a refusal, got {other:?}"),
         Ok(_) => panic!("a feed that allows deletes was accepted"),
@@ -79,7 +99,7 @@ async fn an_existing_feed_stream_that_allows_deletes_is_refused() {
 #[tokio::test]
 async fn publishing_is_conditional_on_the_feed_tip_and_the_tip_carries_the_mark() {
     let nats = TestNats::start().await;
-    let feed = nats.store().await.open_feed().await.expect("feed opens");
+    let feed = open_feed(&nats).await;
     assert_eq!(feed.tip().await.expect("tip"), FeedTip { sequence: 0, mark: None });
 
     let first = entry("hotline.feed.v1.public.petition_received", "e1", 7, 1, 2);
@@ -101,6 +121,7 @@ async fn publishing_is_conditional_on_the_feed_tip_and_the_tip_carries_the_mark(
     assert_eq!(stored.subject.as_str(), "hotline.feed.v1.dot.petition_received");
     let h = |n: &str| stored.headers.get(n).map(|v| v.as_str().to_owned());
     assert_eq!(h("Nats-Msg-Id").as_deref(), Some("e1:dot"));
+    assert_eq!(stored.headers.get_all("Nats-Msg-Id").count(), 1, "the id is set once");
     assert_eq!(h("Hotline-Log-Position").as_deref(), Some("7"));
     assert_eq!(h("Hotline-Part").as_deref(), Some("2/2"));
     assert_eq!(h("ce-id").as_deref(), Some("e1:dot"));
@@ -111,7 +132,7 @@ async fn publishing_is_conditional_on_the_feed_tip_and_the_tip_carries_the_mark(
 #[tokio::test]
 async fn entries_that_would_break_the_feed_are_refused_before_anything_is_sent() {
     let nats = TestNats::start().await;
-    let feed = nats.store().await.open_feed().await.expect("feed opens");
+    let feed = open_feed(&nats).await;
     let refused = |r: Result<u64, FeedError>| matches!(r, Err(FeedError::Store(StoreError::Rejected(_))));
 
     assert!(refused(feed.publish(0, &entry("hotline.events.ticket.x", "a", 1, 1, 1)).await), "outside the feed");
@@ -125,6 +146,9 @@ async fn entries_that_would_break_the_feed_are_refused_before_anything_is_sent()
     e.attributes.push(("Nats-Expected-Last-Sequence".to_owned(), "99".to_owned()));
     assert!(refused(feed.publish(0, &e).await), "overriding a transport header");
     let mut e = entry("hotline.feed.v1.public.x", "a", 1, 1, 1);
+    e.attributes.push(("nats-msg-id".to_owned(), "b".to_owned()));
+    assert!(refused(feed.publish(0, &e).await), "a message id other than the entry's");
+    let mut e = entry("hotline.feed.v1.public.x", "a", 1, 1, 1);
     e.attributes.push(("bad:name".to_owned(), "x".to_owned()));
     assert!(refused(feed.publish(0, &e).await), "a bad header name");
     assert_eq!(feed.tip().await.expect("tip").sequence, 0, "nothing was published");
@@ -133,7 +157,7 @@ async fn entries_that_would_break_the_feed_are_refused_before_anything_is_sent()
 #[tokio::test]
 async fn a_feed_message_without_a_mark_stops_the_resume_with_a_clear_error() {
     let nats = TestNats::start().await;
-    let feed = nats.store().await.open_feed().await.expect("feed opens");
+    let feed = open_feed(&nats).await;
     js(&nats).await.publish("hotline.feed.v1.public.stray", "x".into()).await.expect("sent").await.expect("stored");
     match feed.tip().await {
         Err(StoreError::Rejected(reason)) => assert!(reason.contains("Hotline-Log-Position"), "{reason}"),
