@@ -18,7 +18,7 @@ use hotline_domain::province::Province;
 use hotline_projections::TimelineReader;
 use hotline_runtime::{DRAIN_TIMEOUT, Shutdown};
 use hotline_store::server::{MIN_VERSION, NatsServer, ServerError, ServerOptions, find_binary, version_of};
-use hotline_store::{EventStore, JetStreamConfig, JetStreamStore, StoreError, TokenRegistry};
+use hotline_store::{EventStore, FeedLog, JetStreamConfig, JetStreamFeed, JetStreamStore, StoreError, TokenRegistry};
 use tokio::task::JoinSet;
 
 use crate::settings::Settings;
@@ -46,6 +46,9 @@ pub enum Component {
     /// The Zalo OA channel: its webhook on the HTTP port, the worker that files grouped messages, answers by the
     /// OA's message API.
     Zalo,
+    /// The feed projector: publishes the log's integration events to the feed other systems subscribe to
+    /// (stream HOTLINE_FEED, docs/feed.md), each exactly once.
+    Feed,
 }
 
 /// File names under the data dir.
@@ -120,6 +123,8 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
             (url, Some(server))
         }
     };
+    // The feed lives in its own account on our server (hotline-store access.rs): its writer has its own user.
+    let feed_url = embedded.as_ref().map(NatsServer::feed_url).unwrap_or_else(|| url.clone());
     let supervisor = embedded.map(|server| tokio::spawn(supervise_nats(server, shutdown.clone())));
 
     let Some(store) = connect(&settings, &url, shutdown.clone()).await? else {
@@ -136,6 +141,11 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     tasks.spawn(hotline_router::Router::new(store.clone(), province.clone()).run(shutdown.clone()));
     tasks.spawn(scheduler(&settings, store.clone(), reader.clone()).run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
     tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), shutdown.clone()));
+    let Some(feed) = connect_feed(&settings, &feed_url, shutdown.clone()).await? else {
+        println!("hotline: stopped during start-up");
+        return Ok(());
+    };
+    tasks.spawn(hotline_feed::Projector::new(store.clone(), feed, &province.code).run(shutdown.clone()));
 
     let intake = intake(&settings, store.clone(), province.clone());
     let channels: Vec<Arc<dyn ChannelAdapter>> = vec![
@@ -197,6 +207,14 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         }
         Component::Projections => {
             tasks.spawn(run_projections(store, projections_path, shutdown.clone()));
+        }
+        Component::Feed => {
+            let Some(feed) = connect_feed(&settings, &url, shutdown.clone()).await? else {
+                println!("hotline: stopped during start-up");
+                return Ok(());
+            };
+            println!("hotline: publishing the feed");
+            tasks.spawn(hotline_feed::Projector::new(store, feed, &province.code).run(shutdown.clone()));
         }
         Component::Scheduler => {
             let reader = TimelineReader::open(&projections_path)?;
@@ -379,6 +397,35 @@ async fn connect(settings: &Settings, url: &str, mut shutdown: Shutdown) -> anyh
             Err(StoreError::Rejected(reason)) => bail!("NATS at {shown} refused the event log's set-up: {reason}"),
             Err(e) => {
                 tracing::warn!(url = %shown, error = %e, "cannot reach NATS yet; retrying");
+                tokio::select! {
+                    _ = shutdown.wait() => return Ok(None),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Opens the published feed at `url` (its writer's credentials), retrying until NATS answers, or None when shutdown
+/// is raised first. A server that refuses the feed's stream is an error at once, as for the log.
+async fn connect_feed(settings: &Settings, url: &str, mut shutdown: Shutdown) -> anyhow::Result<Option<Arc<dyn FeedLog>>> {
+    let cfg = JetStreamConfig {
+        replicas: settings.nats.replicas,
+        request_timeout: Duration::from_secs(settings.nats.request_timeout_secs),
+        ..JetStreamConfig::default()
+    };
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let attempt = tokio::select! {
+            _ = shutdown.wait() => return Ok(None),
+            a = JetStreamFeed::connect(url, &cfg) => a,
+        };
+        match attempt {
+            Ok(feed) => return Ok(Some(Arc::new(feed))),
+            Err(StoreError::Rejected(reason)) => bail!("NATS at {} refused the published feed's set-up: {reason}", redact(url)),
+            Err(e) => {
+                tracing::warn!(url = %redact(url), error = %e, "cannot reach the feed's NATS account yet; retrying");
                 tokio::select! {
                     _ = shutdown.wait() => return Ok(None),
                     _ = tokio::time::sleep(delay) => {}

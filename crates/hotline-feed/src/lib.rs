@@ -1,0 +1,199 @@
+//! The feed projector: derives the published feed (`HOTLINE_FEED`, the integration events other systems of the
+//! province subscribe to) from the internal log, every message exactly once and in log order.
+//!
+//! How exactly-once holds, whatever the restart point and independent of any deduplication window:
+//! - each feed message says where it comes from (the log position of its commit, and that it is part i of the
+//!   commit's n feed messages), and the messages of a commit are computed deterministically from the log;
+//! - the projector reads the feed's last message and resumes from it: at the next commit when the last commit is
+//!   complete, else at the same commit skipping the parts already published;
+//! - every publish states the feed's last sequence it expects; a publish that lost its ack, or a second projector
+//!   running at once, makes the next publish conflict, and the projector reads the feed's tip again.
+//!
+//! The ticket state each message needs (the ticket as it stood after the event) is folded from the ticket's
+//! history, loaded once and then kept current while following the log.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hotline_domain::Ticket;
+use hotline_runtime::Shutdown;
+use hotline_store::{Commit, EventStore, FeedEntry, FeedError, FeedLog, FeedMark, Position, StoreError};
+use uuid::Uuid;
+
+/// Tickets whose state is kept between commits; past it the cache starts over (a miss only costs a load).
+const CACHED_TICKETS: usize = 4_096;
+/// Pause after a failure before reading the feed's tip again.
+const RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// Why the projector stopped following the log for a moment. Every one of them ends in a fresh read of the feed's
+/// tip: nothing is lost or doubled by stopping.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    /// The feed moved (another projector, or our own publish whose ack was lost).
+    #[error("the feed moved on; reading its tip again")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The feed and the log disagree (a feed from another log, a ticket history with gaps): resuming would publish
+    /// wrong messages, so the projector stops publishing and reports it until an operator looks.
+    #[error("the feed does not match the log: {0}")]
+    Inconsistent(String),
+}
+
+impl From<FeedError> for ProjectError {
+    fn from(e: FeedError) -> ProjectError {
+        match e {
+            FeedError::Conflict => ProjectError::Conflict,
+            FeedError::Store(e) => ProjectError::Store(e),
+        }
+    }
+}
+
+/// Follows the log and publishes the feed.
+pub struct Projector {
+    store: Arc<dyn EventStore>,
+    feed: Arc<dyn FeedLog>,
+    /// The province's code, part of every message's `ce-source`.
+    province: String,
+    /// Each ticket's state after the last commit of it seen, to fold the next commit onto.
+    tickets: HashMap<Uuid, Ticket>,
+}
+
+impl Projector {
+    pub fn new(store: Arc<dyn EventStore>, feed: Arc<dyn FeedLog>, province_code: &str) -> Projector {
+        Projector { store, feed, province: province_code.to_owned(), tickets: HashMap::new() }
+    }
+
+    /// Publishes the feed until `shutdown`, starting again from the feed's tip after any failure.
+    pub async fn run(mut self, mut shutdown: Shutdown) {
+        tracing::info!("feed projector started");
+        while !shutdown.is_raised() {
+            match self.follow(&mut shutdown).await {
+                Ok(()) => break,
+                Err(ProjectError::Conflict) => tracing::debug!("feed moved on; reading its tip again"),
+                Err(e) => {
+                    match &e {
+                        ProjectError::Inconsistent(_) => tracing::error!(error = %e, "feed projector cannot go on"),
+                        _ => tracing::warn!(error = %e, "feed projector interrupted; resuming from the feed's tip"),
+                    }
+                    tokio::select! {
+                        _ = shutdown.wait() => break,
+                        _ = tokio::time::sleep(RETRY_DELAY) => {}
+                    }
+                }
+            }
+        }
+        tracing::info!("feed projector stopped");
+    }
+
+    /// One pass: read the feed's tip, follow the log from there and publish until shutdown (Ok) or a failure.
+    async fn follow(&mut self, shutdown: &mut Shutdown) -> Result<(), ProjectError> {
+        let tip = self.feed.tip().await?;
+        let mut expected = tip.sequence;
+        let (from, mut resume) = match tip.mark {
+            None => (Position::Start, None),
+            Some(mark) if mark.part == mark.parts => (Position::From(mark.position + 1), None),
+            Some(mark) => (Position::From(mark.position), Some(mark)),
+        };
+        if let Some(mark) = tip.mark {
+            let last = self.store.last_position().await?;
+            if mark.position > last {
+                return Err(ProjectError::Inconsistent(format!(
+                    "the feed's last message comes from log position {} but the log ends at {last}",
+                    mark.position
+                )));
+            }
+        }
+        tracing::debug!(?from, feed_sequence = expected, "following the log");
+        let mut commits = self.store.subscribe(from).await?;
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.wait() => return Ok(()),
+                next = commits.next() => next,
+            };
+            let commit = match next {
+                Some(Ok(commit)) => commit,
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(StoreError::Unavailable("the log subscription ended".to_owned()).into()),
+            };
+            let entries = self.entries(&commit).await?;
+            // Resuming inside a commit: the first commit is that one, and its first parts are published already.
+            let skip = match resume.take() {
+                Some(mark) if mark.position != commit.position => {
+                    return Err(ProjectError::Inconsistent(format!(
+                        "the feed stopped inside the commit at log position {}, but the log resumed at {}",
+                        mark.position, commit.position
+                    )));
+                }
+                Some(mark) if mark.parts as usize != entries.len() => {
+                    return Err(ProjectError::Inconsistent(format!(
+                        "the commit at log position {} made {} feed messages, now it makes {}",
+                        mark.position,
+                        mark.parts,
+                        entries.len()
+                    )));
+                }
+                Some(mark) => mark.part as usize,
+                None => 0,
+            };
+            for entry in &entries[skip..] {
+                // A publish in flight is finished, not abandoned: shutdown is looked at between messages.
+                expected = self.feed.publish(expected, entry).await?;
+                if shutdown.is_raised() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// The feed messages of one commit, in their order, with their marks.
+    async fn entries(&mut self, commit: &Commit) -> Result<Vec<FeedEntry>, ProjectError> {
+        let Some(first) = commit.events.first() else { return Ok(Vec::new()) };
+        let mut ticket = match self.tickets.remove(&commit.ticket_id) {
+            Some(ticket) if ticket.seq + 1 == first.seq => ticket,
+            _ => {
+                let history = self.store.load(commit.ticket_id).await?;
+                let before = Ticket::from_history(history.events.iter().filter(|e| e.seq < first.seq));
+                if before.seq + 1 != first.seq {
+                    return Err(ProjectError::Inconsistent(format!(
+                        "ticket {} has events up to seq {} before a commit that starts at seq {}",
+                        commit.ticket_id, before.seq, first.seq
+                    )));
+                }
+                before
+            }
+        };
+        let entries = commit_entries(commit, &mut ticket, &self.province);
+        if self.tickets.len() >= CACHED_TICKETS {
+            self.tickets.clear();
+        }
+        self.tickets.insert(commit.ticket_id, ticket);
+        Ok(entries)
+    }
+}
+
+/// The feed messages of `commit`, given the ticket as it stood before it (left as it stands after it): each event's
+/// published messages in event order, numbered 1..=n. Pure and deterministic, so a restarted projector computes
+/// the same parts again.
+pub fn commit_entries(commit: &Commit, ticket: &mut Ticket, province_code: &str) -> Vec<FeedEntry> {
+    let mut messages = Vec::new();
+    for event in &commit.events {
+        ticket.apply(event);
+        messages.extend(hotline_contract::feed_messages(event, ticket, province_code));
+    }
+    let parts = u32::try_from(messages.len()).unwrap_or(u32::MAX);
+    messages
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| FeedEntry {
+            attributes: hotline_contract::ce_headers(&message),
+            // serde_json::Value always serialises.
+            payload: serde_json::to_vec(&message.data).unwrap_or_default(),
+            subject: message.subject,
+            id: message.id,
+            mark: FeedMark { position: commit.position, part: i as u32 + 1, parts },
+        })
+        .collect()
+}
