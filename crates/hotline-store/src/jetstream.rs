@@ -167,7 +167,7 @@ impl JetStreamStore {
         let refs = bucket(&js, &cfg, &cfg.refs_bucket, "ticket reference -> ticket id; a reference is never reused").await?;
         let tokens = bucket(&js, &cfg, &cfg.tokens_bucket, "API token id -> role, agency, name, hash").await?;
         let inbound = bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids").await?;
-        let channels = bucket(&js, &cfg, &cfg.channels_bucket, "<channel>.<key> -> a channel's own state (tokens, followers, inbox)").await?;
+        let channels = channels_bucket(&js, &cfg).await?;
         Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, cfg, connections })
     }
 
@@ -467,18 +467,35 @@ impl EventStore for JetStreamStore {
         async move { self.channels.put(key, bytes::Bytes::copy_from_slice(value)).await.map_err(unavailable) }.boxed()
     }
 
-    fn state_delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        async move { self.channels.delete(key).await.map_err(unavailable) }.boxed()
+    fn state_delete<'a>(&'a self, key: &'a str, expected: Option<u64>) -> BoxFuture<'a, Result<bool, StoreError>> {
+        async move {
+            // A purge whose marker expires (the bucket limits markers): a removed key leaves nothing behind for good.
+            let purged = match expected {
+                Some(revision) => self.channels.purge_expect_revision_with_ttl(key, revision, STATE_MARKER_TTL).await,
+                None => self.channels.purge_with_ttl(key, STATE_MARKER_TTL).await,
+            };
+            match purged {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+                Err(e) => Err(unavailable(e)),
+            }
+        }
+        .boxed()
     }
 
     fn state_keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
         async move {
-            let mut keys = self.channels.keys().await.map_err(unavailable)?;
+            // Ask the server for the subjects under the prefix's last whole token instead of walking the bucket.
+            let aligned = prefix.rfind('.').map_or("", |i| &prefix[..=i]);
+            let filter = format!("{}{aligned}>", self.channels.prefix);
+            let mut subjects = self.channels.stream.info_with_subjects(&filter).await.map_err(unavailable)?;
             let mut found = Vec::new();
-            while let Some(key) = keys.next().await {
-                let key = key.map_err(unavailable)?;
-                if key.starts_with(prefix) {
-                    found.push(key);
+            while let Some(subject) = subjects.next().await {
+                let (subject, _) = subject.map_err(unavailable)?;
+                if let Some(key) = subject.strip_prefix(self.channels.prefix.as_str())
+                    && key.starts_with(prefix)
+                {
+                    found.push(key.to_owned());
                 }
             }
             Ok(found)
@@ -508,6 +525,31 @@ impl EventStore for JetStreamStore {
     fn is_connected(&self) -> bool {
         self.client.connection_state() == State::Connected
     }
+}
+
+/// How long the marker of a removed channel-state key stays (the bucket then forgets the key entirely).
+const STATE_MARKER_TTL: Duration = Duration::from_secs(60);
+
+/// The channels' state bucket: like the others, but with expiring delete markers, so entries that come and go
+/// (inboxes, pending calls) do not pile up markers forever.
+async fn channels_bucket(js: &js::Context, cfg: &JetStreamConfig) -> Result<kv::Store, StoreError> {
+    if let Ok(store) = js.get_key_value(&cfg.channels_bucket).await {
+        return Ok(store);
+    }
+    js.create_key_value(kv::Config {
+        bucket: cfg.channels_bucket.clone(),
+        description: "<channel>.<key> -> a channel's own state (tokens, followers, inbox)".to_owned(),
+        history: 1,
+        storage: StorageType::File,
+        num_replicas: cfg.replicas,
+        limit_markers: Some(STATE_MARKER_TTL),
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| match e.kind() {
+        js::context::CreateKeyValueErrorKind::TimedOut => unavailable(e),
+        _ => StoreError::Rejected(format!("cannot create bucket {}: {e}", cfg.channels_bucket)),
+    })
 }
 
 /// Opens a key-value bucket, creating it (file storage, the log's replicas) if it does not exist.
@@ -628,6 +670,9 @@ impl Acker for JetStreamAcker {
     }
     fn retry_later(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), StoreError>> {
         async move { self.0.ack_with(AckKind::Nak(Some(delay))).await.map_err(unavailable) }.boxed()
+    }
+    fn progress(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        async move { self.0.ack_with(AckKind::Progress).await.map_err(unavailable) }.boxed()
     }
 }
 

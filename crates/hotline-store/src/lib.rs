@@ -121,9 +121,11 @@ pub struct Delivery {
 }
 
 /// How a backend acknowledges a delivery.
-pub trait Acker: Send {
+pub trait Acker: Send + Sync {
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), StoreError>>;
     fn retry_later(self: Box<Self>, delay: Duration) -> BoxFuture<'static, Result<(), StoreError>>;
+    /// Still working on it: the delivery is not handed to anyone else for another ack wait.
+    fn progress(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 impl Delivery {
@@ -137,6 +139,12 @@ impl Delivery {
     /// Could not handle it now: deliver it again after `delay`.
     pub async fn retry_later(self, delay: Duration) -> Result<(), StoreError> {
         self.acker.retry_later(delay).await
+    }
+
+    /// Tells the log the delivery is still being worked on (long sends: a vendor API, a token refresh), so it is
+    /// not redelivered to another process meanwhile.
+    pub async fn in_progress(&self) -> Result<(), StoreError> {
+        self.acker.progress().await
     }
 }
 
@@ -232,10 +240,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// Writes a channel's state whatever is there.
     fn state_set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> BoxFuture<'a, Result<u64, StoreError>>;
 
-    /// Removes a channel's state entry (nothing when there is none).
-    fn state_delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Removes a channel's state entry (nothing when there is none); with `expected`, only if it is still at that
+    /// revision (`false`: someone wrote since).
+    fn state_delete<'a>(&'a self, key: &'a str, expected: Option<u64>) -> BoxFuture<'a, Result<bool, StoreError>>;
 
-    /// The keys of a channel's state that start with `prefix`.
+    /// The keys of a channel's state that start with `prefix` (a key removed in the last minute may still be
+    /// listed; reading it finds nothing).
     fn state_keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
     /// The last position in the log (0 when empty).

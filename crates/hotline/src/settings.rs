@@ -92,6 +92,10 @@ pub struct NatsSettings {
     /// Seconds a NATS request may take before the log counts as unavailable; also the whole intake's deadline.
     #[serde(default = "five", deserialize_with = "number")]
     pub request_timeout_secs: u64,
+    /// The published feed's NATS login (the `hotline-feed` user of the FEED account), when `nats_url` names a
+    /// server you run; unset, the feed is written with `nats_url`'s login.
+    #[serde(default)]
+    pub feed_url: Option<String>,
 }
 
 /// The deadline scheduler.
@@ -122,7 +126,7 @@ fn thirty() -> u64 {
 
 impl Default for NatsSettings {
     fn default() -> Self {
-        NatsSettings { replicas: 1, port: None, request_timeout_secs: 5 }
+        NatsSettings { replicas: 1, port: None, request_timeout_secs: 5, feed_url: None }
     }
 }
 
@@ -396,6 +400,7 @@ mod tests {
             "NATS__REPLICAS",
             "NATS__PORT",
             "NATS__REQUEST_TIMEOUT_SECS",
+            "NATS__FEED_URL",
             "SCHEDULER__INTERVAL_SECS",
             "SCHEDULER__CLOSE_ANSWERED_AFTER_DAYS",
             "APP__ACCESS_SECRET",

@@ -124,7 +124,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
         }
     };
     // The feed lives in its own account on our server (hotline-store access.rs): its writer has its own user.
-    let feed_url = embedded.as_ref().map(NatsServer::feed_url).unwrap_or_else(|| url.clone());
+    let feed_url = embedded.as_ref().map(NatsServer::feed_url).unwrap_or_else(|| settings.nats.feed_url.clone().unwrap_or_else(|| url.clone()));
     let supervisor = embedded.map(|server| tokio::spawn(supervise_nats(server, shutdown.clone())));
 
     let Some(store) = connect(&settings, &url, shutdown.clone()).await? else {
@@ -209,7 +209,8 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
             tasks.spawn(run_projections(store, projections_path, shutdown.clone()));
         }
         Component::Feed => {
-            let Some(feed) = connect_feed(&settings, &url, shutdown.clone()).await? else {
+            let feed_url = settings.nats.feed_url.clone().unwrap_or_else(|| url.clone());
+            let Some(feed) = connect_feed(&settings, &feed_url, shutdown.clone()).await? else {
                 println!("hotline: stopped during start-up");
                 return Ok(());
             };
