@@ -53,7 +53,9 @@ pub struct ZaloConfig {
     pub api_base: String,
     /// `https://oauth.zaloapp.com`: token refreshes.
     pub oauth_base: String,
-    /// How far an event's timestamp may be from our clock (either way) before it is refused as a replay.
+    /// How far an event's timestamp may be from our clock (either way) before it is refused as a replay. Zalo
+    /// retries an event it could not deliver for up to about a day, with its original timestamp, so the default
+    /// ([`DEFAULT_REPLAY_WINDOW`]) covers that; a replayed message is recognised by its `msg_id` anyway.
     pub replay_window: Duration,
     /// A citizen's messages within this time of their first pending one make one petition.
     pub group_window: Duration,
@@ -62,6 +64,13 @@ pub struct ZaloConfig {
     /// Whole-exchange timeout of every call to Zalo (connect is capped at 10 s).
     pub http_timeout: Duration,
 }
+
+/// Default `replay_window_secs`: 26 hours. Zalo redelivers a webhook event our side did not take (an outage, a
+/// deploy gone wrong) with growing pauses for about 24 hours, each time with the event's original timestamp; a
+/// shorter window would refuse those retries and lose the messages. Replays are harmless: a message is recognised
+/// by its `msg_id` (pending in the inbox, or by its `seen` marker, kept twice this long), and follow and
+/// contact events never overwrite newer ones.
+pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(26 * 3600);
 
 /// Every key of the section. A key not here is refused, so a typo (`oa_secret`) stops the start instead of
 /// silently switching the webhook off.
@@ -140,7 +149,7 @@ impl ZaloConfig {
         if http_timeout == 0 {
             return Err(error("http_timeout_secs", "must be at least 1"));
         }
-        let replay_window = number("replay_window_secs", 300)?;
+        let replay_window = number("replay_window_secs", DEFAULT_REPLAY_WINDOW.as_secs())?;
         if replay_window == 0 {
             return Err(error("replay_window_secs", "must be at least 1"));
         }
@@ -179,7 +188,8 @@ mod tests {
     fn defaults_apply_and_numbers_may_be_strings() {
         let c = ZaloConfig::from_value(&json!({"oa_secret_key": "s", "group_window_secs": "30"})).expect("config");
         assert_eq!(c.group_window, Duration::from_secs(30));
-        assert_eq!(c.replay_window, Duration::from_secs(300));
+        // Zalo's own retries after a long outage (up to about a day) are taken.
+        assert_eq!(c.replay_window, Duration::from_secs(26 * 3600));
         assert_eq!(c.follow_up_window, Duration::from_secs(72 * 3600));
         assert_eq!(c.api_base, "https://openapi.zalo.me");
         assert_eq!(c.oauth_base, "https://oauth.zaloapp.com");

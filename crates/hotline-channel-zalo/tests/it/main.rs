@@ -153,6 +153,18 @@ pub fn config(extra: Value) -> Value {
     c
 }
 
+/// The keys under `prefix` that hold a value now (`ChannelState::keys` may still list one removed in the last
+/// minute).
+pub async fn live_keys(state: &hotline_channel::ChannelState, prefix: &str) -> Vec<String> {
+    let mut live = Vec::new();
+    for key in state.keys(prefix).await.expect("keys") {
+        if state.get(&key).await.expect("get").is_some() {
+            live.push(key);
+        }
+    }
+    live
+}
+
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64
 }

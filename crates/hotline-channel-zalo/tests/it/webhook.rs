@@ -41,10 +41,16 @@ async fn only_correctly_signed_fresh_events_are_stored() {
     let r = post(&s.addr, &forged, Signature::None).await;
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("missing_signature")));
 
-    // Correctly signed but ten minutes old (a replay): 401.
-    let stale = user_event("user_send_text", "1003", "m-stale", json!({"text": "cũ"}), now_ms() - 600_000);
+    // Correctly signed but 27 hours old, beyond the default 26 h window: 401.
+    let stale = user_event("user_send_text", "1003", "m-stale", json!({"text": "cũ"}), now_ms() - 27 * 3_600_000);
     let r = post(&s.addr, &stale, Signature::Valid).await;
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (401, Some("stale_event")), "{}", r.text());
+
+    // Regression: Zalo retries an event it could not deliver for hours (an outage of ours) with its original
+    // timestamp; the old 5-minute default refused those retries and the citizen's message was lost.
+    let retried = user_event("user_send_text", "1005", "m-late", json!({"text": "Cống thoát nước bị tắc từ sáng"}), now_ms() - 2 * 3_600_000);
+    let r = post(&s.addr, &retried, Signature::Valid).await;
+    assert_eq!(r.status, 200, "a retry two hours late is taken: {}", r.text());
 
     // Signed, but no event: 400. Not JSON at all: 400.
     let no_msg_id = json!({"app_id": crate::APP_ID, "event_name": "user_send_text", "sender": {"id": "1004"},
@@ -57,13 +63,15 @@ async fn only_correctly_signed_fresh_events_are_stored() {
 
     let tickets = h.wait_for_tickets("1001", 1).await;
     assert!(petition(&tickets[0].1).text.contains("Đèn đường"));
+    let tickets = h.wait_for_tickets("1005", 1).await;
+    assert!(petition(&tickets[0].1).text.contains("Cống thoát nước"));
     // Give the worker time to have stored anything else it had, then look: nothing for the refused events.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     for user in ["1002", "1003", "1004"] {
         assert!(h.tickets_of(user).await.is_empty(), "{user}");
     }
     let (ctx, _t) = h.context(json!({}));
-    assert!(ctx.state.keys("inbox.").await.expect("keys").is_empty());
+    assert!(crate::live_keys(&ctx.state, "inbox.").await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,7 +213,7 @@ async fn follows_are_recorded_on_the_citizen_and_echoes_ignored() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(h.tickets_of(user).await.is_empty());
     assert!(h.tickets_of(crate::OA_ID).await.is_empty());
-    assert!(ctx.state.keys("inbox.").await.expect("keys").is_empty());
+    assert!(crate::live_keys(&ctx.state, "inbox.").await.is_empty());
 
     // An answer to the unfollowed citizen fails for good without calling Zalo.
     let ticket = uuid::Uuid::now_v7();
@@ -284,7 +292,7 @@ async fn messages_left_in_the_inbox_are_filed_once_by_the_next_worker() {
     let photo = json!({"attachments": [{"type": "image", "payload": {"url": format!("{base}/slow/anh.png")}}]});
     assert_eq!(post(&first.addr, &user_event("user_send_image", user, "k2", photo, at + 1), Signature::Valid).await.status, 200);
     let (ctx, _t) = h.context(json!({}));
-    assert_eq!(ctx.state.keys("inbox.").await.expect("keys").len(), 2);
+    assert_eq!(crate::live_keys(&ctx.state, "inbox.").await.len(), 2);
     assert!(h.tickets_of(user).await.is_empty());
 
     // A second process's worker starts on them and is killed while fetching the photo (the link is slow).
@@ -292,7 +300,7 @@ async fn messages_left_in_the_inbox_are_filed_once_by_the_next_worker() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     second.worker.as_ref().expect("worker").abort();
     assert!(h.tickets_of(user).await.is_empty(), "killed before filing");
-    assert_eq!(ctx.state.keys("inbox.").await.expect("keys").len(), 2, "nothing acknowledged was lost");
+    assert_eq!(crate::live_keys(&ctx.state, "inbox.").await.len(), 2, "nothing acknowledged was lost");
 
     // A third one takes over once the dead worker's lease ran out, and files both messages as one petition.
     let third = serve(&h, config(json!({"api_base": base, "http_timeout_secs": "2"})), true).await;
@@ -309,7 +317,7 @@ async fn messages_left_in_the_inbox_are_filed_once_by_the_next_worker() {
     let tickets = h.tickets_of(user).await;
     assert_eq!(tickets.len(), 1);
     assert_eq!(tickets[0].1.len(), 1, "{:#?}", tickets[0].1);
-    assert!(ctx.state.keys("inbox.").await.expect("keys").is_empty());
+    assert!(crate::live_keys(&ctx.state, "inbox.").await.is_empty());
     drop((first, second, fourth));
 }
 
