@@ -23,11 +23,12 @@ pub enum SendFailure {
 /// Why a token refresh failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RefreshFailure {
-    /// Zalo answered and refused (`-14020`: the refresh token was used already or expired): an OA admin must
-    /// authorise the app again.
+    /// Zalo said the refresh token is dead (`-14020`: used already or expired, see [`REFRESH_TOKEN_DEAD`]): an
+    /// OA admin must authorise the app again.
     #[error("Zalo refused the refresh token: {0}")]
     Refused(String),
-    /// No usable answer (timeout, 5xx). The token may or may not have been used up.
+    /// No usable answer (timeout, 5xx), or a refusal that is not about the refresh token itself (a wrong app
+    /// secret, an unknown code). The token may or may not have been used up.
     #[error("token refresh failed for now: {0}")]
     Transient(String),
 }
@@ -100,32 +101,7 @@ impl OaApi {
         let response = self.http.send(Method::POST, &url, &headers, form.into_bytes()).await.map_err(|e| {
             RefreshFailure::Transient(e.to_string())
         })?;
-        if response.status == 429 || response.status >= 500 {
-            return Err(RefreshFailure::Transient(format!("Zalo answered HTTP {}", response.status)));
-        }
-        let answer: Value = serde_json::from_slice(&response.body)
-            .map_err(|_| RefreshFailure::Transient(format!("Zalo answered HTTP {} without JSON", response.status)))?;
-        let text = |k: &str| answer.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-        match (text("access_token"), text("refresh_token")) {
-            (Some(access_token), Some(refresh_token)) if response.status == 200 => Ok(TokenPair {
-                access_token,
-                refresh_token,
-                expires_in: answer.get("expires_in").and_then(|v| match v {
-                    Value::String(s) => s.trim().parse().ok(),
-                    Value::Number(n) => n.as_u64(),
-                    _ => None,
-                }),
-            }),
-            _ => {
-                let code = answer.get("error").and_then(code_of).unwrap_or(0);
-                let name = text("error_name").or_else(|| text("error_description")).or_else(|| text("message"));
-                Err(RefreshFailure::Refused(format!(
-                    "error {code}{}{}",
-                    if name.is_some() { ": " } else { "" },
-                    name.unwrap_or_default()
-                )))
-            }
-        }
+        refresh_answer(response.status, &response.body)
     }
 
     /// The bytes at a file link a citizen sent (at most the vendor client's response cap).
@@ -138,6 +114,50 @@ impl OaApi {
             return Err("empty file".into());
         }
         Ok(response.body.to_vec())
+    }
+}
+
+/// OAuth answers that mean the refresh token itself is dead (used already, expired, revoked), so only an OA admin
+/// authorising the app again helps: `-14020` (channels-reference §1.6: "reusing an old refresh token returns
+/// -14020"). No other code is documented to mean that, so every other refusal is treated as passing: a wrong
+/// `app_secret` (`-14002`) or parameter, Zalo's own trouble, an answer we do not know. Those are retried (and
+/// logged loudly), because calling a live refresh token dead fails every reply of the moment for good.
+pub const REFRESH_TOKEN_DEAD: &[i64] = &[-14020];
+
+/// Reads the answer to a token refresh: the new pair, the refresh token refused for good (only the codes of
+/// [`REFRESH_TOKEN_DEAD`]), or anything else as transient.
+pub fn refresh_answer(status: u16, body: &[u8]) -> Result<TokenPair, RefreshFailure> {
+    if status == 429 || status >= 500 {
+        return Err(RefreshFailure::Transient(format!("Zalo answered HTTP {status}")));
+    }
+    let answer: Value = serde_json::from_slice(body)
+        .map_err(|_| RefreshFailure::Transient(format!("Zalo answered HTTP {status} without JSON")))?;
+    let text = |k: &str| answer.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    if let (Some(access_token), Some(refresh_token), 200) = (text("access_token"), text("refresh_token"), status) {
+        return Ok(TokenPair {
+            access_token,
+            refresh_token,
+            expires_in: answer.get("expires_in").and_then(|v| match v {
+                Value::String(s) => s.trim().parse().ok(),
+                Value::Number(n) => n.as_u64(),
+                _ => None,
+            }),
+        });
+    }
+    let code = answer.get("error").and_then(code_of);
+    let name = text("error_name").or_else(|| text("error_description")).or_else(|| text("message"));
+    let detail = format!(
+        "HTTP {status}, error {}{}{}",
+        code.map_or_else(|| "none".to_owned(), |c| c.to_string()),
+        if name.is_some() { ": " } else { "" },
+        name.unwrap_or_default()
+    );
+    match code {
+        Some(code) if REFRESH_TOKEN_DEAD.contains(&code) => Err(RefreshFailure::Refused(detail)),
+        _ => {
+            tracing::error!(answer = %detail, "Zalo did not refresh the access token; replies wait and are retried (check app_id and app_secret)");
+            Err(RefreshFailure::Transient(format!("Zalo did not refresh the token ({detail})")))
+        }
     }
 }
 
@@ -156,6 +176,19 @@ pub fn classify(code: i64, message: &str, status: u16) -> SendFailure {
             "the citizen's Zalo account is banned or inactive for more than 45 days (Zalo error -227){detail}"
         )),
         -217 => SendFailure::Permanent(format!("the citizen blocked messages from the OA (Zalo error -217){detail}")),
+        // The province's account, not the citizen: the app's Zalo Cloud Account is missing or out of money, the OA
+        // lacks the tier package or the verification consultation messages need. Every reply fails until someone
+        // fixes it, and then they should go out, so they are retried (and the fault is logged loudly).
+        -320 | -321 | -224 | -221 => {
+            let what = match code {
+                -320 => "the app is not linked to a Zalo Cloud Account",
+                -321 => "the Zalo Cloud Account is out of money",
+                -224 => "the OA needs a higher tier package",
+                _ => "the OA must be verified",
+            };
+            tracing::error!(code, "Zalo refuses every reply: {what}; replies are retried until it is fixed");
+            SendFailure::Retryable(format!("{what} (Zalo error {code}){detail}: the province's account must be fixed"))
+        }
         _ if status >= 500 => SendFailure::Retryable(format!("Zalo answered HTTP {status}, error {code}{detail}")),
         _ => SendFailure::Permanent(format!("Zalo refused the message: error {code}{detail}")),
     }
@@ -242,6 +275,30 @@ mod tests {
             assert!(matches!(classify(code, "", 200), SendFailure::Permanent(_)), "{code}");
         }
         assert!(matches!(classify(-1, "", 503), SendFailure::Retryable(_)));
+        // The province's account, not the citizen's: retried.
+        for code in [-320, -321, -224, -221] {
+            assert!(matches!(classify(code, "", 200), SendFailure::Retryable(m) if m.contains("account")), "{code}");
+        }
+    }
+
+    #[test]
+    fn only_a_dead_refresh_token_is_a_refusal() {
+        let pair = refresh_answer(200, br#"{"access_token":"a","refresh_token":"r","expires_in":"90000"}"#).expect("pair");
+        assert_eq!((pair.access_token.as_str(), pair.refresh_token.as_str(), pair.expires_in), ("a", "r", Some(90000)));
+        let dead = refresh_answer(200, br#"{"error":-14020,"error_name":"Invalid refresh token"}"#);
+        assert!(matches!(dead, Err(RefreshFailure::Refused(m)) if m.contains("-14020")));
+        // Everything else passes: a wrong secret, an unknown code, an empty or partial answer, an HTML error page.
+        for (status, body) in [
+            (200, &br#"{"error":-14002,"error_name":"Invalid secret key"}"#[..]),
+            (200, br#"{"error":-5000,"message":"system busy"}"#),
+            (200, b"{}"),
+            (200, br#"{"access_token":"a"}"#),
+            (400, br#"{"error":"-14003"}"#),
+            (502, b"<html>bad gateway</html>"),
+            (200, b"not json"),
+        ] {
+            assert!(matches!(refresh_answer(status, body), Err(RefreshFailure::Transient(_))), "{status} {:?}", String::from_utf8_lossy(body));
+        }
     }
 
     #[test]

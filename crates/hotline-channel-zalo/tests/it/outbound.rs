@@ -187,3 +187,31 @@ async fn zalo_refusals_map_to_retry_or_give_up() {
     assert!(matches!(channel.deliver(&nobody).await, Err(DeliveryError::Permanent(_))));
     assert!(zalo.texts_to("u213").is_empty());
 }
+
+/// Regression: any refresh answer without tokens counted as "Zalo refused the refresh token", so a wrong
+/// `app_secret` (or any passing trouble at Zalo's OAuth) failed every reply of the moment for good. Only a dead
+/// refresh token (-14020) is final; the province's account problems (-321 out of money...) are retried too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trouble_on_the_provinces_side_is_retried_not_failed_for_good() {
+    let h = Harness::start().await;
+    let zalo = Zalo::new();
+    let base = zalo.serve().await;
+    zalo.expire_access();
+    let mut wrong_secret = settings(&base);
+    wrong_secret["app_secret"] = json!("not-the-app-secret");
+    let channel = process(&h, wrong_secret);
+    let e = channel.deliver(&reply("7401", "Trả lời")).await.expect_err("cannot refresh");
+    assert!(matches!(&e, DeliveryError::Retryable(m) if m.contains("-14002")), "{e:?}");
+    // The refresh token was not used up: fixed settings refresh with it and the reply goes out.
+    let fixed = process(&h, settings(&base));
+    fixed.deliver(&reply("7401", "Trả lời")).await.expect("sent once the secret is right");
+    assert_eq!(zalo.texts_to("7401"), vec!["Trả lời".to_owned()]);
+
+    for (user, code, words) in [("u321", -321, "out of money"), ("u320", -320, "Cloud Account"), ("u224", -224, "tier")] {
+        zalo.script(user, vec![Some(Answer::Error(code))]);
+        let e = fixed.deliver(&reply(user, "Trả lời")).await.expect_err(user);
+        assert!(matches!(&e, DeliveryError::Retryable(m) if m.contains(words)), "{user}: {e:?}");
+        // Once the account is in order, the retry is sent.
+        fixed.deliver(&reply(user, "Trả lời")).await.expect("sent on retry");
+    }
+}
