@@ -63,6 +63,9 @@ pub struct ZaloConfig {
     pub follow_up_window: Duration,
     /// Whole-exchange timeout of every call to Zalo (connect is capped at 10 s).
     pub http_timeout: Duration,
+    /// How long a citizen's shared contact details (`contact.*`: phone and name in clear) and an unfollow
+    /// (`follower.*`) are kept after the event that last wrote them.
+    pub contact_retention: Duration,
 }
 
 /// Default `replay_window_secs`: 26 hours. Zalo redelivers a webhook event our side did not take (an outage, a
@@ -71,6 +74,11 @@ pub struct ZaloConfig {
 /// by its `msg_id` (pending in the inbox, or by its `seen` marker, kept twice this long), and follow and
 /// contact events never overwrite newer ones.
 pub const DEFAULT_REPLAY_WINDOW: Duration = Duration::from_secs(26 * 3600);
+
+/// Default `contact_retention_days`. A shared phone number and name are copied onto the citizen's petitions (for
+/// the SMS fallback) when they write; kept longer than a season of petitions, they are only personal data lying
+/// around. A citizen who shares them again starts the period again.
+pub const DEFAULT_CONTACT_RETENTION_DAYS: u64 = 90;
 
 /// Every key of the section. A key not here is refused, so a typo (`oa_secret`) stops the start instead of
 /// silently switching the webhook off.
@@ -86,6 +94,7 @@ pub const KEYS: &[&str] = &[
     "group_window_secs",
     "follow_up_window_hours",
     "http_timeout_secs",
+    "contact_retention_days",
 ];
 
 impl ZaloConfig {
@@ -153,6 +162,10 @@ impl ZaloConfig {
         if replay_window == 0 {
             return Err(error("replay_window_secs", "must be at least 1"));
         }
+        let contact_retention_days = number("contact_retention_days", DEFAULT_CONTACT_RETENTION_DAYS)?;
+        if contact_retention_days == 0 {
+            return Err(error("contact_retention_days", "must be at least 1"));
+        }
         let config = ZaloConfig {
             app_id,
             app_secret: secret("app_secret")?,
@@ -165,6 +178,7 @@ impl ZaloConfig {
             group_window: Duration::from_secs(number("group_window_secs", 60)?),
             follow_up_window: Duration::from_secs(number("follow_up_window_hours", 72)?.saturating_mul(3600)),
             http_timeout: Duration::from_secs(http_timeout),
+            contact_retention: Duration::from_secs(contact_retention_days.saturating_mul(24 * 3600)),
         };
         if config.refresh_token.is_some() && (config.app_id.is_none() || config.app_secret.is_none()) {
             let key = if config.app_id.is_none() { "app_id" } else { "app_secret" };
@@ -191,6 +205,7 @@ mod tests {
         // Zalo's own retries after a long outage (up to about a day) are taken.
         assert_eq!(c.replay_window, Duration::from_secs(26 * 3600));
         assert_eq!(c.follow_up_window, Duration::from_secs(72 * 3600));
+        assert_eq!(c.contact_retention, Duration::from_secs(90 * 24 * 3600));
         assert_eq!(c.api_base, "https://openapi.zalo.me");
         assert_eq!(c.oauth_base, "https://oauth.zaloapp.com");
         assert!(ZaloConfig::from_value(&Value::Null).expect("empty").oa_secret_key.is_none());
@@ -206,6 +221,8 @@ mod tests {
         assert_eq!(e.key, "app_id");
         let e = ZaloConfig::from_value(&json!({"api_base": "openapi.zalo.me"})).expect_err("url");
         assert_eq!(e.key, "api_base");
+        let e = ZaloConfig::from_value(&json!({"contact_retention_days": "0"})).expect_err("retention");
+        assert_eq!(e.key, "contact_retention_days");
     }
 
     #[test]

@@ -205,6 +205,8 @@ pub struct Worker {
     pub group_window: Duration,
     pub follow_up_window: Duration,
     pub replay_window: Duration,
+    /// How long `contact.*` entries and unfollows are kept after their event.
+    pub contact_retention: Duration,
     pub wake: Arc<Notify>,
     /// This worker's name in the lease.
     pub me: Uuid,
@@ -220,7 +222,7 @@ impl Worker {
             }
             if last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = tokio::time::Instant::now();
-                if let Err(e) = self.prune().await {
+                if let Err(e) = self.prune(now_ms()).await {
                     tracing::warn!(error = %e, "pruning old Zalo markers failed");
                 }
             }
@@ -506,43 +508,41 @@ impl Worker {
         }
     }
 
-    /// Drops markers nobody needs any more: `seen` older than twice the replay window (an older redelivery is
+    /// Drops entries nobody needs any more: `seen` older than twice the replay window (an older redelivery is
     /// refused as stale before it gets here), follows older than that (only unfollows matter to answers),
-    /// questions older than the follow-up window, part counts of replies older than a week.
-    async fn prune(&self) -> Result<(), StoreError> {
-        let now = now_ms();
+    /// questions older than the follow-up window, part counts of replies older than a week, and contact details
+    /// and unfollows not refreshed for the contact retention (personal data is not kept for good). Each removal is
+    /// conditional on the revision read, so an entry rewritten meanwhile (a citizen sharing their number again)
+    /// stays. Returns how many entries were removed.
+    pub async fn prune(&self, now: u64) -> Result<usize, StoreError> {
         let replay = 2 * self.replay_window.as_millis() as u64;
-        for key in self.state.keys("seen.").await? {
-            if let Some((bytes, _)) = self.state.get(&key).await?
-                && serde_json::from_slice::<Seen>(&bytes).is_ok_and(|s| now > s.at_ms.saturating_add(replay))
-            {
-                self.state.delete(&key).await?;
-            }
-        }
-        for key in self.state.keys("follower.").await? {
-            if let Some((bytes, _)) = self.state.get(&key).await?
-                && serde_json::from_slice::<Follower>(&bytes).is_ok_and(|f| f.following && now > f.at_ms.saturating_add(replay))
-            {
-                self.state.delete(&key).await?;
-            }
-        }
         let follow_up = self.follow_up_window.as_millis() as u64;
-        for key in self.state.keys("asked.").await? {
-            if let Some((bytes, _)) = self.state.get(&key).await?
-                && serde_json::from_slice::<Asked>(&bytes).is_ok_and(|a| now > a.at_ms.saturating_add(follow_up))
+        let retention = self.contact_retention.as_millis() as u64;
+        let older = |at_ms: u64, kept: u64| now > at_ms.saturating_add(kept);
+        let mut removed = 0;
+        removed += self.prune_where::<Seen>("seen.", |s| older(s.at_ms, replay)).await?;
+        removed += self
+            .prune_where::<Follower>("follower.", |f| if f.following { older(f.at_ms, replay) } else { older(f.at_ms, retention) })
+            .await?;
+        removed += self.prune_where::<Contact>("contact.", |c| older(c.at_ms, retention)).await?;
+        removed += self.prune_where::<Asked>("asked.", |a| older(a.at_ms, follow_up)).await?;
+        removed += self.prune_where::<crate::Progress>("sent.", |p| older(p.at_ms, KEEP_SENT.as_millis() as u64)).await?;
+        Ok(removed)
+    }
+
+    /// Removes the entries under `prefix` whose value `expired` says so (entries that do not read as `T` stay).
+    async fn prune_where<T: serde::de::DeserializeOwned>(&self, prefix: &str, expired: impl Fn(&T) -> bool) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for key in self.state.keys(prefix).await? {
+            // A key removed in the last minute may still be listed: get() then finds nothing.
+            if let Some((bytes, revision)) = self.state.get(&key).await?
+                && serde_json::from_slice::<T>(&bytes).is_ok_and(|v| expired(&v))
+                && self.state.delete_if(&key, revision).await?.is_ok()
             {
-                self.state.delete(&key).await?;
+                removed += 1;
             }
         }
-        for key in self.state.keys("sent.").await? {
-            if let Some((bytes, _)) = self.state.get(&key).await?
-                && serde_json::from_slice::<crate::Progress>(&bytes)
-                    .is_ok_and(|p| now > p.at_ms.saturating_add(KEEP_SENT.as_millis() as u64))
-            {
-                self.state.delete(&key).await?;
-            }
-        }
-        Ok(())
+        Ok(removed)
     }
 }
 

@@ -36,7 +36,8 @@ use uuid::Uuid;
 
 use api::{OaApi, SendFailure};
 pub use config::{ConfigError, KEYS, ZaloConfig};
-use inbox::{Asked, Inbox, Worker};
+use inbox::{Asked, Inbox};
+pub use inbox::Worker;
 use token::{TokenError, TokenKeeper, now_ms};
 
 /// The channel's name in events.
@@ -78,6 +79,22 @@ impl ZaloChannel {
     /// The parsed configuration.
     pub fn config(&self) -> &ZaloConfig {
         &self.config
+    }
+
+    /// The inbox worker of this process ([`ChannelAdapter::run`] runs it; tests call its parts).
+    pub fn worker(&self, ctx: &ChannelContext) -> Worker {
+        Worker {
+            state: self.state_of(ctx),
+            intake: ctx.intake.clone(),
+            blobs: ctx.blobs.clone(),
+            api: self.api.clone(),
+            group_window: self.config.group_window,
+            follow_up_window: self.config.follow_up_window,
+            replay_window: self.config.replay_window,
+            contact_retention: self.config.contact_retention,
+            wake: self.wake.clone(),
+            me: Uuid::now_v7(),
+        }
     }
 
     fn state_of(&self, ctx: &ChannelContext) -> ChannelState {
@@ -179,20 +196,15 @@ impl ChannelAdapter for ZaloChannel {
         })))
     }
 
-    /// The inbox worker, until shutdown.
+    /// The inbox worker, until shutdown; nothing when `oa_secret_key` is not set (no webhook, so no inbox: a
+    /// hotline without Zalo does not look at the state every second).
     fn run(self: Arc<Self>, ctx: ChannelContext) -> BoxFuture<'static, Result<(), ChannelError>> {
         // Taken now, not when the future is first polled: `deliver` may be called before that.
-        let worker = Worker {
-            state: self.state_of(&ctx),
-            intake: ctx.intake.clone(),
-            blobs: ctx.blobs.clone(),
-            api: self.api.clone(),
-            group_window: self.config.group_window,
-            follow_up_window: self.config.follow_up_window,
-            replay_window: self.config.replay_window,
-            wake: self.wake.clone(),
-            me: Uuid::now_v7(),
-        };
+        let worker = self.worker(&ctx);
+        if self.config.oa_secret_key.is_none() {
+            tracing::debug!("[zalo] oa_secret_key is not set: no webhook and no inbox worker");
+            return async { Ok(()) }.boxed();
+        }
         async move {
             worker.run(ctx.shutdown.clone()).await;
             Ok(())

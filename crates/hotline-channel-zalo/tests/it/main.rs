@@ -5,6 +5,7 @@
 mod corpus;
 mod outbound;
 mod standin;
+mod worker;
 mod webhook;
 
 use std::sync::Arc;
