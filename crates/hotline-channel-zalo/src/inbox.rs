@@ -15,7 +15,11 @@
 //! - A redelivered event is recognised by its inbox entry (still pending) or its `seen` marker (done). Seen
 //!   markers are pruned once older than twice the replay window: the webhook refuses any older event anyway.
 //! - One process at a time runs the worker (a lease in `worker`, renewed while it works); another takes over
-//!   when the lease runs out. Intake's own idempotency covers the moment two might overlap.
+//!   when the lease runs out. Building a group (downloads) can outlast the lease, so the lease is renewed after
+//!   building and before the group is written: a worker that lost it writes nothing.
+//! - A message goes into at most one group: a group is not written while another of the citizen's is on its way
+//!   or when one of its members was filed meanwhile, and a written group with a member filed in another group
+//!   (a worker stalled past its lease) is not handed on; its other members are grouped again.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -248,6 +252,9 @@ impl Worker {
         // Citizens with a batch intake could not store yet: their later messages wait, so they stay in order.
         let mut busy: HashSet<String> = HashSet::new();
         for key in batch_keys {
+            if !self.hold_lease().await? {
+                return Ok(());
+            }
             let Some((bytes, _)) = self.state.get(&key).await? else { continue };
             match serde_json::from_slice::<Batch>(&bytes) {
                 Ok(batch) => {
@@ -323,6 +330,24 @@ impl Worker {
             batch.phone = contact.phone;
             batch.name = contact.name;
         }
+        // Downloads can outlast the lease, and another process may have taken over and grouped these messages
+        // (with others that arrived meanwhile) under another first message. Only a worker that still holds the
+        // lease, renewed now, decides a group; and not when any member was filed since or another group of this
+        // citizen is on its way (the next round looks again).
+        if !self.hold_lease().await? {
+            tracing::warn!(user, messages = members.len(), "lost the Zalo worker lease while preparing a group; leaving it to the new holder");
+            return Ok(());
+        }
+        for m in &members {
+            if self.state.get(&keys::seen(&user, &m.msg_id)).await?.is_some() {
+                return Ok(());
+            }
+        }
+        for other in self.state.keys(&format!("batch.{}.", keys::segment(&user))).await? {
+            if other != key && self.state.get(&other).await?.is_some() {
+                return Ok(());
+            }
+        }
         let value = serde_json::to_vec(&batch).map_err(|e| StoreError::Rejected(e.to_string()))?;
         let batch = match self.state.put(&key, &value, None).await? {
             Ok(_) => batch,
@@ -339,6 +364,33 @@ impl Worker {
     /// Hands a batch to intake and, once stored, clears its messages. `Ok(false)` when intake could not store it
     /// now (it stays for the next round).
     async fn finish(&self, key: &str, batch: &Batch) -> Result<bool, StoreError> {
+        // A message goes into at most one group. Members already filed in ANOTHER group (a worker that had lost
+        // its lease wrote this batch) are dropped: the batch, which holds their text and files too, is not filed,
+        // and its other members stay in the inbox to be grouped again. Markers of this very group mean it was
+        // handed on before a crash: it is replayed as written.
+        let mut taken = Vec::new();
+        let mut handed_on = false;
+        for member in &batch.members {
+            if let Some((bytes, _)) = self.state.get(&keys::seen(&batch.user, member)).await? {
+                match serde_json::from_slice::<Seen>(&bytes) {
+                    Ok(seen) if seen.first == batch.message_id => handed_on = true,
+                    _ => taken.push(member.as_str()),
+                }
+            }
+        }
+        if !taken.is_empty() && !handed_on {
+            tracing::warn!(
+                user = %batch.user,
+                group = %batch.message_id,
+                taken = taken.len(),
+                "a Zalo group overlaps messages filed in another group: not filed; its other messages are grouped again"
+            );
+            for member in &taken {
+                self.state.delete(&keys::inbox(&batch.user, member)).await?;
+            }
+            self.state.delete(key).await?;
+            return Ok(true);
+        }
         let result = if batch.text.trim().is_empty() && batch.attachments.is_empty() {
             // Stickers and the like only: nothing to file.
             tracing::info!(user = %batch.user, messages = batch.members.len(), "Zalo messages without content ignored");
@@ -368,7 +420,7 @@ impl Worker {
         }
         let seen = serde_json::to_vec(&Seen { first: batch.message_id.clone(), at_ms: now_ms() })
             .map_err(|e| StoreError::Rejected(e.to_string()))?;
-        for member in &batch.members {
+        for member in batch.members.iter().filter(|m| !taken.contains(&m.as_str())) {
             self.state.set(&keys::seen(&batch.user, member), &seen).await?;
         }
         for member in &batch.members {
