@@ -127,7 +127,7 @@ fn signed_zalo_messages_make_one_grouped_ticket_once_and_bad_signatures_store_no
     refused(&system.request("POST", "/v1/zalo/webhook", &[("Content-Type", "application/json")], &forged), 401, "missing_signature");
     let other_app = event_at("1111111111", "2468458835296117002", "user_send_text", json!({"message": {"msg_id": "8d0e5b1a0c2f4e22", "text": "Tin giả mạo của ứng dụng khác"}}), now_ms());
     refused(&post_signed(&system, &other_app, OA_KEY), 401, "unknown_app");
-    let stale = event_at(APP_ID, "2468458835296117002", "user_send_text", json!({"message": {"msg_id": "8d0e5b1a0c2f4e23", "text": "Tin giả mạo phát lại"}}), now_ms() - 600_000);
+    let stale = event_at(APP_ID, "2468458835296117002", "user_send_text", json!({"message": {"msg_id": "8d0e5b1a0c2f4e23", "text": "Tin giả mạo phát lại"}}), now_ms() - 27 * 3_600_000);
     refused(&post_signed(&system, &stale, OA_KEY), 401, "stale_event");
     let cut = system.request("POST", "/v1/zalo/webhook", &[("X-ZEvent-Signature", "mac=00")], b"{\"app_id\": 1");
     refused(&cut, 400, "malformed_event");
