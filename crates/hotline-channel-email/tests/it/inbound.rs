@@ -537,3 +537,17 @@ async fn a_client_ending_its_mail_with_a_bare_lf_gets_an_answer_at_once() {
     assert_eq!(h.log_len().await, before, "nothing kept");
     h.stop().await;
 }
+
+/// Found by `scripts/fuzz email_mime`: this malformed mail (a part's boundary cut short inside a message/rfc822)
+/// trips a `debug_assert!` inside mail-parser 0.11.9 (`parsers/message.rs`: "Invalid part ID, could not find
+/// multipart"). Release builds skip the assertion; debug builds panic. Either way the listener must answer the
+/// mail, store nothing half-made, and keep serving: parsing runs apart from the session.
+#[tokio::test]
+async fn a_mail_that_panics_the_mime_parser_is_answered_and_the_listener_keeps_serving() {
+    let h = Harness::start(Harness::config(None)).await;
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mail-parser-debug-assert.eml");
+    let code = h.send_file("m@example.vn", &file).await;
+    assert!(matches!(code, 250 | 550 | 554), "answered with a final code, got {code}");
+    assert_eq!(h.send_file(CITIZEN, &corpus("plain.eml")).await, 250, "the next mail is taken");
+    h.stop().await;
+}
