@@ -105,3 +105,22 @@ fn docs_feed_md_names_every_message_field_and_enum_value() {
         }
     }
 }
+
+/// docs/events.md documents the internal log; every event it lists is published under the same name, so it must
+/// stay in step with events.proto too: each published event message has its section there, and the page points
+/// at the published contract.
+#[test]
+fn docs_events_md_has_a_section_for_every_published_event_message_and_links_the_contract() {
+    let doc = std::fs::read_to_string(root().join("docs/events.md")).expect("docs/events.md");
+    let pool = pool();
+    let events = pool.get_file_by_name("hotline/v1/events.proto").expect("events.proto");
+    for m in events.messages() {
+        assert!(
+            doc.lines().any(|l| l.trim() == format!("## {}", m.name())),
+            "docs/events.md has no section `## {}` for the published message hotline.v1.{}",
+            m.name(),
+            m.name()
+        );
+    }
+    assert!(doc.contains("docs/feed.md"), "docs/events.md must point at the published contract, docs/feed.md");
+}
