@@ -5,8 +5,10 @@
 //! after the last applied commit: no entry lost, none doubled. The whole file can be rebuilt from the log.
 
 mod schema;
+mod stats;
 mod timeline;
 
+pub use stats::{Breakdown, Counts, MapTicket, Rates, Stats, StatsFilter};
 pub use timeline::{PetitionQuery, PetitionRow, QueueFilter, QueueKey, TicketView, TimelineEntry, TimelineReader, TimelineWriter, run};
 
 /// A projection failure.

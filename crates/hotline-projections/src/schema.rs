@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 /// The schema version. The projections are derived data, so an older file is dropped and rebuilt from the log
 /// rather than migrated.
-pub const VERSION: i64 = 5;
+pub const VERSION: i64 = 6;
 
 pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError> {
     let conn = Connection::open(path)?;
@@ -23,6 +23,9 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
     if found != 0 && found < VERSION {
         tracing::warn!(path = %path.display(), found, VERSION, "projection schema is older: rebuilding it from the log");
         conn.execute_batch("DROP TABLE IF EXISTS timeline; DROP TABLE IF EXISTS tickets; DROP TABLE IF EXISTS checkpoint;")?;
+        for table in crate::stats::TABLES {
+            conn.execute_batch(&format!("DROP TABLE IF EXISTS {table};"))?;
+        }
     }
     // WAL: readers (the API, other processes) never block the writer. NORMAL sync is enough for derived data:
     // a lost tail is re-applied from the log after the stored position.
@@ -87,6 +90,7 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
             PRIMARY KEY (ticket_id, seq)
         );",
     )?;
+    conn.execute_batch(crate::stats::SCHEMA)?;
     conn.pragma_update(None, "user_version", VERSION)?;
     Ok(conn)
 }

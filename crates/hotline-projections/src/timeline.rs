@@ -131,6 +131,7 @@ impl TimelineWriter {
         let reset = matches!(&stored, Some(Some(id)) if id != log_id);
         if reset {
             tx.execute_batch("DELETE FROM timeline; DELETE FROM tickets; DELETE FROM checkpoint;")?;
+            crate::stats::clear(&tx)?;
         }
         tx.execute(
             "INSERT INTO checkpoint (projection, position, log_id) VALUES (?1, 0, ?2)
@@ -152,6 +153,7 @@ impl TimelineWriter {
             }
             for envelope in &commit.events {
                 apply_event(&tx, commit.position, envelope)?;
+                crate::stats::apply_event(&tx, envelope)?;
             }
             position = commit.position;
         }
@@ -360,7 +362,7 @@ impl TimelineReader {
         Ok(TimelineReader { conn: Arc::new(Mutex::new(schema::open(path)?)) })
     }
 
-    async fn with<T: Send + 'static>(
+    pub(crate) async fn with<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, ProjectionError> + Send + 'static,
     ) -> Result<T, ProjectionError> {
@@ -489,7 +491,7 @@ pub struct QueueFilter {
 }
 
 /// The open statuses, in SQL.
-const OPEN: &str = "('received','routed','needs_triage','acknowledged','waiting_for_citizen','transferred')";
+pub(crate) const OPEN: &str = "('received','routed','needs_triage','acknowledged','waiting_for_citizen','transferred')";
 
 impl TimelineReader {
     /// A page of a queue: emergencies first, then the nearest deadline, then the oldest.
