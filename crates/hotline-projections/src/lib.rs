@@ -7,6 +7,8 @@
 mod schema;
 mod stats;
 mod timeline;
+/// `hotline replay`: rebuild from the log into a fresh file, swap it in atomically.
+pub mod replay;
 
 pub use stats::{Breakdown, Counts, MapTicket, Rates, Stats, StatsFilter};
 pub use timeline::{PetitionQuery, PetitionRow, QueueFilter, QueueKey, TicketView, TimelineEntry, TimelineReader, TimelineWriter, run};

@@ -108,11 +108,29 @@ pub struct TimelineEntry {
 /// Applies commits to the SQLite file. One writer per file.
 pub struct TimelineWriter {
     conn: Connection,
+    path: PathBuf,
+    /// Which file `path` named when it was opened: `hotline replay` swaps another one in (see [`crate::install`]).
+    file: Option<FileId>,
 }
 
 impl TimelineWriter {
     pub fn open(path: &Path) -> Result<TimelineWriter, ProjectionError> {
-        Ok(TimelineWriter { conn: schema::open(path)? })
+        let (conn, file) = open_identified(path)?;
+        Ok(TimelineWriter { conn, path: path.to_owned(), file })
+    }
+
+    /// Whether `path` now names another file than the one this writer has open (a rebuilt projection was swapped
+    /// in): the writer must be reopened and resume from the new file's own position.
+    pub fn swapped(&self) -> bool {
+        file_id(&self.path).is_some_and(|now| Some(now) != self.file)
+    }
+
+    /// Makes the file self-contained before it is moved: the write-ahead log folded in and switched off, so no
+    /// `-wal`/`-shm` file belongs to it any more (they are named after the path, which is about to change).
+    pub fn seal(self) -> Result<(), ProjectionError> {
+        self.conn.pragma_update(None, "wal_checkpoint", "TRUNCATE")?;
+        self.conn.pragma_update(None, "journal_mode", "DELETE")?;
+        self.conn.close().map_err(|(_, e)| ProjectionError::Sqlite(e))
     }
 
     /// The log position of the last applied commit (0 when none).
@@ -351,15 +369,53 @@ fn set_status(tx: &rusqlite::Transaction<'_>, ticket: &str, status: &str, at: &s
     Ok(())
 }
 
-/// Reads the projection. Cheap to clone; queries run on the blocking pool.
+/// A file's identity (device, inode): what a path names right now.
+type FileId = (u64, u64);
+
+#[cfg(unix)]
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    // Follows the link: `hotline replay` swaps the link, the identity is the file it points at.
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_id(_path: &Path) -> Option<FileId> {
+    None
+}
+
+/// Opens the projection at `path` with the identity of the file the connection really has open: the path is
+/// looked at before and after opening, and opened again if a swap happened in between.
+fn open_identified(path: &Path) -> Result<(Connection, Option<FileId>), ProjectionError> {
+    loop {
+        let before = file_id(path);
+        let conn = schema::open(path)?;
+        let after = file_id(path);
+        if before.is_none() || before == after {
+            return Ok((conn, after));
+        }
+    }
+}
+
+/// The reader's connection and the file it has open.
+struct LiveFile {
+    conn: Connection,
+    path: PathBuf,
+    file: Option<FileId>,
+}
+
+/// Reads the projection. Cheap to clone; queries run on the blocking pool. Every query first checks that the path
+/// still names the file it has open (one `stat`) and reopens when `hotline replay` swapped a rebuilt one in, so a
+/// long-running API follows the swap without a restart.
 #[derive(Clone)]
 pub struct TimelineReader {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<Mutex<LiveFile>>,
 }
 
 impl TimelineReader {
     pub fn open(path: &Path) -> Result<TimelineReader, ProjectionError> {
-        Ok(TimelineReader { conn: Arc::new(Mutex::new(schema::open(path)?)) })
+        let (conn, file) = open_identified(path)?;
+        Ok(TimelineReader { conn: Arc::new(Mutex::new(LiveFile { conn, path: path.to_owned(), file })) })
     }
 
     pub(crate) async fn with<T: Send + 'static>(
@@ -368,8 +424,14 @@ impl TimelineReader {
     ) -> Result<T, ProjectionError> {
         let conn = self.conn.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = conn.lock().map_err(|_| ProjectionError::Worker("reader lock poisoned".to_owned()))?;
-            f(&conn)
+            let mut live = conn.lock().map_err(|_| ProjectionError::Worker("reader lock poisoned".to_owned()))?;
+            if file_id(&live.path).is_some_and(|now| Some(now) != live.file) {
+                let (conn, file) = open_identified(&live.path)?;
+                tracing::info!(path = %live.path.display(), "the projection file was swapped: reading the new one");
+                live.conn = conn;
+                live.file = file;
+            }
+            f(&live.conn)
         })
         .await
         .map_err(|e| ProjectionError::Worker(e.to_string()))?
@@ -714,9 +776,20 @@ pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdo
                 }
             }
         };
+        // `hotline replay` may swap a rebuilt file in at any time: looked at on every batch, and twice a second
+        // when the log is quiet, so the new file catches up promptly.
+        let mut look = tokio::time::interval(SWAP_CHECK);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let first = tokio::select! {
                 _ = shutdown.wait() => break 'subscribe,
+                _ = look.tick() => {
+                    if reopen_if_swapped(&writer, &path)? {
+                        bound = false;
+                        continue 'subscribe;
+                    }
+                    continue;
+                }
                 c = commits.next() => c,
             };
             let mut batch = match first {
@@ -742,12 +815,21 @@ pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdo
                 }
             }
             let w = writer.clone();
-            tokio::task::spawn_blocking(move || {
+            let applied = tokio::task::spawn_blocking(move || {
                 let mut w = w.lock().map_err(|_| ProjectionError::Worker("writer lock poisoned".to_owned()))?;
-                w.apply(&batch)
+                // Swapped since the last look: this batch belongs after the old file's position, not necessarily
+                // after the new one's. Drop it and subscribe again from the new file's own position. A swap that
+                // lands after this check only means the batch goes to the old file: the new one gets it from the
+                // log when the swap is seen.
+                if w.swapped() { Ok(None) } else { w.apply(&batch).map(Some) }
             })
             .await
             .map_err(|e| ProjectionError::Worker(e.to_string()))??;
+            if applied.is_none() {
+                reopen_if_swapped(&writer, &path)?;
+                bound = false;
+                continue 'subscribe;
+            }
             if failed {
                 break;
             }
@@ -755,4 +837,18 @@ pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdo
     }
     tracing::info!("timeline projection stopped");
     Ok(())
+}
+
+/// How often an idle writer looks for a swapped-in file.
+const SWAP_CHECK: Duration = Duration::from_millis(500);
+
+/// Reopens the writer on `path` if it names another file now; true when it did.
+fn reopen_if_swapped(writer: &Mutex<TimelineWriter>, path: &Path) -> Result<bool, ProjectionError> {
+    let mut w = writer.lock().map_err(|_| ProjectionError::Worker("writer lock poisoned".to_owned()))?;
+    if !w.swapped() {
+        return Ok(false);
+    }
+    *w = TimelineWriter::open(path)?;
+    tracing::info!(path = %path.display(), position = w.position()?, "a rebuilt projection was swapped in: writing there from its position");
+    Ok(true)
 }
