@@ -97,12 +97,22 @@ pub fn snake_case(event_type: &str) -> String {
     out
 }
 
+/// Whether an agency code can be the audience token of an agency copy. Province validation already refuses other
+/// codes; this is the second lock: a code equal to `public` would put full copies (citizen contact, petition text)
+/// into the public feed, and one with `.`, `*`, `>` or spaces would land on other subjects or none, so such a
+/// ticket gets no agency copy at all.
+pub fn is_agency_token(code: &str) -> bool {
+    !code.is_empty()
+        && code != PUBLIC
+        && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// The published messages for one internal event, given the ticket as it stood after it (`Ticket::apply` of this
 /// envelope): first the public message, then, when the ticket has an agency after the event, that agency's copy.
 /// The order is fixed, so a projector can number the parts of a commit.
 pub fn feed_messages(envelope: &Envelope, after: &Ticket, province_code: &str) -> Vec<FeedMessage> {
     let mut audiences = vec![Audience::Public];
-    if let Some(agency) = after.agency.as_deref().filter(|a| !a.is_empty()) {
+    if let Some(agency) = after.agency.as_deref().filter(|a| is_agency_token(a)) {
         audiences.push(Audience::Agency(agency.to_owned()));
     }
     let event_type = envelope.event_type();

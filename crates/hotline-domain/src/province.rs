@@ -637,6 +637,14 @@ fn build(cx: &Cx<'_>, raw: RawConfig) -> Res<Province> {
     let mut agency_index: HashMap<String, usize> = HashMap::new();
     for a in agencies.into_inner() {
         let code = checked_code(cx, &a.code, "agency")?;
+        // An agency code is the audience token of its feed subjects (`hotline.feed.v1.<agency>.*`): `public` would
+        // send the agency's full copies, citizen contact included, into the public feed.
+        if code == RESERVED_AGENCY_CODE {
+            return Err(cx.error_at(
+                a.code.span(),
+                format!("agency code \"{code}\" is reserved: it names the public feed (hotline.feed.v1.public.*)"),
+            ));
+        }
         if agency_index.insert(code.clone(), agency_list.len()).is_some() {
             return Err(cx.error_at(a.code.span(), format!("duplicate agency code \"{code}\"")));
         }
@@ -1002,7 +1010,11 @@ fn area_list_code(areas: &[Area], index: usize) -> &str {
     areas.get(index).map_or("?", |a| a.code.as_str())
 }
 
-/// Codes are identifiers stored in events and URLs: lowercase ASCII letters, digits and `_`.
+/// The agency code no agency may have: the audience token of the public feed.
+pub const RESERVED_AGENCY_CODE: &str = "public";
+
+/// Codes are identifiers stored in events and URLs: lowercase ASCII letters, digits and `_` (so also safe as a
+/// NATS subject token: no `.`, `*`, `>` or spaces).
 fn checked_code(cx: &Cx<'_>, code: &Spanned<String>, what: &str) -> Res<String> {
     let c = code.get_ref();
     let ok = !c.is_empty() && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_');
@@ -1295,6 +1307,20 @@ fn parse_date(s: &str) -> Option<Date> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_agency_may_take_the_public_feeds_name_or_a_subject_breaking_code() {
+        let bundled = Province::BUNDLED;
+        assert!(bundled.contains("code = \"hcc\""));
+        let public = Province::parse(&bundled.replacen("code = \"hcc\"", "code = \"public\"", 1), "test")
+            .expect_err("an agency called public was accepted");
+        assert!(public.to_string().contains("agency code \"public\" is reserved"), "{public}");
+        for bad in ["po.lice", "po*", ">", "po lice"] {
+            let text = bundled.replacen("code = \"hcc\"", &format!("code = \"{bad}\""), 1);
+            let e = Province::parse(&text, "test").expect_err("a code that is no subject token was accepted");
+            assert!(e.to_string().contains("must be lowercase ASCII letters"), "{bad:?}: {e}");
+        }
+    }
 
     #[test]
     fn a_shared_location_falls_in_the_area_around_it() {

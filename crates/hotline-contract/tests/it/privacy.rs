@@ -55,6 +55,19 @@ fn the_agency_copy_of_the_routing_carries_the_petition_and_the_contact() {
 }
 
 #[test]
+fn a_ticket_whose_agency_code_is_no_safe_audience_gets_no_agency_copy() {
+    let routed = routed_history().remove(1);
+    let mut ticket = hotline_domain::Ticket::from_history(&routed_history());
+    for bad in ["public", "po.lice", "*", ">", "po lice", ""] {
+        ticket.agency = Some(bad.to_owned());
+        let messages = feed_messages(&routed, &ticket, PROVINCE);
+        assert_eq!(messages.len(), 1, "agency {bad:?} got a copy: {:?}", messages.iter().map(|m| &m.subject).collect::<Vec<_>>());
+        assert_eq!(messages[0].audience, Audience::Public);
+        assert!(messages[0].data.get("petition").is_none());
+    }
+}
+
+#[test]
 fn public_coordinates_are_rounded_to_about_a_kilometre() {
     let (_, message) = every_message().into_iter().find(|(t, _)| *t == "PetitionReceived").expect("received");
     assert_eq!(message.data["location"]["lat"], 21.39);
