@@ -1,5 +1,7 @@
 //! The timeline projection's writer and reader on a real SQLite file: exactly-once application by position.
 
+mod stats;
+
 mod replay;
 
 use hotline_domain::event::{PetitionReceived, PetitionRouted};
