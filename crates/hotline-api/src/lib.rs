@@ -1,6 +1,7 @@
 //! The HTTP API for operators, agencies and admins: ticket queries, timelines, the router's explanation, health.
 //! Channel adapters add their own routes (the app's `POST /v1/petitions`) to the same server.
 
+pub mod as_of;
 mod attachments;
 pub mod auth;
 mod commands;

@@ -121,13 +121,42 @@ async fn ticket(State(state): State<ApiState>, headers: HeaderMap, PathParam(key
     Ok(Json(visible(&state, &principal, &key).await?))
 }
 
-async fn timeline(State(state): State<ApiState>, headers: HeaderMap, PathParam(key): PathParam) -> Result<impl IntoResponse, ApiError> {
+#[derive(Debug, Deserialize)]
+struct TimelineQuery {
+    /// Time travel: only what had happened at this instant (RFC 3339), with the ticket's state then.
+    as_of: Option<String>,
+}
+
+/// `GET /v1/tickets/{key}/timeline[?as_of=<RFC 3339>]`: the ticket's events in order. With `as_of`, only the
+/// events that had occurred by then, and `state`: the ticket as it stood (folded with the domain's
+/// `Ticket::apply`, docs/audit.md). Who may see the ticket is decided on its current agency, like without `as_of`.
+async fn timeline(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    PathParam(key): PathParam,
+    query: Result<axum::extract::Query<TimelineQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
     let principal = state.auth.principal(&headers).await?;
+    let axum::extract::Query(q) =
+        query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let as_of = match &q.as_of {
+        Some(text) => Some(crate::as_of::parse_instant(text).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_as_of",
+                format!("as_of must be an RFC 3339 instant with an offset, like 2026-11-28T09:30:00+07:00, not `{text}`"),
+            )
+        })?),
+        None => None,
+    };
     let view = visible(&state, &principal, &key).await?;
     let lang = Lang::from_accept_language(headers.get(axum::http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()));
     let entries = state.reader.timeline(view.ticket_id).await.map_err(ApiError::internal)?;
+    let envelopes: Vec<hotline_domain::Envelope> = entries.iter().map(|e| e.envelope.clone()).collect();
+    let state_then = as_of.map(|t| crate::as_of::state_at(&envelopes, t).1);
     let entries: Vec<serde_json::Value> = entries
         .iter()
+        .filter(|entry| as_of.is_none_or(|t| entry.envelope.occurred_at <= t))
         .map(|entry| {
             let e = &entry.envelope;
             serde_json::json!({
@@ -140,12 +169,17 @@ async fn timeline(State(state): State<ApiState>, headers: HeaderMap, PathParam(k
             })
         })
         .collect();
-    Ok(Json(serde_json::json!({
+    let mut body = serde_json::json!({
         "ticket_id": view.ticket_id,
         "reference": view.reference,
         "language": match lang { Lang::Vi => "vi", Lang::En => "en" },
         "entries": entries,
-    })))
+    });
+    if let (Some(t), Some(folded), Some(object)) = (as_of, state_then, body.as_object_mut()) {
+        object.insert("as_of".into(), t.format(&Rfc3339).unwrap_or_default().into());
+        object.insert("state".into(), serde_json::to_value(folded).map_err(ApiError::internal)?);
+    }
+    Ok(Json(body))
 }
 
 #[derive(Debug, Deserialize)]
