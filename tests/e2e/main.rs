@@ -12,6 +12,7 @@ mod lifecycle;
 mod open311;
 mod phone;
 mod sms;
+mod stats;
 mod subscriber;
 mod workflow;
 mod zalo;

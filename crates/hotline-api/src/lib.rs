@@ -8,6 +8,7 @@ mod commands;
 mod public;
 pub mod tokens;
 mod routes;
+mod stats;
 
 use std::sync::Arc;
 

@@ -29,6 +29,8 @@ pub fn routes(state: ApiState) -> Router {
         .route("/v1/tickets/{key}/timeline", get(timeline))
         .route("/v1/tickets/{key}/{action}", post(crate::commands::command))
         .route("/v1/queue", get(queue))
+        .route("/v1/stats", get(crate::stats::stats))
+        .route("/v1/map.geojson", get(crate::stats::map))
         .route("/v1/public/tickets/{key}", get(crate::public::view))
         .route("/v1/public/tickets/{key}/messages", post(crate::public::message))
         .route("/v1/public/tickets/{key}/feedback", post(crate::public::feedback))
