@@ -2,6 +2,7 @@
 //! HTTP like a client would. `TEST_LOG=1` shows the system's log.
 
 mod access;
+mod audit;
 mod citizen;
 mod components;
 mod crash;

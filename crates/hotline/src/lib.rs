@@ -1,6 +1,7 @@
 //! The `hotline` program: wires the components into one process (`hotline up`) or runs one of them
 //! (`hotline serve <component>`). `main.rs` only parses arguments and calls in here.
 
+pub mod audit;
 pub mod settings;
 mod subscriber;
 mod system;

@@ -48,6 +48,25 @@ enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Rebuild the projections from the log into a fresh file beside the live one and swap it in atomically; the
+    /// running system keeps serving and follows the swap (docs/audit.md).
+    Replay,
+    /// A ticket as it stood at an instant, read from the log (docs/audit.md).
+    Ticket {
+        /// Its reference (or id)
+        ticket: String,
+        /// RFC 3339 instant, e.g. 2026-11-28T09:30:00+07:00 [default: now]
+        #[arg(long)]
+        as_of: Option<String>,
+        /// Print JSON (the API's `timeline?as_of=` shape without summaries)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Auditors' tools on the log (docs/audit.md).
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
     /// Manage the NATS users of subscriber systems (read-only access to the published feed; docs/subscribers.md).
     Subscriber {
         /// The folder of the nats-server whose users to manage (its accounts.conf, subscribers.json and
@@ -56,6 +75,27 @@ enum Command {
         nats_dir: Option<PathBuf>,
         #[command(subcommand)]
         action: SubscriberAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Stream the events the log stored in a time range, one line each, with actor, time, ticket and hash.
+    Export {
+        /// Start (inclusive): RFC 3339, or a date meaning its local midnight
+        #[arg(long)]
+        from: String,
+        /// End (exclusive): RFC 3339, or a date meaning the whole of that day
+        #[arg(long)]
+        to: String,
+        /// Only events of tickets assigned to this agency at that event
+        #[arg(long)]
+        agency: Option<String>,
+        /// Only events of tickets in this category at that event
+        #[arg(long)]
+        category: Option<String>,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: hotline::audit::Format,
     },
 }
 
@@ -150,6 +190,18 @@ fn main() -> ExitCode {
                         println!("{line}");
                     }
                 })
+            }
+            Command::Replay => hotline::audit::replay(settings).await,
+            Command::Ticket { ticket, as_of, json } => hotline::audit::ticket(settings, &ticket, as_of.as_deref(), json).await.map(|lines| {
+                for line in lines {
+                    println!("{line}");
+                }
+            }),
+            Command::Audit { action: AuditAction::Export { from, to, agency, category, format } } => {
+                let options = hotline::audit::ExportOptions { from, to, agency, category, format };
+                let stdout = std::io::stdout();
+                let mut out = std::io::BufWriter::new(stdout.lock());
+                hotline::audit::export(settings, options, &mut out).await.map(|n| eprintln!("exported {n} events"))
             }
             Command::Subscriber { nats_dir, action } => {
                 let command = match action {

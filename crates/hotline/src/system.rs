@@ -52,7 +52,7 @@ pub enum Component {
 }
 
 /// File names under the data dir.
-const PROJECTIONS_FILE: &str = "projections.sqlite";
+pub(crate) const PROJECTIONS_FILE: &str = "projections.sqlite";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 const ACCESS_SECRET_FILE: &str = "app-access-secret";
 const BLOBS_DIR: &str = "blobs";
@@ -490,6 +490,23 @@ pub async fn token(settings: Settings, command: TokenCommand) -> anyhow::Result<
                 .collect())
         }
     }
+}
+
+/// The running system's log, found like `hotline token` finds it (`nats_url`, else `<data dir>/nats.url`).
+pub(crate) async fn running_store(settings: &Settings) -> anyhow::Result<JetStreamStore> {
+    let url = match &settings.nats_url {
+        Some(url) => url.clone(),
+        None => {
+            let file = settings.data_dir.join(NATS_URL_FILE);
+            std::fs::read_to_string(&file)
+                .map(|s| s.trim().to_owned())
+                .with_context(|| format!("no running system found: {} is missing (start `hotline up` with this data dir, or set NATS_URL)", file.display()))?
+        }
+    };
+    let cfg = JetStreamConfig { replicas: settings.nats.replicas, ..JetStreamConfig::default() };
+    JetStreamStore::connect(&url, cfg)
+        .await
+        .with_context(|| format!("cannot reach the system's NATS at {} (is `hotline up` running?)", redact(&url)))
 }
 
 /// The nats-server the settings name, if it runs and is new enough.
