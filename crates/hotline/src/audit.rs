@@ -190,7 +190,7 @@ pub async fn export_from(
     if end > 0 {
         let mut commits = store.subscribe(Position::Time(from)).await?;
         loop {
-            // The log delivers what it holds at once; a quiet second means nothing more is stored after `from`.
+            // The log delivers what it holds at once; two quiet seconds mean nothing more is stored after `from`.
             let commit = match tokio::time::timeout(std::time::Duration::from_secs(2), commits.next()).await {
                 Ok(Some(c)) => c?,
                 Ok(None) | Err(_) => break,
