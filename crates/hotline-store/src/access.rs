@@ -36,6 +36,9 @@ pub const ACCOUNTS_FILE: &str = "accounts.conf";
 pub const REGISTRY_FILE: &str = "subscribers.json";
 pub const PASSWORD_FILE: &str = "hotline.password";
 pub const PID_FILE: &str = "nats-server.pid";
+/// Held (flock) around every read-modify-write of the registry, so two `hotline subscriber` runs cannot lose
+/// each other's change.
+pub const LOCK_FILE: &str = "subscribers.lock";
 
 /// bcrypt cost of stored password hashes. The server checks a hash at every connect (not every message); 11 is
 /// what `nats server passwd` uses.
@@ -55,6 +58,9 @@ pub enum AccessError {
     Corrupt { path: PathBuf, source: serde_json::Error },
     #[error("cannot hash a password: {0}")]
     Hash(String),
+    /// The feed's server could not be reached or refused a request.
+    #[error("{0}")]
+    Server(String),
 }
 
 /// A subscriber system: a user of [`FEED_ACCOUNT`] that can read one audience of the feed through durable pull
@@ -147,6 +153,12 @@ pub fn hash_password(password: &str) -> Result<String, AccessError> {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Registry {
     pub subscribers: Vec<Subscriber>,
+    /// Consumer names of revoked subscribers whose consumers on the server are not known to be deleted (the
+    /// server was not reachable at the revocation). Permissions pin a consumer's filter only when it is created,
+    /// and fetching from an existing consumer is allowed whatever its filter, so a name is handed out again only
+    /// after its old consumer is gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_consumers: Vec<String>,
 }
 
 impl Registry {
@@ -197,14 +209,21 @@ impl Registry {
         Ok(())
     }
 
-    /// Removes a subscriber.
+    /// Removes a subscriber; its consumer names are kept in [`Registry::retired_consumers`] until their
+    /// consumers are deleted.
     pub fn remove(&mut self, name: &str) -> Result<Subscriber, AccessError> {
         let i = self
             .subscribers
             .iter()
             .position(|s| s.name == name)
             .ok_or_else(|| AccessError::NotFound(format!("no subscriber `{name}`")))?;
-        Ok(self.subscribers.remove(i))
+        let removed = self.subscribers.remove(i);
+        for c in &removed.consumers {
+            if !self.retired_consumers.contains(c) {
+                self.retired_consumers.push(c.clone());
+            }
+        }
+        Ok(removed)
     }
 }
 
@@ -221,6 +240,22 @@ pub fn internal_password(dir: &Path) -> Result<String, AccessError> {
     let password = new_password();
     write_private(&path, &format!("{password}\n"))?;
     Ok(password)
+}
+
+/// The internal password when it exists. When it is missing but `accounts.conf` exists, a server may be running
+/// with the old password's hash: making a new one and reloading would lock every hotline process out, so this
+/// refuses. (`hotline up` makes the password before it writes the config and starts its own server.)
+fn existing_internal_password(dir: &Path) -> Result<String, AccessError> {
+    if !dir.join(PASSWORD_FILE).exists() && dir.join(ACCOUNTS_FILE).exists() {
+        return Err(AccessError::Invalid(format!(
+            "{} is missing but {} exists: a server may be running with the lost password's hash, and a new password \
+             would lock every hotline process out. Restore {PASSWORD_FILE}, or stop the server, delete {ACCOUNTS_FILE} \
+             and start it again with a new password (then update every hotline process's NATS_URL)",
+            dir.join(PASSWORD_FILE).display(),
+            dir.join(ACCOUNTS_FILE).display(),
+        )));
+    }
+    internal_password(dir)
 }
 
 /// The `accounts.conf` for these users: the internal user in [`INTERNAL_ACCOUNT`], the feed writer and the
@@ -260,7 +295,7 @@ pub fn render_accounts(internal_hash: &str, registry: &Registry) -> String {
 
 /// Writes `<dir>/accounts.conf` from the registry and the internal password.
 pub fn write_accounts(dir: &Path, registry: &Registry) -> Result<(), AccessError> {
-    let hash = hash_password(&internal_password(dir)?)?;
+    let hash = hash_password(&existing_internal_password(dir)?)?;
     write_private(&dir.join(ACCOUNTS_FILE), &render_accounts(&hash, registry))
 }
 
@@ -275,10 +310,113 @@ pub fn reload(dir: &Path) -> Result<Option<u32>, AccessError> {
         Err(source) => return Err(AccessError::Io { path, source }),
     };
     let Some(pid) = pid.filter(|p| *p > 0) else { return Ok(None) };
+    // A stale pid file may name a process that reused the pid: signal only a nats-server (SIGHUP kills most
+    // other programs).
+    #[cfg(target_os = "linux")]
+    match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+        Ok(comm) if comm.trim() == "nats-server" => {}
+        _ => return Ok(None),
+    }
     // SAFETY: kill(2) has no memory effects; a stale pid file naming a process that is gone gives ESRCH.
     #[allow(unsafe_code)]
     let sent = unsafe { libc::kill(pid, libc::SIGHUP) } == 0;
     Ok(sent.then_some(pid as u32))
+}
+
+/// An exclusive lock on the registry of `dir`, held until dropped.
+pub struct RegistryLock {
+    _file: std::fs::File,
+}
+
+/// Waits for the registry lock of `dir` (`subscribers.lock`, flock). Hold it from [`Registry::load`] to the
+/// last write of a change.
+pub fn lock_registry(dir: &Path) -> Result<RegistryLock, AccessError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| AccessError::Io { path: path.clone(), source })?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock(2) on a descriptor we own; released when the file is closed.
+        #[allow(unsafe_code)]
+        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } == 0;
+        if !locked {
+            return Err(AccessError::Io { path, source: std::io::Error::last_os_error() });
+        }
+    }
+    Ok(RegistryLock { _file: file })
+}
+
+/// The feed writer's login URL for the server whose folder is `dir`, at `url` (whose own credentials are
+/// dropped): `nats://hotline-feed:<internal password>@host:port`. None when the folder has no internal password.
+pub fn feed_writer_url(dir: &Path, url: &str) -> Option<String> {
+    let password = std::fs::read_to_string(dir.join(PASSWORD_FILE)).ok()?;
+    let password = password.trim();
+    let bare = without_credentials(url);
+    let (scheme, rest) = bare.split_once("://")?;
+    (!password.is_empty()).then(|| format!("{scheme}://{FEED_USER}:{password}@{rest}"))
+}
+
+/// Deletes the feed consumers named `names`, as the feed's writer (`feed_url` carries its login). Consumers (or
+/// a feed stream) that do not exist are fine.
+pub async fn delete_consumers(feed_url: &str, names: &[String]) -> Result<(), AccessError> {
+    let (bare, credentials) = crate::jetstream::split_credentials(feed_url);
+    let mut options = async_nats::ConnectOptions::new()
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .request_timeout(Some(std::time::Duration::from_secs(5)));
+    match credentials {
+        Some(crate::jetstream::UrlCredentials::UserPassword(user, password)) => options = options.user_and_password(user, password),
+        Some(crate::jetstream::UrlCredentials::Token(token)) => options = options.token(token),
+        None => {}
+    }
+    let client = options
+        .connect(bare.as_str())
+        .await
+        .map_err(|e| AccessError::Server(format!("cannot reach the feed's server at {bare}: {e}")))?;
+    for name in names {
+        let subject = format!("$JS.API.CONSUMER.DELETE.{FEED_STREAM}.{name}");
+        let answer = client
+            .request(subject.clone(), bytes::Bytes::new())
+            .await
+            .map_err(|e| AccessError::Server(format!("{subject}: {e}")))?;
+        let body: serde_json::Value = serde_json::from_slice(&answer.payload)
+            .map_err(|e| AccessError::Server(format!("{subject}: unreadable answer: {e}")))?;
+        // 10014: consumer not found; 10059: stream not found.
+        let gone = body["success"] == true || matches!(body["error"]["err_code"].as_u64(), Some(10014 | 10059));
+        if !gone {
+            return Err(AccessError::Server(format!("{subject}: {}", body["error"])));
+        }
+    }
+    Ok(())
+}
+
+/// Makes `names` safe to hand to a new subscriber: any consumer still under one of them belongs to nobody now
+/// ([`Registry::add`] refuses names in use) and may read another audience, so it is deleted first, as the feed's
+/// writer at `feed_url`. Returns whether the server confirmed it. Without a reachable server this refuses names
+/// of revoked subscribers whose consumers may still exist, and lets never-used names through.
+pub async fn free_consumer_names(registry: &mut Registry, feed_url: Option<&str>, names: &[String]) -> Result<bool, AccessError> {
+    let outcome = match feed_url {
+        Some(url) => delete_consumers(url, names).await,
+        None => Err(AccessError::Server("no feed server URL is known".to_owned())),
+    };
+    match outcome {
+        Ok(()) => {
+            registry.retired_consumers.retain(|c| !names.contains(c));
+            Ok(true)
+        }
+        Err(e) => match names.iter().find(|c| registry.retired_consumers.contains(c)) {
+            Some(c) => Err(AccessError::Conflict(format!(
+                "consumer name `{c}` was a revoked subscriber's, and its consumer may still exist on the server, \
+                 which could not be asked to delete it ({e}): start the server (hotline up) and run this again, or \
+                 choose another name"
+            ))),
+            None => Ok(false),
+        },
+    }
 }
 
 /// Whether `user`/`password` can log in at `url` (credentials in the URL are ignored). Used after a reload to

@@ -33,7 +33,17 @@ pub async fn subscriber(settings: Settings, nats_dir: Option<PathBuf>, command: 
         None => settings.data_dir.join("nats"),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Another `hotline subscriber` run waits until this one has written its change.
+    let _lock = access::lock_registry(&dir)?;
     let mut registry = Registry::load(&dir)?;
+    // The client URL of the server: the embedded server's (written by `hotline up`), or NATS_URL's.
+    let url = std::fs::read_to_string(settings.data_dir.join("nats.url"))
+        .ok()
+        .map(|u| u.trim().to_owned())
+        .or_else(|| settings.nats_url.clone())
+        .map(|u| access::without_credentials(&u));
+    // The feed writer's login, to delete consumers: nats.feed_url, or user hotline-feed with the folder's password.
+    let feed_url = settings.nats.feed_url.clone().or_else(|| url.as_deref().and_then(|u| access::feed_writer_url(&dir, u)));
     match command {
         SubscriberCommand::List => Ok(registry
             .subscribers
@@ -43,14 +53,30 @@ pub async fn subscriber(settings: Settings, nats_dir: Option<PathBuf>, command: 
             })
             .collect()),
         SubscriberCommand::Revoke { name } => {
-            registry.remove(&name)?;
-            registry.save(&dir)?;
+            let removed = registry.remove(&name)?;
             access::write_accounts(&dir, &registry)?;
+            registry.save(&dir)?;
             let reloaded = access::reload(&dir)?;
             let mut lines = vec![format!("# revoked subscriber {name}")];
             lines.push(match reloaded {
                 Some(pid) => format!("# nats-server (pid {pid}) reloaded: its password is refused and its connections are closed"),
                 None => "# no running nats-server found: the revocation applies from its next start".to_owned(),
+            });
+            // Its consumers go too. The names stay retired in subscribers.json either way: a later `create` that
+            // reuses one deletes whatever is under it again before handing it out.
+            let deleted = match &feed_url {
+                Some(feed_url) => access::delete_consumers(feed_url, &removed.consumers).await.map_err(|e| e.to_string()),
+                None => Err("no server URL is known".to_owned()),
+            };
+            lines.push(match deleted {
+                Ok(()) => format!("# its consumers ({}) are deleted", removed.consumers.join(", ")),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot delete a revoked subscriber's consumers");
+                    format!(
+                        "# its consumers ({}) could not be deleted now ({e}); their names are retired until the server can be asked",
+                        removed.consumers.join(", ")
+                    )
+                }
             });
             Ok(lines)
         }
@@ -75,9 +101,10 @@ pub async fn subscriber(settings: Settings, nats_dir: Option<PathBuf>, command: 
                     .map_err(|e| anyhow!("clock: {e}"))?,
             };
             registry.add(subscriber.clone())?;
-            registry.save(&dir)?;
+            // Before the user exists: a consumer left under one of its names may read another audience.
+            let confirmed = access::free_consumer_names(&mut registry, feed_url.as_deref(), &subscriber.consumers).await?;
             access::write_accounts(&dir, &registry)?;
-            let url = std::fs::read_to_string(settings.data_dir.join("nats.url")).ok().map(|u| access::without_credentials(u.trim()));
+            registry.save(&dir)?;
             let mut lines = vec![format!(
                 "# created subscriber {name}: it reads {} of stream {} and nothing else",
                 subscriber.filter_subject(),
@@ -103,6 +130,9 @@ pub async fn subscriber(settings: Settings, nats_dir: Option<PathBuf>, command: 
                     });
                 }
                 None => lines.push("# no running nats-server found: the credentials work from its next start".to_owned()),
+            }
+            if !confirmed {
+                lines.push("# the server could not be asked whether consumers under these names exist (none were ever revoked here)".to_owned());
             }
             lines.push("# the password is shown only this once: hand these settings over now (they are an env file)".to_owned());
             lines.push(format!("NATS_URL={}", url.unwrap_or_else(|| "nats://<this host>:<port>".to_owned())));

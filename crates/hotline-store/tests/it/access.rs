@@ -132,7 +132,10 @@ async fn a_subscriber_reads_its_own_audience_through_its_own_consumer_and_nothin
 
     // Two subscribers, written into accounts.conf and reloaded into the running server.
     let mut registry = Registry::load(&dir).expect("registry");
-    registry.add(subscriber("police-sys", Some("police"), "police-pw")).expect("add");
+    let mut police = subscriber("police-sys", Some("police"), "police-pw");
+    // A spare consumer name (`--consumer spare`), unused until the push-consumer check below.
+    police.consumers.push("police-sys-spare".to_owned());
+    registry.add(police).expect("add");
     registry.add(subscriber("ioc", None, "ioc-pw")).expect("add");
     registry.save(&dir).expect("save");
     access::write_accounts(&dir, &registry).expect("accounts");
@@ -220,20 +223,43 @@ async fn a_subscriber_reads_its_own_audience_through_its_own_consumer_and_nothin
         sub.violation(subject).await;
     }
 
-    // A push consumer is not refused by nats-server 2.12 (its deliver subject is not checked against the creator's
-    // permissions, nats-io/nats-server#8274), which is why the feed has an account of its own: deliveries aimed at
-    // the log's subjects land in the FEED account, where nothing stores them.
-    let push = sub
-        .api(
-            "$JS.API.CONSUMER.CREATE.HOTLINE_FEED.police-sys.hotline.feed.v1.police.>",
-            r#"{"stream_name":"HOTLINE_FEED","config":{"durable_name":"police-sys","filter_subject":"hotline.feed.v1.police.>","deliver_subject":"hotline.events.ticket.x","deliver_policy":"all","ack_policy":"none"}}"#,
-        )
-        .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(log_count().await, log_before, "a subscriber's consumer wrote into the internal log ({push})");
+    // A push consumer: nats-server 2.12 does not check its deliver subject against the creator's permissions
+    // (nats-io/nats-server#8274), which is why the feed has an account of its own. Whether the server takes the
+    // create or refuses it, nothing may be delivered into the internal account (the log's subjects) or into
+    // another subscriber's inbox. Watchers: the internal user on the log's subjects, the public subscriber on its
+    // inbox.
+    let mut internal_watch = internal.client.subscribe("hotline.events.>").await.expect("internal watch");
+    let ioc_watcher = connect(port, "ioc", "ioc-pw", Some("_INBOX_ioc")).await.expect("ioc");
+    let mut ioc_watch = ioc_watcher.client.subscribe("_INBOX_ioc.>").await.expect("ioc watch");
+    internal.client.flush().await.expect("flush");
+    ioc_watcher.client.flush().await.expect("flush");
+    for deliver in ["hotline.events.ticket.x", "_INBOX_ioc.stolen"] {
+        let create = sub
+            .api(
+                "$JS.API.CONSUMER.CREATE.HOTLINE_FEED.police-sys-spare.hotline.feed.v1.police.>",
+                &format!(
+                    r#"{{"stream_name":"HOTLINE_FEED","config":{{"durable_name":"police-sys-spare","filter_subject":"hotline.feed.v1.police.>","deliver_subject":"{deliver}","deliver_policy":"all","ack_policy":"none"}}}}"#
+                ),
+            )
+            .await;
+        let created = create.get("error").is_none();
+        let internal_got = tokio::time::timeout(Duration::from_secs(1), internal_watch.next()).await;
+        assert!(internal_got.is_err(), "a push consumer (created: {created}, {create}) delivered into the internal account: {internal_got:?}");
+        let ioc_got = tokio::time::timeout(Duration::from_secs(1), ioc_watch.next()).await;
+        assert!(ioc_got.is_err(), "a push consumer (created: {created}, {create}) delivered police messages into ioc's inbox: {ioc_got:?}");
+        if created {
+            // nats-server 2.12.8 takes it, and then delivers nothing: two police messages wait, none went out.
+            let info = sub.api("$JS.API.CONSUMER.INFO.HOTLINE_FEED.police-sys-spare", "").await;
+            assert_eq!(info["num_pending"], 2, "{info}");
+            assert_eq!(info["delivered"]["stream_seq"], 0, "a push consumer to {deliver} delivered: {info}");
+            // Out of the way for the next attempt; deleting its own consumer is allowed.
+            let deleted = sub.api("$JS.API.CONSUMER.DELETE.HOTLINE_FEED.police-sys-spare", "").await;
+            assert_eq!(deleted["success"], true, "{deleted}");
+        }
+    }
+    assert_eq!(log_count().await, log_before, "a subscriber's consumer wrote into the internal log");
     assert_eq!(feed.info().await.expect("feed info").state.messages, 4, "the feed was changed");
-    // Its own publishes and the feed stay untouched; nothing it did reached the internal side.
-    assert_eq!(internal_js.get_stream("HOTLINE_EVENTS").await.expect("log").info().await.expect("info").state.messages, log_before);
+    drop((internal_watch, ioc_watch, ioc_watcher));
 
     // The public subscriber sees only the public audience.
     let pub_sub = connect(port, "ioc", "ioc-pw", Some("_INBOX_ioc")).await.expect("public subscriber");
@@ -270,4 +296,103 @@ async fn a_subscriber_reads_its_own_audience_through_its_own_consumer_and_nothin
     // The others are unaffected.
     assert!(connect(port, "ioc", "ioc-pw", None).await.is_ok());
     assert!(connect(port, access::INTERNAL_USER, &password, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_reused_subscriber_name_never_reads_the_audience_of_the_subscriber_that_had_it() {
+    let nats = TestNats::start().await;
+    let dir = nats.dir.path().join("nats");
+    let port = nats.server.port();
+    let feed_url = nats.server.feed_url();
+    let writer = connect(port, access::FEED_USER, &access::internal_password(&dir).expect("password"), None).await.expect("writer");
+    let feed_js = jetstream::new(writer.client.clone());
+    let feed = feed_js
+        .create_stream(stream::Config {
+            name: access::FEED_STREAM.to_owned(),
+            subjects: vec!["hotline.feed.v1.>".to_owned()],
+            ..Default::default()
+        })
+        .await
+        .expect("feed stream");
+    for subject in ["police.petition_routed", "public.petition_received"] {
+        feed_js.publish(format!("hotline.feed.v1.{subject}"), subject.into()).await.expect("publish").await.expect("ack");
+    }
+
+    // police-sys reads the police feed through its consumer `police-sys`.
+    let mut registry = Registry::load(&dir).expect("registry");
+    registry.add(subscriber("police-sys", Some("police"), "old-pw")).expect("add");
+    access::write_accounts(&dir, &registry).expect("accounts");
+    reload_until(&dir, port, "police-sys", "old-pw", true).await;
+    let old = connect(port, "police-sys", "old-pw", Some("_INBOX_police-sys")).await.expect("old subscriber");
+    jetstream::new(old.client.clone())
+        .get_stream(access::FEED_STREAM)
+        .await
+        .expect("stream")
+        .create_consumer(pull::Config {
+            durable_name: Some("police-sys".to_owned()),
+            filter_subject: "hotline.feed.v1.police.>".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("police consumer");
+    drop(old);
+
+    // Revoked while the server could not be asked to delete its consumer: the consumer stays, the name retires.
+    let removed = registry.remove("police-sys").expect("remove");
+    assert_eq!(registry.retired_consumers, removed.consumers);
+    access::write_accounts(&dir, &registry).expect("accounts");
+    reload_until(&dir, port, "police-sys", "old-pw", false).await;
+    assert!(feed.get_consumer::<pull::Config>("police-sys").await.is_ok(), "the old consumer is still there");
+
+    // The name comes back for the public feed. Without a server to ask, the retired name is refused.
+    let mut again = registry.clone();
+    again.add(subscriber("police-sys", None, "new-pw")).expect("add");
+    let names = vec!["police-sys".to_owned()];
+    for url in [None, Some("nats://hotline-feed:x@127.0.0.1:1")] {
+        let refused = access::free_consumer_names(&mut again, url, &names).await;
+        assert!(matches!(refused, Err(access::AccessError::Conflict(_))), "{url:?}: {refused:?}");
+    }
+    // With the server: the stale consumer is deleted before the new user exists.
+    assert!(access::free_consumer_names(&mut again, Some(&feed_url), &names).await.expect("freed"));
+    assert!(again.retired_consumers.is_empty());
+    access::write_accounts(&dir, &again).expect("accounts");
+    reload_until(&dir, port, "police-sys", "new-pw", true).await;
+
+    // The new police-sys finds no consumer to fetch police messages from, and its own reads the public feed only.
+    let new = connect(port, "police-sys", "new-pw", Some("_INBOX_police-sys")).await.expect("new subscriber");
+    let stream = jetstream::new(new.client.clone()).get_stream(access::FEED_STREAM).await.expect("stream");
+    assert!(stream.get_consumer::<pull::Config>("police-sys").await.is_err(), "the police consumer survived");
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("police-sys".to_owned()),
+            filter_subject: "hotline.feed.v1.public.>".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("public consumer");
+    let mut batch = consumer.fetch().max_messages(10).expires(Duration::from_secs(1)).messages().await.expect("fetch");
+    let mut seen = Vec::new();
+    while let Some(m) = batch.next().await {
+        seen.push(m.expect("message").subject.to_string());
+    }
+    assert_eq!(seen, ["hotline.feed.v1.public.petition_received"]);
+
+    // Revoking with the server up deletes its consumers at once.
+    let removed = again.remove("police-sys").expect("remove");
+    access::delete_consumers(&feed_url, &removed.consumers).await.expect("deleted");
+    assert!(feed.get_consumer::<pull::Config>("police-sys").await.is_err(), "a revoked subscriber's consumer stayed");
+}
+
+#[tokio::test]
+async fn a_lost_internal_password_is_not_replaced_while_a_config_uses_its_hash() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    access::write_accounts(dir.path(), &Registry::default()).expect("first config");
+    let password = std::fs::read_to_string(dir.path().join(access::PASSWORD_FILE)).expect("password made");
+    std::fs::remove_file(dir.path().join(access::PASSWORD_FILE)).expect("lose it");
+    let refused = access::write_accounts(dir.path(), &Registry::default()).expect_err("a new password was made");
+    assert!(refused.to_string().contains("would lock every hotline process out"), "{refused}");
+    assert!(!dir.path().join(access::PASSWORD_FILE).exists());
+    // Restored, it is used again.
+    std::fs::write(dir.path().join(access::PASSWORD_FILE), &password).expect("restore");
+    access::write_accounts(dir.path(), &Registry::default()).expect("config");
 }
