@@ -141,11 +141,9 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     tasks.spawn(hotline_router::Router::new(store.clone(), province.clone()).run(shutdown.clone()));
     tasks.spawn(scheduler(&settings, store.clone(), reader.clone()).run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
     tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), shutdown.clone()));
-    let Some(feed) = connect_feed(&settings, &feed_url, shutdown.clone()).await? else {
-        println!("hotline: stopped during start-up");
-        return Ok(());
-    };
-    tasks.spawn(hotline_feed::Projector::new(store.clone(), feed, &province.code).run(shutdown.clone()));
+    // In the background: intake and the API never wait for the feed's NATS.
+    warn_feed_login(&settings);
+    tasks.spawn(run_feed(settings.clone(), feed_url, store.clone(), province.code.clone(), shutdown.clone()));
 
     let intake = intake(&settings, store.clone(), province.clone());
     let channels: Vec<Arc<dyn ChannelAdapter>> = vec![
@@ -210,6 +208,7 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         }
         Component::Feed => {
             let feed_url = settings.nats.feed_url.clone().unwrap_or_else(|| url.clone());
+            warn_feed_login(&settings);
             let Some(feed) = connect_feed(&settings, &feed_url, shutdown.clone()).await? else {
                 println!("hotline: stopped during start-up");
                 return Ok(());
@@ -405,6 +404,32 @@ async fn connect(settings: &Settings, url: &str, mut shutdown: Shutdown) -> anyh
                 delay = (delay * 2).min(Duration::from_secs(5));
             }
         }
+    }
+}
+
+/// With `nats_url` (a server you run) and no `nats.feed_url`, the feed is written with the log's login, so it lands
+/// in the log's account, where subscribers (in account FEED, deploy/nats) never see it: say so once.
+fn warn_feed_login(settings: &Settings) {
+    if settings.nats_url.is_some() && settings.nats.feed_url.is_none() {
+        tracing::warn!(
+            "nats.feed_url is not set: the published feed is written with nats_url's login, into that login's \
+             account; subscribers in the FEED account (deploy/nats) will not find it. Set nats.feed_url to the \
+             hotline-feed user's URL"
+        );
+    }
+}
+
+/// Connects the published feed and runs its projector until shutdown, as a background task of `hotline up`: an
+/// unreachable or wrong feed URL is retried and logged without holding up intake; a set-up the server refuses is
+/// logged as an error and the feed stays unwritten until the operator fixes it and restarts.
+async fn run_feed(settings: Settings, url: String, store: Arc<dyn EventStore>, province_code: String, shutdown: Shutdown) {
+    match connect_feed(&settings, &url, shutdown.clone()).await {
+        Ok(Some(feed)) => {
+            tracing::info!(url = %redact(&url), "published feed connected");
+            hotline_feed::Projector::new(store, feed, &province_code).run(shutdown).await;
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(error = %format!("{e:#}"), "the published feed is not written: fix its NATS set-up and restart"),
     }
 }
 
