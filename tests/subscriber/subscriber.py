@@ -319,12 +319,20 @@ class Subscriber:
         return None
 
     async def refused_request(self, nc, subject, body=b""):
-        """A request whose publish the server refuses gets no answer at all; any answer, even an API error, means
-        the request reached JetStream."""
+        """A request whose publish the server refuses gets no answer, and the server reports a permissions
+        violation naming the subject. No answer alone proves nothing (a subject nobody serves is silent too); any
+        answer, even an API error, means the request reached JetStream."""
         try:
             reply = await nc.request(subject, body, timeout=2)
         except (nats.errors.TimeoutError, nats.errors.NoRespondersError) as e:
-            return f"refused: no answer ({type(e).__name__})"
+            for _ in range(40):
+                violation = next((err for err in self.async_errors
+                                  if "permissions violation" in err.lower() and subject.lower() in err.lower()), None)
+                if violation:
+                    return f"refused: {violation}"
+                await asyncio.sleep(0.05)
+            self.problem("permissions", f"{subject}: no answer ({type(e).__name__}) but no permissions violation either")
+            return None
         self.problem("permissions", f"{subject} answered: {reply.data[:200]!r}")
         return None
 
@@ -359,7 +367,8 @@ class Subscriber:
                  f"a consumer of its own on the {other} feed", "a consumer of another name"]
         outcomes = await asyncio.gather(
             self.refused_request(nc, "$JS.API.STREAM.INFO.HOTLINE_EVENTS"),
-            self.refused_request(nc, f"$JS.API.DIRECT.GET.{stream}", json.dumps({"seq": 1}).encode()),
+            # The feed has no allow_direct, so DIRECT.GET would be silent anyway: probe the API that answers.
+            self.refused_request(nc, f"$JS.API.STREAM.MSG.GET.{stream}", json.dumps({"seq": 1}).encode()),
             self.refused_request(nc, "$JS.API.STREAM.NAMES"),
             self.refused_consumer(js, spare, f"{SUBJECT_PREFIX}{other}.>"),
             self.refused_consumer(js, "intruder", self.filter),
