@@ -263,6 +263,14 @@ fn move_global_account(store: &Path) -> std::io::Result<()> {
     if old.is_dir() && !new.exists() {
         std::fs::rename(&old, &new)?;
         tracing::info!(from = %old.display(), to = %new.display(), "moved the store of the global account to the internal account");
+    } else if old.is_dir() {
+        // Both: which one holds the real log is the operator's call; nats-server serves only the internal one.
+        tracing::warn!(
+            global = %old.display(),
+            internal = %new.display(),
+            "the store has both a global-account and an internal-account folder; only the internal one is served. \
+             Compare them and remove or archive the one that is not the log"
+        );
     }
     Ok(())
 }
