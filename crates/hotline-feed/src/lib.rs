@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use hotline_domain::Ticket;
 use hotline_runtime::Shutdown;
-use hotline_store::{Commit, EventStore, FeedEntry, FeedError, FeedLog, FeedMark, Position, StoreError};
+use hotline_store::{Commit, EventStore, FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, LOG_ID_HEADER, Position, StoreError};
 use uuid::Uuid;
 
 /// Tickets whose state is kept between commits; past it the cache starts over (a miss only costs a load).
@@ -59,11 +59,13 @@ pub struct Projector {
     province: String,
     /// Each ticket's state after the last commit of it seen, to fold the next commit onto.
     tickets: HashMap<Uuid, Ticket>,
+    /// The log's id, stamped on every message published (`Hotline-Log-Id`); read at each pass.
+    log_id: String,
 }
 
 impl Projector {
     pub fn new(store: Arc<dyn EventStore>, feed: Arc<dyn FeedLog>, province_code: &str) -> Projector {
-        Projector { store, feed, province: province_code.to_owned(), tickets: HashMap::new() }
+        Projector { store, feed, province: province_code.to_owned(), tickets: HashMap::new(), log_id: String::new() }
     }
 
     /// Publishes the feed until `shutdown`, starting again from the feed's tip after any failure.
@@ -88,16 +90,23 @@ impl Projector {
         tracing::info!("feed projector stopped");
     }
 
-    /// One pass: read the feed's tip, follow the log from there and publish until shutdown (Ok) or a failure.
-    async fn follow(&mut self, shutdown: &mut Shutdown) -> Result<(), ProjectError> {
+    /// Reads the feed's tip and checks that it can be placed in this log: its last message was derived from this
+    /// log (same log id, when stamped) at a position the log has. Returns the tip and the log's id.
+    /// [`ProjectError::Inconsistent`] when not: a wiped or replaced log would otherwise make the feed skip events
+    /// (the marks of the old log) and mix two histories once the new log grows past the mark.
+    pub async fn check(&self) -> Result<(FeedTip, String), ProjectError> {
         let tip = self.feed.tip().await?;
-        let mut expected = tip.sequence;
-        let (from, mut resume) = match tip.mark {
-            None => (Position::Start, None),
-            Some(mark) if mark.part == mark.parts => (Position::From(mark.position + 1), None),
-            Some(mark) => (Position::From(mark.position), Some(mark)),
-        };
+        let log_id = self.store.log_id().await?;
         if let Some(mark) = tip.mark {
+            if let Some(feed_log) = self.feed.last_log_id().await?
+                && feed_log != log_id
+            {
+                return Err(ProjectError::Inconsistent(format!(
+                    "the feed's last message (log position {}) was derived from log {feed_log}, but the log is now \
+                     {log_id} (wiped or replaced?): its positions mean nothing here",
+                    mark.position
+                )));
+            }
             let last = self.store.last_position().await?;
             if mark.position > last {
                 return Err(ProjectError::Inconsistent(format!(
@@ -106,6 +115,19 @@ impl Projector {
                 )));
             }
         }
+        Ok((tip, log_id))
+    }
+
+    /// One pass: read the feed's tip, follow the log from there and publish until shutdown (Ok) or a failure.
+    async fn follow(&mut self, shutdown: &mut Shutdown) -> Result<(), ProjectError> {
+        let (tip, log_id) = self.check().await?;
+        self.log_id = log_id;
+        let mut expected = tip.sequence;
+        let (from, mut resume) = match tip.mark {
+            None => (Position::Start, None),
+            Some(mark) if mark.part == mark.parts => (Position::From(mark.position + 1), None),
+            Some(mark) => (Position::From(mark.position), Some(mark)),
+        };
         tracing::debug!(?from, feed_sequence = expected, "following the log");
         let mut commits = self.store.subscribe(from).await?;
         loop {
@@ -165,7 +187,10 @@ impl Projector {
                 before
             }
         };
-        let entries = commit_entries(commit, &mut ticket, &self.province);
+        let mut entries = commit_entries(commit, &mut ticket, &self.province);
+        for entry in &mut entries {
+            entry.attributes.push((LOG_ID_HEADER.to_owned(), self.log_id.clone()));
+        }
         if self.tickets.len() >= CACHED_TICKETS {
             self.tickets.clear();
         }

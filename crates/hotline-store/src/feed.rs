@@ -24,6 +24,9 @@ use crate::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamConfig, S
 pub const LOG_POSITION_HEADER: &str = "Hotline-Log-Position";
 /// Header: `<i>/<n>`, the i-th (1-based) of the n feed messages of that commit.
 pub const PART_HEADER: &str = "Hotline-Part";
+/// Header: the id of the log (`EventStore::log_id`) the message was derived from; the projector stamps it (as an
+/// attribute) and resumes only from a feed whose last message names its own log.
+pub const LOG_ID_HEADER: &str = "Hotline-Log-Id";
 
 /// The deduplication id header JetStream reads.
 const MSG_ID_HEADER: &str = "Nats-Msg-Id";
@@ -130,6 +133,15 @@ impl JetStreamFeed {
         Ok(FeedTip { sequence: message.sequence, mark: Some(mark) })
     }
 
+    async fn last_log_id(&self) -> Result<Option<String>, StoreError> {
+        let all = format!("{}>", self.prefix);
+        match self.stream.get_last_raw_message_by_subject(&all).await {
+            Ok(m) => Ok(m.headers.get(LOG_ID_HEADER).map(|v| v.as_str().to_owned())),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     async fn append(&self, expected: u64, entry: &FeedEntry) -> Result<u64, FeedError> {
         if !entry.subject.starts_with(&self.prefix) || entry.subject.len() == self.prefix.len() {
             return Err(rejected(format!("subject {:?} is not under the feed's {}>", entry.subject, self.prefix)));
@@ -183,6 +195,10 @@ impl FeedLog for JetStreamFeed {
 
     fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>> {
         self.append(expected, entry).boxed()
+    }
+
+    fn last_log_id(&self) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        JetStreamFeed::last_log_id(self).boxed()
     }
 }
 

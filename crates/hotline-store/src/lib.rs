@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use command::{Cause, ExecuteError, Executed, OnConflict, execute};
-pub use feed::{JetStreamFeed, LOG_POSITION_HEADER, PART_HEADER};
+pub use feed::{JetStreamFeed, LOG_ID_HEADER, LOG_POSITION_HEADER, PART_HEADER};
 pub use jetstream::{JetStreamConfig, JetStreamStore};
 pub use tokens::{TokenRecord, TokenRegistry};
 
@@ -312,4 +312,11 @@ pub trait FeedLog: Send + Sync + 'static {
 
     /// Appends `entry` if the feed's last sequence is still `expected` (0: empty); returns the new sequence.
     fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>>;
+
+    /// The id of the log ([`EventStore::log_id`]) the feed's last message was derived from, as its projector stamped
+    /// it (`Hotline-Log-Id`); None when the feed is empty or its last message carries no stamp. Positions from one
+    /// log mean nothing in another, so a projector resumes only from a feed of its own log.
+    fn last_log_id(&self) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_store::{FeedEntry, FeedLog, FeedMark};
+use hotline_store::{EventStore, FeedEntry, FeedLog, FeedMark};
 use hotline_testkit::TestNats;
 use uuid::Uuid;
 
@@ -147,6 +147,54 @@ async fn a_feed_ahead_of_the_log_is_reported_and_nothing_is_published_after_it()
     projector.trigger.trigger();
     tokio::time::timeout(Duration::from_secs(5), projector.task).await.expect("stops while waiting to retry").expect("no panic");
     assert_eq!(feed.tip().await.expect("tip").sequence, 1, "nothing was published after a feed it cannot place");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_of_a_wiped_log_is_reported_and_nothing_is_published_when_the_new_log_grows_past_its_mark() {
+    let nats = TestNats::start().await;
+    let mut rng = Rng::new("wiped log");
+    // Log A and its feed.
+    let store_a = Arc::new(nats.store().await);
+    let log_a = store_a.log_id().await.expect("log id");
+    let mut writer = Writer::new(store_a.clone());
+    for _ in 0..4 {
+        writer.step(&mut rng).await;
+    }
+    let published = expected_feed(&store_a).await.len();
+    let projector = start_projector(&nats).await;
+    wait_for_feed(&nats, published).await;
+    projector.trigger.trigger();
+    let _ = projector.task.await;
+    let feed = open_feed(&nats).await;
+    let tip = feed.tip().await.expect("tip");
+    let mark = tip.mark.expect("a mark");
+    assert_eq!(FeedLog::last_log_id(&feed).await.expect("log id").as_deref(), Some(log_a.as_str()), "every message names its log");
+    drop((writer, store_a));
+
+    // The log is wiped and starts again (log B), and grows past the feed's mark.
+    let internal = feed_client(&nats.server.url()).await;
+    internal.delete_stream("HOTLINE_EVENTS").await.expect("wipe the log");
+    let store_b = Arc::new(nats.store().await);
+    let log_b = store_b.log_id().await.expect("log id");
+    assert_ne!(log_a, log_b);
+    let mut writer = Writer::new(store_b.clone());
+    while store_b.last_position().await.expect("position") <= mark.position + 2 {
+        writer.step(&mut rng).await;
+    }
+
+    // The projector on log B names the mismatch and publishes nothing.
+    let check = hotline_feed::Projector::new(store_b.clone(), Arc::new(open_feed(&nats).await), PROVINCE).check().await;
+    match check {
+        Err(hotline_feed::ProjectError::Inconsistent(why)) => {
+            assert!(why.contains(&log_a) && why.contains(&log_b), "{why}");
+        }
+        other => panic!("a feed of another log was accepted: {other:?}"),
+    }
+    let projector = start_projector(&nats).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    projector.trigger.trigger();
+    tokio::time::timeout(Duration::from_secs(5), projector.task).await.expect("stops while waiting to retry").expect("no panic");
+    assert_eq!(feed.tip().await.expect("tip"), tip, "the projector published after a feed of another log");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

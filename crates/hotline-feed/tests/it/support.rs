@@ -295,6 +295,10 @@ impl FeedLog for Jittered {
         self.inner.tip()
     }
 
+    fn last_log_id(&self) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
+        FeedLog::last_log_id(&self.inner)
+    }
+
     fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>> {
         let pause = self.state.lock().map(|mut rng| rng.below(250)).unwrap_or(0);
         async move {
