@@ -379,10 +379,18 @@ pub async fn delete_consumers(feed_url: &str, names: &[String]) -> Result<(), Ac
         .map_err(|e| AccessError::Server(format!("cannot reach the feed's server at {bare}: {e}")))?;
     for name in names {
         let subject = format!("$JS.API.CONSUMER.DELETE.{FEED_STREAM}.{name}");
-        let answer = client
-            .request(subject.clone(), bytes::Bytes::new())
-            .await
-            .map_err(|e| AccessError::Server(format!("{subject}: {e}")))?;
+        // Right after a reload that changed the accounts, JetStream may answer "no responders" for a moment.
+        let mut attempts = 0;
+        let answer = loop {
+            match client.request(subject.clone(), bytes::Bytes::new()).await {
+                Ok(answer) => break answer,
+                Err(e) if attempts < 10 && e.kind() == async_nats::RequestErrorKind::NoResponders => {
+                    attempts += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                }
+                Err(e) => return Err(AccessError::Server(format!("{subject}: {e}"))),
+            }
+        };
         let body: serde_json::Value = serde_json::from_slice(&answer.payload)
             .map_err(|e| AccessError::Server(format!("{subject}: unreadable answer: {e}")))?;
         // 10014: consumer not found; 10059: stream not found.
