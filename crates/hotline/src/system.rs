@@ -231,41 +231,22 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
             println!("hotline: api listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
         }
-        Component::App => {
-            let channel: Arc<dyn ChannelAdapter> = Arc::new(AppChannel::new(access_codes(&settings)?));
+        Component::App | Component::Sms | Component::Phone | Component::Zalo => {
+            // A channel with HTTP endpoints: its routes and /healthz on the HTTP port, and its outbound replies.
+            let (channel, serves): (Arc<dyn ChannelAdapter>, &str) = match component {
+                Component::App => (Arc::new(AppChannel::new(access_codes(&settings)?)), "app"),
+                Component::Sms => (Arc::new(sms_channel(&settings)?), "sms webhooks"),
+                Component::Phone => {
+                    let auth = Auth { bootstrap: admin_token(&settings)?, registry };
+                    (Arc::new(phone_channel(&settings, auth)?), "phone intake")
+                }
+                _ => (Arc::new(zalo_channel(&settings)?), "zalo webhook"),
+            };
             let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
             let app = hotline_api::channel_router(store.clone(), channel.http_routes(&ctx).into_iter().collect());
             spawn_channel(&mut tasks, channel, ctx, store);
             let listener = bind(&settings.http_addr).await?;
-            println!("hotline: app listening on http://{}", listener.local_addr()?);
-            tasks.spawn(serve_http(listener, app, shutdown.clone()));
-        }
-        Component::Sms => {
-            let channel: Arc<dyn ChannelAdapter> = Arc::new(sms_channel(&settings)?);
-            let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
-            let app = hotline_api::channel_router(store.clone(), channel.http_routes(&ctx).into_iter().collect());
-            spawn_channel(&mut tasks, channel, ctx, store);
-            let listener = bind(&settings.http_addr).await?;
-            println!("hotline: sms webhooks listening on http://{}", listener.local_addr()?);
-            tasks.spawn(serve_http(listener, app, shutdown.clone()));
-        }
-        Component::Phone => {
-            let auth = Auth { bootstrap: admin_token(&settings)?, registry };
-            let channel: Arc<dyn ChannelAdapter> = Arc::new(phone_channel(&settings, auth)?);
-            let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
-            let app = hotline_api::channel_router(store.clone(), channel.http_routes(&ctx).into_iter().collect());
-            spawn_channel(&mut tasks, channel, ctx, store);
-            let listener = bind(&settings.http_addr).await?;
-            println!("hotline: phone intake listening on http://{}", listener.local_addr()?);
-            tasks.spawn(serve_http(listener, app, shutdown.clone()));
-        }
-        Component::Zalo => {
-            let channel: Arc<dyn ChannelAdapter> = Arc::new(zalo_channel(&settings)?);
-            let ctx = channel_context(&settings, channel.name(), intake(&settings, store.clone(), province), shutdown.clone());
-            let app = hotline_api::channel_router(store.clone(), channel.http_routes(&ctx).into_iter().collect());
-            spawn_channel(&mut tasks, channel, ctx, store);
-            let listener = bind(&settings.http_addr).await?;
-            println!("hotline: zalo webhook listening on http://{}", listener.local_addr()?);
+            println!("hotline: {serves} listening on http://{}", listener.local_addr()?);
             tasks.spawn(serve_http(listener, app, shutdown.clone()));
         }
         Component::Email => {
