@@ -2,7 +2,6 @@
 //! out (the relay, the From address, the domain of our Message-IDs). Values from the environment arrive as strings,
 //! so numbers are accepted as strings too, and lists as comma-separated strings; the password never prints.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -31,21 +30,7 @@ pub const KEYS: &[&str] = &[
     "relay_timeout_secs",
 ];
 
-/// A secret setting: shown as `<redacted>` in `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use hotline_channel::Secret;
 
 /// A setting that cannot be used, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,7 +157,7 @@ impl EmailConfig {
             trust_unauthenticated_from: boolean(map, "trust_unauthenticated_from")?.unwrap_or(false),
             relay,
             username: string(map, "username")?,
-            password: string(map, "password")?.map(Secret),
+            password: string(map, "password")?.map(Secret::new),
             from,
             domain,
             relay_timeout: secs(map, "relay_timeout_secs", 30)?,

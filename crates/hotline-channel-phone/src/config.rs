@@ -3,29 +3,11 @@
 //! petition. Values from the environment arrive as strings, so numbers and booleans are accepted as strings too;
 //! secrets are wrapped so they never print.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// A secret setting: shown as `<redacted>` in `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use hotline_channel::Secret;
 
 /// A setting that cannot be used, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -151,11 +133,11 @@ impl PhoneConfig {
         check_keys(value)?;
         let root = Section { prefix: String::new(), value };
         let generic = match root.table("generic") {
-            Some(t) => t.string("secret")?.map(|s| GenericConfig { secret: Secret(s) }),
+            Some(t) => t.string("secret")?.map(|s| GenericConfig { secret: Secret::new(s) }),
             None => None,
         };
         if let Some(g) = &generic
-            && g.secret.0.len() < 16
+            && g.secret.expose().len() < 16
         {
             return Err(ConfigError { key: "generic.secret".into(), message: "use at least 16 characters".into() });
         }
@@ -178,7 +160,7 @@ impl PhoneConfig {
                             });
                         }
                     };
-                    Some(StringeeConfig { account_sid, token: Secret(token), duration_unit })
+                    Some(StringeeConfig { account_sid, token: Secret::new(token), duration_unit })
                 }
                 (None, None) => None,
                 (Some(_), None) => return Err(ConfigError { key: "stringee.token".into(), message: "required with stringee.account_sid".into() }),
@@ -198,7 +180,7 @@ impl PhoneConfig {
                     Some(AmiConfig {
                         addr,
                         username: required("username", t.string("username")?)?,
-                        secret: Secret(required("secret", t.string("secret")?)?),
+                        secret: Secret::new(required("secret", t.string("secret")?)?),
                         cdr: t.boolean("cdr")?.unwrap_or(false),
                         cdr_wait: Duration::from_secs(t.number("cdr_wait_secs", 0, 600)?.unwrap_or(10)),
                         timeout: Duration::from_secs(t.number("timeout_secs", 1, 300)?.unwrap_or(10)),

@@ -2,29 +2,11 @@
 //! answers go out, and the timeouts. Values from the environment arrive as strings, so numbers and booleans are
 //! accepted as strings too; secrets are wrapped so they never print.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// A secret setting (token, password, key): shown as `<redacted>` in `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use hotline_channel::Secret;
 
 /// A setting that cannot be used, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -171,7 +153,7 @@ impl SmsConfig {
         let twilio = match root.section("twilio")? {
             Some(t) => match t.string("auth_token")? {
                 Some(token) => Some(TwilioConfig {
-                    auth_token: Secret(token),
+                    auth_token: Secret::new(token),
                     public_url: t.string("public_url")?,
                     account_sid: t.string("account_sid")?,
                     from: t.string("from")?,
@@ -195,9 +177,9 @@ impl SmsConfig {
         }
         let esms = match root.section("esms")? {
             Some(e) => Some(EsmsConfig {
-                private_key: e.string("private_key")?.map(Secret),
-                api_key: e.string("api_key")?.map(Secret),
-                secret_key: e.string("secret_key")?.map(Secret),
+                private_key: e.string("private_key")?.map(Secret::new),
+                api_key: e.string("api_key")?.map(Secret::new),
+                secret_key: e.string("secret_key")?.map(Secret::new),
                 brandname: e.string("brandname")?,
                 sms_type: e.string("sms_type")?.unwrap_or_else(|| "2".to_owned()),
                 api_base: e
@@ -215,7 +197,7 @@ impl SmsConfig {
                     system_id: s
                         .string("system_id")?
                         .ok_or_else(|| s.missing("system_id"))?,
-                    password: Secret(s.string("password")?.unwrap_or_default()),
+                    password: Secret::new(s.string("password")?.unwrap_or_default()),
                     system_type: s.string("system_type")?.unwrap_or_default(),
                     source_addr: s.string("source_addr")?,
                     source_addr_ton: s.u8("source_addr_ton")?.unwrap_or(0),

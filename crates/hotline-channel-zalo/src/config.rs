@@ -1,29 +1,11 @@
 //! The `[zalo]` settings section, typed. Values from the environment (`HOTLINE_ZALO__KEY`) arrive as strings, so
 //! numbers are accepted as strings too; secrets are wrapped so they never print; an unknown key stops the start.
 
-use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
 
-/// A secret setting (OA secret key, app secret, tokens): shown as `<redacted>` in `Debug`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use hotline_channel::Secret;
 
 /// A setting that cannot be used, named by its key.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -152,7 +134,7 @@ impl ZaloConfig {
             {
                 return Err(error(key, "must be visible ASCII characters (copy it again from Zalo)"));
             }
-            Ok(value.map(Secret))
+            Ok(value.map(Secret::new))
         };
         let http_timeout = number("http_timeout_secs", 20)?;
         if http_timeout == 0 {

@@ -10,6 +10,7 @@ pub mod http;
 mod inbound;
 mod intake;
 pub mod outbound;
+mod secret;
 pub mod vendor_http;
 
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use hotline_runtime::Shutdown;
 use uuid::Uuid;
 
 pub use access::AccessCodes;
+pub use secret::Secret;
 pub use state::{ChannelState, StateConflict};
 pub use hotline_domain::ticket::NewPetition;
 pub use inbound::{InboundMessage, Received, ThreadHint, find_references, is_mobile, normalise_msisdn};

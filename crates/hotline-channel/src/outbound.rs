@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hotline_domain::event::{Citizen, ReplyKind};
+use hotline_domain::event::{Citizen, NO_MOBILE_NUMBER, ReplyKind};
 use hotline_domain::{Actor, Command, Ticket, TicketEvent};
 use hotline_runtime::Shutdown;
 use hotline_store::{Cause, Delivery, EventStore, ExecuteError, OnConflict, StoreError};
@@ -159,15 +159,13 @@ fn recipient(channel: &str, citizen: Option<&Citizen>) -> Result<Option<String>,
         "zalo" => c.zalo_id.clone().map(Some).ok_or_else(|| none("Zalo id")),
         "sms" => match &c.phone {
             Some(phone) if is_mobile(phone) => Ok(Some(phone.clone())),
-            Some(_) => Err(format!("{NO_MOBILE}: the citizen's number is not a mobile; call the citizen back")),
-            None => Err(format!("{NO_MOBILE}: call the citizen back if they left a number")),
+            Some(_) => Err(format!("{NO_MOBILE_NUMBER}: the citizen's number is not a mobile; call the citizen back")),
+            None => Err(format!("{NO_MOBILE_NUMBER}: call the citizen back if they left a number")),
         },
         _ => Ok(c.phone.clone().or(c.email.clone())),
     }
 }
 
-/// How a reply that SMS cannot carry starts its failure reason (the ticket then owes the caller a call back).
-pub use hotline_domain::event::NO_MOBILE_NUMBER as NO_MOBILE;
 
 /// Records what became of a reply. The message is out (or given up): from here on, never hand the delivery back
 /// (that would send it again); keep trying to record the outcome instead.

@@ -334,18 +334,6 @@ fn intake(settings: &Settings, store: Arc<dyn EventStore>, province: Arc<Provinc
     Intake::new(store, province).with_deadline(Duration::from_secs(settings.nats.request_timeout_secs))
 }
 
-/// The `'static` name of a channel (state keys are prefixed with it).
-fn channel_name(name: &str) -> &'static str {
-    match name {
-        "app" => "app",
-        "sms" => "sms",
-        "email" => "email",
-        "zalo" => "zalo",
-        "phone" => "phone",
-        _ => "other",
-    }
-}
-
 fn channel_config(settings: &Settings, name: &str) -> serde_json::Value {
     settings
         .channel(name)
@@ -353,9 +341,9 @@ fn channel_config(settings: &Settings, name: &str) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
-fn channel_context(settings: &Settings, name: &str, intake: Intake, shutdown: Shutdown) -> ChannelContext {
+fn channel_context(settings: &Settings, name: &'static str, intake: Intake, shutdown: Shutdown) -> ChannelContext {
     let config = channel_config(settings, name);
-    ChannelContext::new(channel_name(name), intake, config, shutdown, settings.data_dir.clone())
+    ChannelContext::new(name, intake, config, shutdown, settings.data_dir.clone())
 }
 
 /// Connects to NATS, retrying until it answers, or returns None when shutdown is raised first. A server that
@@ -454,19 +442,7 @@ pub enum TokenCommand {
 /// `hotline token ...`: manages API tokens of the running system, found the way `hotline up` publishes it
 /// (`nats_url`, else `<data dir>/nats.url`). Returns the lines to print; a created token is the last line.
 pub async fn token(settings: Settings, command: TokenCommand) -> anyhow::Result<Vec<String>> {
-    let url = match &settings.nats_url {
-        Some(url) => url.clone(),
-        None => {
-            let file = settings.data_dir.join(NATS_URL_FILE);
-            std::fs::read_to_string(&file)
-                .map(|s| s.trim().to_owned())
-                .with_context(|| format!("no running system found: {} is missing (start `hotline up` with this data dir, or set NATS_URL)", file.display()))?
-        }
-    };
-    let cfg = JetStreamConfig { replicas: settings.nats.replicas, ..JetStreamConfig::default() };
-    let store = JetStreamStore::connect(&url, cfg)
-        .await
-        .with_context(|| format!("cannot reach the system's NATS at {} (is `hotline up` running?)", redact(&url)))?;
+    let store = running_store(&settings).await?;
     match command {
         TokenCommand::Create { role, agency, name } => {
             let province = load_province(&settings)?;

@@ -164,7 +164,7 @@ async fn sms_answers_phone_callers_and_a_landline_caller_becomes_a_call_back() {
         TicketEvent::ReplyFailed(f) => Some(f.reason.clone()),
         _ => None,
     });
-    assert!(reason.is_some_and(|r| r.starts_with(hotline_channel::outbound::NO_MOBILE)));
+    assert!(reason.is_some_and(|r| r.starts_with(hotline_domain::event::NO_MOBILE_NUMBER)));
 }
 
 #[tokio::test]
