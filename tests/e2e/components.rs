@@ -1,44 +1,20 @@
 //! `hotline serve <component>`: the same system as separate processes sharing one NATS and one data dir.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use hotline_testkit::TestNats;
 use serde_json::json;
 
-use crate::binary;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::{Served, binary};
 
 /// Starts `hotline serve <component>`; for HTTP components, returns the address it printed.
-fn serve(component: &str, nats: &str, data_dir: &std::path::Path) -> (Process, Option<String>) {
-    let mut child = Command::new(binary())
-        .args(["serve", component, "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir)
-        .env("NATS_URL", nats)
-        .env("HOTLINE_ADMIN_TOKEN", "t0ken")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
-        .spawn()
-        .expect("serve starts");
-    let addr = if component == "api" || component == "app" {
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("a line");
-        Some(line.rsplit("http://").next().expect("address").trim().to_owned())
-    } else {
-        None
-    };
-    (Process(child), addr)
+fn serve(component: &str, nats: &str, data_dir: &std::path::Path) -> (Served, Option<String>) {
+    let prefix = format!("hotline: {component} listening on http://");
+    let http = component == "api" || component == "app";
+    let served = crate::serve(component, &["--http", "127.0.0.1:0"], nats, data_dir, &[("HOTLINE_ADMIN_TOKEN", Some("t0ken"))], http.then_some(prefix.as_str()));
+    let addr = served.addr.clone();
+    (served, addr)
 }
 
 #[test]

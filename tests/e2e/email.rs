@@ -737,31 +737,15 @@ fn hotline_serve_email_takes_mail_alone_against_a_running_system() {
     let system = start_system(Some(&relay.addr));
     let url = std::fs::read_to_string(system.data_dir.join("nats.url")).expect("nats.url");
     let dir = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new(binary())
-        .args(["serve", "email", "--smtp", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("NATS_URL", url.trim())
-        .env("HOTLINE_EMAIL__RECIPIENTS", HOTLINE)
-        .env("HOTLINE_EMAIL__FROM", HOTLINE)
-        .env("HOTLINE_EMAIL__RELAY", format!("smtp://{}", relay.addr))
-        .env_remove("HOTLINE_SMTP_ADDR")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
-        .spawn()
-        .expect("serve starts");
-    struct Kill(Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let stdout = child.stdout.take().expect("stdout");
-    let _serve = Kill(child);
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("a line");
-    let smtp = line.strip_prefix("hotline: smtp listening on ").unwrap_or_else(|| panic!("printed {line:?}")).trim().to_owned();
+    let relay_url = format!("smtp://{}", relay.addr);
+    let env = [
+        ("HOTLINE_EMAIL__RECIPIENTS", Some(HOTLINE)),
+        ("HOTLINE_EMAIL__FROM", Some(HOTLINE)),
+        ("HOTLINE_EMAIL__RELAY", Some(relay_url.as_str())),
+        ("HOTLINE_SMTP_ADDR", None),
+    ];
+    let _serve = crate::serve("email", &["--smtp", "127.0.0.1:0"], url.trim(), dir.path(), &env, Some("hotline: smtp listening on "));
+    let smtp = _serve.addr.clone().expect("serve email prints its SMTP address");
     assert_ne!(smtp, system.smtp_addr);
     assert_eq!(std::fs::read_to_string(dir.path().join("smtp.addr")).expect("smtp.addr").trim(), smtp);
 

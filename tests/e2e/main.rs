@@ -42,3 +42,56 @@ pub fn projected_tickets(system: &System) -> i64 {
     let conn = rusqlite::Connection::open(system.data_dir.join("projections.sqlite")).expect("open projections");
     conn.query_row("SELECT COUNT(*) FROM tickets", [], |r| r.get(0)).expect("count")
 }
+
+/// A `hotline serve <component>` process, killed when dropped.
+pub struct Served {
+    child: std::process::Child,
+    /// What the process printed after the awaited prefix (its listening address), if a prefix was awaited.
+    pub addr: Option<String>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `hotline serve <component> <args>` against `nats` with its own `data_dir` and `env` (`None` removes the
+/// variable). With `await_prefix`, waits until a line of its stdout starts with it and keeps the rest as `addr`.
+/// Stdout is read to the end on a thread of its own: a closed pipe would fail the process's later prints.
+pub fn serve(component: &str, args: &[&str], nats: &str, data_dir: &Path, env: &[(&str, Option<&str>)], await_prefix: Option<&str>) -> Served {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(binary());
+    command
+        .args(["serve", component])
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("NATS_URL", nats)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+    for (key, value) in env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    let mut child = command.spawn().unwrap_or_else(|e| panic!("hotline serve {component} starts: {e}"));
+    let stdout = child.stdout.take().expect("stdout");
+    let prefix = await_prefix.map(str::to_owned);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = prefix.as_deref().and_then(|p| line.strip_prefix(p)) {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+        }
+    });
+    let addr = await_prefix.map(|p| {
+        rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_else(|_| panic!("hotline serve {component} prints `{p}` within 60 s"))
+    });
+    Served { child, addr }
+}

@@ -7,8 +7,6 @@
 //! The PBX signatures are computed with the channel crate's public `pbx::generic::sign`, which its own tests pin to
 //! the vector of docs/channels/phone.md.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -319,43 +317,14 @@ fn answers_reach_mobile_callers_by_sms_and_landline_callers_through_the_call_bac
     }
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn hotline_serve_phone_runs_alone_against_the_nats_of_a_running_system() {
     let system = System::start(binary(), &[]);
     let operator = token(&system, "operator", None);
     let nats = std::fs::read_to_string(system.data_dir.join("nats.url")).expect("nats.url");
     let dir = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new(binary())
-        .args(["serve", "phone", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("NATS_URL", nats.trim())
-        .env_remove("HOTLINE_ADMIN_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
-        .spawn()
-        .expect("serve phone starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let _process = Process(child);
-    // Read stdout to the end on a thread of its own: a closed pipe would fail the process's later prints.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("hotline: phone intake listening on http://") {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("serve phone prints its address");
+    let served = crate::serve("phone", &["--http", "127.0.0.1:0"], nats.trim(), dir.path(), &[("HOTLINE_ADMIN_TOKEN", None)], Some("hotline: phone intake listening on http://"));
+    let addr = served.addr.clone().expect("serve phone prints its address");
 
     // The token was made on the main system: the separate process knows it from the shared registry.
     let summary = "Nước máy đục và có mùi lạ ở phường Hiệp Thành mấy hôm nay";

@@ -6,8 +6,6 @@
 //! The webhook signatures are computed with the channel crate's public `esms::sign` / `twilio::signature`, which
 //! its own tests pin to eSMS's formula and Twilio's published test vectors.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -378,15 +376,6 @@ fn a_signed_twilio_message_opens_a_ticket_and_a_wrong_signature_is_refused() {
     assert_eq!(texts, [text], "the refused message stored nothing");
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn hotline_serve_sms_runs_alone_against_the_nats_of_a_running_system() {
     // The system itself has no SMS gateway configured: only the separate process takes SMS.
@@ -394,28 +383,8 @@ fn hotline_serve_sms_runs_alone_against_the_nats_of_a_running_system() {
     assert_eq!(system.request("GET", &esms_path("84912000030", "720000", "x", ESMS_KEY), &[], b"").status, 404);
     let nats = std::fs::read_to_string(system.data_dir.join("nats.url")).expect("nats.url");
     let dir = tempfile::tempdir().expect("tmp");
-    let mut child = Command::new(binary())
-        .args(["serve", "sms", "--http", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .env("NATS_URL", nats.trim())
-        .env("HOTLINE_SMS__ESMS__PRIVATE_KEY", ESMS_KEY)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() })
-        .spawn()
-        .expect("serve sms starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let _process = Process(child);
-    // Read stdout to the end on a thread of its own: a closed pipe would fail the process's later prints.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(addr) = line.strip_prefix("hotline: sms webhooks listening on http://") {
-                let _ = tx.send(addr.trim().to_owned());
-            }
-        }
-    });
-    let addr = rx.recv_timeout(Duration::from_secs(60)).expect("serve sms prints its address");
+    let served = crate::serve("sms", &["--http", "127.0.0.1:0"], nats.trim(), dir.path(), &[("HOTLINE_SMS__ESMS__PRIVATE_KEY", Some(ESMS_KEY))], Some("hotline: sms webhooks listening on http://"));
+    let addr = served.addr.clone().expect("serve sms prints its address");
 
     let text = "Nước máy đục và có mùi lạ ở phường Hiệp Thành mấy hôm nay";
     let reference = reference_in(&esms_mo(&addr, "84912000031", "720001", text));
