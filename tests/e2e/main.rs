@@ -6,6 +6,7 @@ mod audit;
 mod citizen;
 mod components;
 mod crash;
+mod deploy;
 mod email;
 mod errors;
 mod flow;
