@@ -1,9 +1,13 @@
 //! Ticket events (past-tense facts) and the envelope every stored event travels in.
 //!
-//! Events are stored as JSON envelopes: `{event_id, ticket_id, seq, event_type, schema_version, occurred_at,
-//! recorded_at, actor, correlation_id, causation_id, data}`. `data` is the event body; its shape is fixed by
-//! `event_type` and `schema_version`. Reading goes through [`Envelope::decode`], which upcasts older schema
+//! Events are stored as JSON envelopes: `{event_id, ticket_id, seq, prev_hash, event_type, schema_version,
+//! occurred_at, recorded_at, actor, correlation_id, causation_id, data}`. `data` is the event body; its shape is
+//! fixed by `event_type` and `schema_version`. Reading goes through [`Envelope::decode`], which upcasts older schema
 //! versions to the current one, so stored history never has to be rewritten.
+//!
+//! Each stored event names the hash of the ticket's previous event (`prev_hash`, absent on the first): the SHA-256
+//! of that event's JSON exactly as stored. A ticket's history is therefore a hash chain, and changing any stored
+//! event breaks the link of the next one (docs/audit.md, docs/adr/0007).
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -565,6 +569,9 @@ pub struct StoredEnvelope {
     pub event_id: Uuid,
     pub ticket_id: Uuid,
     pub seq: u64,
+    /// [`event_hash`] of the ticket's previous event as stored; `None` on its first event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
     pub event_type: String,
     pub schema_version: u32,
     #[serde(with = "time::serde::rfc3339")]
@@ -623,6 +630,7 @@ impl Envelope {
             event_id: self.event_id,
             ticket_id: self.ticket_id,
             seq: self.seq,
+            prev_hash: None,
             event_type: self.event_type().to_owned(),
             schema_version: SCHEMA_VERSION,
             occurred_at: self.occurred_at,
@@ -664,10 +672,80 @@ fn upcast(event_type: &str, schema_version: u32, data: serde_json::Value) -> Res
     }
 }
 
-/// Encodes the events of one commit (one command) as the JSON array stored in one log message.
-pub fn encode_commit(events: &[Envelope]) -> Result<Vec<u8>, serde_json::Error> {
-    let stored = events.iter().map(Envelope::to_stored).collect::<Result<Vec<_>, _>>()?;
-    serde_json::to_vec(&stored)
+/// The hash that links a ticket's events: SHA-256 of one event's JSON exactly as stored, in lowercase hex.
+pub fn event_hash(stored_json: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(stored_json);
+    let mut hex = String::with_capacity(64);
+    for byte in digest {
+        hex.push(char::from_digit(u32::from(byte >> 4), 16).unwrap_or('0'));
+        hex.push(char::from_digit(u32::from(byte & 0xf), 16).unwrap_or('0'));
+    }
+    hex
+}
+
+/// One commit as it goes into the log.
+#[derive(Debug, Clone)]
+pub struct EncodedCommit {
+    /// The JSON array stored as one log message.
+    pub bytes: Vec<u8>,
+    /// [`event_hash`] of the commit's last event: the `prev_hash` of the ticket's next event.
+    pub last_hash: String,
+}
+
+/// Encodes the events of one commit (one command) as the JSON array stored in one log message, chaining each event
+/// to the one before it: the first to `prev_hash` (the last event of the ticket's previous commit; `None` for a new
+/// ticket). `body` may rewrite each event's stored body before it is hashed (the store encrypts personal data
+/// there), so the chain covers exactly the stored bytes.
+pub fn encode_commit_with(
+    events: &[Envelope],
+    prev_hash: Option<String>,
+    mut body: impl FnMut(&Envelope, serde_json::Value) -> serde_json::Value,
+) -> Result<EncodedCommit, serde_json::Error> {
+    let mut bytes = Vec::with_capacity(512 * events.len());
+    bytes.push(b'[');
+    let mut prev = prev_hash;
+    for (i, envelope) in events.iter().enumerate() {
+        let mut stored = envelope.to_stored()?;
+        stored.data = body(envelope, stored.data);
+        stored.prev_hash = prev.take();
+        let json = serde_json::to_vec(&stored)?;
+        if i > 0 {
+            bytes.push(b',');
+        }
+        bytes.extend_from_slice(&json);
+        prev = Some(event_hash(&json));
+    }
+    bytes.push(b']');
+    Ok(EncodedCommit { bytes, last_hash: prev.unwrap_or_default() })
+}
+
+/// [`encode_commit_with`] without rewriting the bodies.
+pub fn encode_commit(events: &[Envelope], prev_hash: Option<String>) -> Result<EncodedCommit, serde_json::Error> {
+    encode_commit_with(events, prev_hash, |_, data| data)
+}
+
+/// A stored commit's events as they were written: each one's stored form and its [`event_hash`], computed over its
+/// exact bytes in the message (not a re-serialisation), so any change to a stored event changes its hash.
+pub fn stored_events(bytes: &[u8]) -> Result<Vec<(StoredEnvelope, String)>, serde_json::Error> {
+    let raw: Vec<&serde_json::value::RawValue> = serde_json::from_slice(bytes)?;
+    raw.into_iter()
+        .map(|event| {
+            let json = event.get();
+            Ok((serde_json::from_str(json)?, event_hash(json.as_bytes())))
+        })
+        .collect()
+}
+
+/// Decodes one stored commit, with each event's [`event_hash`] (the chain's link, what an audit export shows).
+pub fn decode_commit_hashed(bytes: &[u8]) -> Result<(Vec<Envelope>, Vec<String>), DecodeError> {
+    let mut events = Vec::new();
+    let mut hashes = Vec::new();
+    for (stored, hash) in stored_events(bytes)? {
+        events.push(Envelope::decode(stored)?);
+        hashes.push(hash);
+    }
+    Ok((events, hashes))
 }
 
 /// Decodes one stored commit.

@@ -5,6 +5,9 @@
 //! the domain decide what is due at `now` and not fired yet. The fired alarms are events of the ticket, so a
 //! restart, a second scheduler, or a projection that lags never fires an alarm twice: the append states the
 //! version it decided on, and a ticket that already holds the alarm decides nothing.
+//!
+//! It also writes the audit checkpoints (`hotline_store::audit`) at their own pace; two schedulers cannot write
+//! two checkpoints over the same range, since each states the last checkpoint it saw.
 
 pub mod duplicates;
 
@@ -36,11 +39,13 @@ pub struct Scheduler {
     reader: TimelineReader,
     /// Close an answered ticket after this many days without feedback; None never does.
     close_after_days: Option<u32>,
+    /// Write an audit checkpoint this often; None never does.
+    checkpoint_every: Option<Duration>,
 }
 
 impl Scheduler {
     pub fn new(store: Arc<dyn EventStore>, reader: TimelineReader) -> Scheduler {
-        Scheduler { store, reader, close_after_days: None }
+        Scheduler { store, reader, close_after_days: None, checkpoint_every: None }
     }
 
     /// Closes answered tickets after `days` days without the citizen's feedback.
@@ -49,14 +54,33 @@ impl Scheduler {
         self
     }
 
+    /// Writes an audit checkpoint every `every` (zero: never).
+    pub fn checkpointing_every(mut self, every: Duration) -> Scheduler {
+        self.checkpoint_every = (!every.is_zero()).then_some(every);
+        self
+    }
+
     /// Looks at the clock every `interval` until `shutdown`.
     pub async fn run(self, interval: Duration, mut shutdown: Shutdown) {
         tracing::info!(interval_secs = interval.as_secs(), "deadline scheduler started");
+        let mut checkpointed: Option<std::time::Instant> = None;
         loop {
             match self.tick(OffsetDateTime::now_utc()).await {
                 Ok(0) => {}
                 Ok(fired) => tracing::info!(fired, "deadline alarms stored"),
                 Err(e) => tracing::warn!(error = %e, "deadline scheduler tick failed; trying again next tick"),
+            }
+            if let Some(every) = self.checkpoint_every
+                && checkpointed.is_none_or(|at| at.elapsed() >= every)
+            {
+                match self.store.checkpoint().await {
+                    Ok(Some(c)) => {
+                        checkpointed = Some(std::time::Instant::now());
+                        tracing::info!(from = c.from, to = c.to, events = c.events, root = %c.root, "audit checkpoint stored");
+                    }
+                    Ok(None) => checkpointed = Some(std::time::Instant::now()),
+                    Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; trying again next tick"),
+                }
             }
             tokio::select! {
                 _ = shutdown.wait() => break,

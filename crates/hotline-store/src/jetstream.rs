@@ -1,7 +1,8 @@
 //! The event store on NATS JetStream: one file-backed stream for the log, one subject per ticket, per-subject
 //! optimistic concurrency, and a key-value bucket that keeps ticket references unique.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::connection::State;
@@ -14,13 +15,14 @@ use async_nats::jetstream::{self as js, AckKind};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
-use hotline_domain::event::{decode_commit, encode_commit};
+use hotline_domain::event::{decode_commit, decode_commit_hashed, encode_commit, stored_events};
 use hotline_domain::{Envelope, Reference};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::audit::{Checkpoint, MerkleRoot, RawCommit, Report, StoredCheckpoint, Verifier, leaves_of};
 use crate::{
     Acker, AppendError, Appended, Claim, Commit, Delivery, EventStore, History, Position, StoreError, TokenRecord,
     TokenRegistry, Version,
@@ -56,6 +58,11 @@ pub struct JetStreamConfig {
     /// How long the feed remembers message ids to drop a re-sent copy (when its stream is created). Exactly-once
     /// does not depend on it; tests shrink it to prove that.
     pub feed_duplicate_window: Duration,
+    /// The stream of audit checkpoints (`audit.rs`): beside the log, never mixed into it, so no reader of the
+    /// log meets them.
+    pub audit_stream: String,
+    /// Its one subject. Must not overlap the log's subjects.
+    pub audit_subject: String,
 }
 
 impl Default for JetStreamConfig {
@@ -73,6 +80,8 @@ impl Default for JetStreamConfig {
             feed_stream: "HOTLINE_FEED".to_owned(),
             feed_subject_prefix: "hotline.feed.v1".to_owned(),
             feed_duplicate_window: Duration::from_secs(120),
+            audit_stream: "HOTLINE_AUDIT".to_owned(),
+            audit_subject: "hotline.audit.checkpoint".to_owned(),
         }
     }
 }
@@ -94,6 +103,10 @@ pub struct JetStreamStore {
     tokens: kv::Store,
     inbound: kv::Store,
     channels: kv::Store,
+    audit: stream::Stream,
+    /// The hash of each recently written or read ticket's last event, by ticket and version: the link the next
+    /// append needs. Only a shortcut: on a miss the append reads the ticket's last commit.
+    tips: Arc<Mutex<HashMap<Uuid, (Version, String)>>>,
     cfg: JetStreamConfig,
     /// Counts (re)connections. Subscriptions end when it moves, so their owners subscribe again at once instead
     /// of waiting for missed heartbeats: a restarted server has forgotten their consumers' pull requests. The
@@ -130,7 +143,7 @@ impl JetStreamStore {
                     }
                 }
             })
-            .connect(url.as_str())
+            .connect(seeds(&url))
             .await
             .map_err(unavailable)?;
         JetStreamStore::open_with(client, cfg, connections).await
@@ -168,7 +181,27 @@ impl JetStreamStore {
         let tokens = bucket(&js, &cfg, &cfg.tokens_bucket, "API token id -> role, agency, name, hash").await?;
         let inbound = bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids").await?;
         let channels = channels_bucket(&js, &cfg).await?;
-        Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, cfg, connections })
+        let audit = js
+            .get_or_create_stream(stream::Config {
+                name: cfg.audit_stream.clone(),
+                description: Some("audit checkpoints: Merkle roots over the log's events (docs/audit.md)".to_owned()),
+                subjects: vec![cfg.audit_subject.clone()],
+                storage: StorageType::File,
+                num_replicas: cfg.replicas,
+                deny_delete: true,
+                deny_purge: true,
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| match e.kind() {
+                js::context::CreateStreamErrorKind::JetStream(err) => {
+                    StoreError::Rejected(format!("cannot create stream {}: {err}", cfg.audit_stream))
+                }
+                _ => unavailable(e),
+            })?;
+        let tips = Arc::default();
+        Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, audit, tips, cfg, connections })
     }
 
     fn subject(&self, ticket: Uuid) -> String {
@@ -190,10 +223,12 @@ impl JetStreamStore {
             return Err(StoreError::Unavailable("not connected to NATS".to_owned()).into());
         }
         let commit_id = first.event_id.to_string();
+        let prev_hash = self.chain_tip(ticket, expected).await?;
         // Stamp the time the store takes the commit. Encoded once: every re-send below is the same bytes.
         let recorded_at = OffsetDateTime::now_utc();
         let stamped: Vec<Envelope> = events.iter().map(|e| Envelope { recorded_at, ..e.clone() }).collect();
-        let payload = encode_commit(&stamped).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let encoded = encode_commit(&stamped, prev_hash).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let (payload, last_hash) = (bytes::Bytes::from(encoded.bytes), encoded.last_hash);
         let types = events.iter().map(Envelope::event_type).collect::<Vec<_>>().join(",");
         let subject = self.subject(ticket);
         let mut last_error = String::new();
@@ -202,7 +237,7 @@ impl JetStreamStore {
                 tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
             }
             let message = PublishMessage::build()
-                .payload(payload.clone().into())
+                .payload(payload.clone())
                 .message_id(&commit_id)
                 .expected_last_subject_sequence(expected)
                 .header(TICKET_HEADER, ticket.to_string().as_str())
@@ -212,12 +247,18 @@ impl JetStreamStore {
                 Err(e) => Err(e),
             };
             match result {
-                Ok(ack) => return Ok(Appended { version: ack.sequence, already_stored: ack.duplicate }),
+                Ok(ack) => {
+                    self.remember_tip(ticket, ack.sequence, last_hash);
+                    return Ok(Appended { version: ack.sequence, already_stored: ack.duplicate });
+                }
                 Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
                     // Either someone else appended, or this is our own earlier write whose ack was lost (2.12
                     // answers a re-sent message with "wrong last sequence" rather than "duplicate").
                     return match self.find_commit(&subject, expected, &commit_id).await? {
-                        Some(version) => Ok(Appended { version, already_stored: true }),
+                        Some(version) => {
+                            self.remember_tip(ticket, version, last_hash);
+                            Ok(Appended { version, already_stored: true })
+                        }
                         None => Err(AppendError::Conflict { current: self.last_version(&subject).await? }),
                     };
                 }
@@ -251,6 +292,159 @@ impl JetStreamStore {
         }
     }
 
+    /// The hash of the ticket's event at `version` (its last one, if `version` is current): what the next
+    /// append's first event links to. `None` for a new ticket.
+    async fn chain_tip(&self, ticket: Uuid, version: Version) -> Result<Option<String>, StoreError> {
+        if version == 0 {
+            return Ok(None);
+        }
+        if let Some((v, hash)) = self.tips.lock().unwrap_or_else(|e| e.into_inner()).get(&ticket)
+            && *v == version
+        {
+            return Ok(Some(hash.clone()));
+        }
+        match self.stream.direct_get(version).await {
+            // If `version` is not the ticket's last commit, the server refuses the append anyway.
+            Ok(msg) => Ok(last_event_hash(&msg.payload)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    fn remember_tip(&self, ticket: Uuid, version: Version, hash: String) {
+        let mut tips = self.tips.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a busy day's tickets fit; past that, start over (a miss costs one direct get).
+        if tips.len() >= 100_000 {
+            tips.clear();
+        }
+        tips.insert(ticket, (version, hash));
+    }
+
+    /// The log from `from` on, undecoded, for the auditors' tools (`audit.rs`). Like every subscription it
+    /// waits for new messages at the end: stop at `pending == 0`.
+    pub async fn raw_log(&self, from: Position) -> Result<BoxStream<'static, Result<RawCommit, StoreError>>, StoreError> {
+        let consumer = self
+            .stream
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: self.all_subjects(),
+                deliver_policy: deliver_policy(from),
+                ..Default::default()
+            })
+            .await
+            .map_err(unavailable)?;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        let ticket_subject = format!("{}.ticket.", self.cfg.subject_prefix);
+        let commits = messages.map(move |m| {
+            let m = m.map_err(unavailable)?;
+            let info = m.info().map_err(|e| StoreError::Rejected(format!("message without JetStream metadata: {e}")))?;
+            let ticket = m.subject.strip_prefix(ticket_subject.as_str()).and_then(|id| id.parse().ok());
+            Ok(RawCommit { position: info.stream_sequence, ticket, pending: info.pending, payload: m.payload.clone() })
+        });
+        Ok(until_reconnected(commits, self.connections.subscribe()))
+    }
+
+    /// Every checkpoint, in order.
+    pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>, StoreError> {
+        let mut all = Vec::new();
+        let mut next = 1;
+        loop {
+            match self.audit.direct_get_next_for_subject(self.cfg.audit_subject.as_str(), Some(next)).await {
+                Ok(msg) => {
+                    all.push(StoredCheckpoint::parse(msg.sequence, &msg.payload));
+                    next = msg.sequence + 1;
+                }
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(all),
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+    }
+
+    /// Checks the whole log as it stands now against its hash chains and checkpoints (`audit.rs`), calling
+    /// `progress(position, end)` after each message. What is stored meanwhile is for the next run.
+    pub async fn verify(&self, mut progress: impl FnMut(u64, u64)) -> Result<Report, StoreError> {
+        let mut verifier = Verifier::new(self.checkpoints().await?);
+        let end = self.last_sequence().await?;
+        if end > 0 {
+            let mut log = self.raw_log(Position::Start).await?;
+            while let Some(commit) = log.next().await {
+                let commit = commit?;
+                if commit.position > end {
+                    break;
+                }
+                verifier.commit(&commit);
+                progress(commit.position, end);
+                if commit.position >= end || commit.pending == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(verifier.finish())
+    }
+
+    /// Writes a checkpoint over everything the log stored since the last one; `None` when nothing was stored
+    /// since, or when another process wrote the same checkpoint first.
+    async fn write_checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let last = match self.audit.direct_get_last_for_subject(self.cfg.audit_subject.as_str()).await {
+            Ok(msg) => Some(StoredCheckpoint::parse(msg.sequence, &msg.payload)),
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
+            Err(e) => return Err(unavailable(e)),
+        };
+        let from = match &last {
+            None => 1,
+            Some(StoredCheckpoint { checkpoint: Some(c), .. }) => c.to + 1,
+            Some(StoredCheckpoint { sequence, .. }) => {
+                return Err(StoreError::Rejected(format!("audit checkpoint #{sequence} is unreadable: run `hotline audit verify`")));
+            }
+        };
+        let end = self.last_sequence().await?;
+        if end < from {
+            return Ok(None);
+        }
+        let mut root = MerkleRoot::default();
+        let mut log = self.raw_log(Position::From(from)).await?;
+        while let Some(commit) = log.next().await {
+            let commit = commit?;
+            if commit.position > end {
+                break;
+            }
+            for leaf in leaves_of(&commit.payload) {
+                root.push(leaf.as_bytes());
+            }
+            if commit.position == end || commit.pending == 0 {
+                break;
+            }
+        }
+        let checkpoint = Checkpoint {
+            from,
+            to: end,
+            events: root.leaves(),
+            root: root.root(),
+            prev: last.as_ref().map(|c| c.hash.clone()),
+            at: OffsetDateTime::now_utc(),
+        };
+        let payload = serde_json::to_vec(&checkpoint).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let message = PublishMessage::build()
+            .payload(payload.into())
+            .message_id(format!("checkpoint-{from}-{end}"))
+            .expected_last_subject_sequence(last.map_or(0, |c| c.sequence));
+        let result = match self.js.send_publish(self.cfg.audit_subject.clone(), message).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(ack) if !ack.duplicate => Ok(Some(checkpoint)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The log's last stream sequence.
+    async fn last_sequence(&self) -> Result<u64, StoreError> {
+        let mut stream = self.stream.clone();
+        Ok(stream.info().await.map_err(unavailable)?.state.last_sequence)
+    }
+
     async fn last_version(&self, subject: &str) -> Result<Version, StoreError> {
         match self.stream.direct_get_last_for_subject(subject).await {
             Ok(msg) => Ok(msg.sequence),
@@ -263,6 +457,7 @@ impl JetStreamStore {
         let subject = self.subject(ticket);
         let mut history = History::default();
         let mut next = 1;
+        let mut last = None;
         loop {
             match self.stream.direct_get_next_for_subject(subject.as_str(), Some(next)).await {
                 Ok(msg) => {
@@ -271,8 +466,14 @@ impl JetStreamStore {
                     history.events.extend(events);
                     history.version = msg.sequence;
                     next = msg.sequence + 1;
+                    last = Some(msg.payload);
                 }
-                Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(history),
+                Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                    if let Some(hash) = last.and_then(|payload| last_event_hash(&payload)) {
+                        self.remember_tip(ticket, history.version, hash);
+                    }
+                    return Ok(history);
+                }
                 Err(e) => return Err(unavailable(e)),
             }
         }
@@ -503,6 +704,10 @@ impl EventStore for JetStreamStore {
         .boxed()
     }
 
+    fn checkpoint(&self) -> BoxFuture<'_, Result<Option<Checkpoint>, StoreError>> {
+        self.write_checkpoint().boxed()
+    }
+
     fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>> {
         async move {
             let mut stream = self.js.get_stream(&self.cfg.stream).await.map_err(unavailable)?;
@@ -710,12 +915,17 @@ fn to_commit(m: &js::Message) -> Result<Commit, StoreError> {
     let info = m.info().map_err(|e| StoreError::Rejected(format!("message without JetStream metadata: {e}")))?;
     let position = info.stream_sequence;
     let stored_at = info.published;
-    let events = decode_commit(&m.payload).map_err(|source| StoreError::Decode { position, source })?;
+    let (events, hashes) = decode_commit_hashed(&m.payload).map_err(|source| StoreError::Decode { position, source })?;
     let ticket_id = events
         .first()
         .map(|e| e.ticket_id)
         .ok_or_else(|| StoreError::Rejected(format!("empty commit at position {position}")))?;
-    Ok(Commit { position, ticket_id, events, stored_at })
+    Ok(Commit { position, ticket_id, events, stored_at, hashes })
+}
+
+/// The hash of a stored commit's last event.
+fn last_event_hash(payload: &[u8]) -> Option<String> {
+    stored_events(payload).ok()?.pop().map(|(_, hash)| hash)
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -732,6 +942,19 @@ pub(crate) enum UrlCredentials {
 /// `nats://user:pass@host:4222` -> (`nats://host:4222`, user and password), percent-decoded; a URL without `@`
 /// comes back as it is.
 pub(crate) fn split_credentials(url: &str) -> (String, Option<UrlCredentials>) {
+    // A cluster's seed list, `nats://u:p@h1:4222,nats://h2:4222`: each comes back bare; the first login is kept.
+    if url.contains(',') {
+        let mut login = None;
+        let bare: Vec<String> = seeds(url)
+            .iter()
+            .map(|one| {
+                let (bare, found) = split_credentials(one);
+                login = login.take().or(found);
+                bare
+            })
+            .collect();
+        return (bare.join(","), login);
+    }
     let Some(scheme_end) = url.find("://").map(|i| i + 3) else { return (url.to_owned(), None) };
     let rest = &url[scheme_end..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -743,6 +966,12 @@ pub(crate) fn split_credentials(url: &str) -> (String, Option<UrlCredentials>) {
         None => UrlCredentials::Token(percent_decode(userinfo)),
     };
     (bare, Some(credentials))
+}
+
+/// The servers of a comma-separated URL list (one URL is a list of one): the client tries them all when it
+/// connects and reconnects, so a cluster stays reachable while any node is.
+pub(crate) fn seeds(url: &str) -> Vec<String> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty()).map(str::to_owned).collect()
 }
 
 fn percent_decode(text: &str) -> String {
@@ -782,5 +1011,14 @@ mod url_tests {
         assert_eq!(split_credentials("nats://127.0.0.1:4222"), ("nats://127.0.0.1:4222".to_owned(), None));
         assert_eq!(split_credentials("127.0.0.1:4222"), ("127.0.0.1:4222".to_owned(), None));
         assert_eq!(split_credentials("nats://u:%zz@h:1").1, Some(UrlCredentials::UserPassword("u".into(), "%zz".into())));
+        // A cluster's seed list: every URL bare, the login from whichever carries it.
+        assert_eq!(
+            split_credentials("nats://hotline:pw@127.0.0.1:1, nats://127.0.0.1:2,nats://hotline:pw@127.0.0.1:3"),
+            (
+                "nats://127.0.0.1:1,nats://127.0.0.1:2,nats://127.0.0.1:3".to_owned(),
+                Some(UrlCredentials::UserPassword("hotline".into(), "pw".into()))
+            )
+        );
+        assert_eq!(super::seeds("nats://a:1,nats://b:2"), vec!["nats://a:1".to_owned(), "nats://b:2".to_owned()]);
     }
 }

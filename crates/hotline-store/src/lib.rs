@@ -6,6 +6,7 @@
 //! subject index and every append can state the version it expects.
 
 pub mod access;
+pub mod audit;
 mod command;
 mod feed;
 mod jetstream;
@@ -52,6 +53,9 @@ pub struct Commit {
     pub events: Vec<Envelope>,
     /// When the log stored it.
     pub stored_at: OffsetDateTime,
+    /// Each event's hash as stored (`hotline_domain::event::event_hash`, the link of its ticket's chain), in the
+    /// order of `events`; empty for a commit that was never stored.
+    pub hashes: Vec<String>,
 }
 
 /// A ticket's history as loaded for a decision.
@@ -247,6 +251,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// The keys of a channel's state that start with `prefix` (a key removed in the last minute may still be
     /// listed; reading it finds nothing).
     fn state_keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+
+    /// Writes an audit checkpoint: a Merkle root over every event stored since the previous checkpoint
+    /// (`audit.rs`). `None` when nothing new was stored, or another process wrote that checkpoint first.
+    fn checkpoint(&self) -> BoxFuture<'_, Result<Option<audit::Checkpoint>, StoreError>>;
 
     /// The last position in the log (0 when empty).
     fn last_position(&self) -> BoxFuture<'_, Result<u64, StoreError>>;

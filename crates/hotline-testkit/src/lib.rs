@@ -3,6 +3,8 @@
 //!
 //! Tests never use a server someone started by hand. Set `TEST_LOG=1` to see the system's log output.
 
+pub mod tamper;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

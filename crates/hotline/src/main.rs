@@ -80,6 +80,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum AuditAction {
+    /// Check the whole log: every ticket's hash chain and every checkpoint's Merkle root. Prints a summary; on a
+    /// break names the first bad event and exits non-zero.
+    Verify,
     /// Stream the events the log stored in a time range, one line each, with actor, time, ticket and hash.
     Export {
         /// Start (inclusive): RFC 3339, or a date meaning its local midnight
@@ -197,6 +200,19 @@ fn main() -> ExitCode {
                     println!("{line}");
                 }
             }),
+            Command::Audit { action: AuditAction::Verify } => match hotline::audit::verify(settings).await {
+                Ok(report) => {
+                    for line in hotline::audit::verify_summary(&report) {
+                        println!("{line}");
+                    }
+                    if report.problems.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(anyhow::anyhow!("the log does not verify: {} problems", report.problems.len()))
+                    }
+                }
+                Err(e) => Err(e),
+            },
             Command::Audit { action: AuditAction::Export { from, to, agency, category, format } } => {
                 let options = hotline::audit::ExportOptions { from, to, agency, category, format };
                 let stdout = std::io::stdout();

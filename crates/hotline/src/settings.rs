@@ -108,12 +108,20 @@ pub struct SchedulerSettings {
     /// Days an answered ticket waits for the citizen's feedback before it is closed; 0 never closes it.
     #[serde(default = "seven", deserialize_with = "number")]
     pub close_answered_after_days: u32,
+    /// Seconds between two audit checkpoints (a Merkle root over the events stored since the last one); 0 writes
+    /// none. Checked at the scheduler's pace, so effectively at least `interval_secs`.
+    #[serde(default = "ten_minutes", deserialize_with = "number")]
+    pub checkpoint_interval_secs: u64,
 }
 
 impl Default for SchedulerSettings {
     fn default() -> Self {
-        SchedulerSettings { interval_secs: 30, close_answered_after_days: 7 }
+        SchedulerSettings { interval_secs: 30, close_answered_after_days: 7, checkpoint_interval_secs: 600 }
     }
+}
+
+fn ten_minutes() -> u64 {
+    600
 }
 
 fn seven() -> u32 {

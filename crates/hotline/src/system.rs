@@ -323,7 +323,8 @@ fn spawn_channel(tasks: &mut JoinSet<()>, channel: Arc<dyn ChannelAdapter>, ctx:
 }
 
 fn scheduler(settings: &Settings, store: Arc<dyn EventStore>, reader: TimelineReader) -> hotline_scheduler::Scheduler {
-    let scheduler = hotline_scheduler::Scheduler::new(store, reader);
+    let scheduler = hotline_scheduler::Scheduler::new(store, reader)
+        .checkpointing_every(Duration::from_secs(settings.scheduler.checkpoint_interval_secs));
     match settings.scheduler.close_answered_after_days {
         0 => scheduler,
         days => scheduler.closing_after(days),

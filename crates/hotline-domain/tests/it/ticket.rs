@@ -1,7 +1,7 @@
 //! Ticket rules, given/when/then: given these past events, when this command, then these new events or this
 //! rejection. One test per rule, named as the rule.
 
-use hotline_domain::event::{PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRouted};
+use hotline_domain::event::{PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRouted, TicketClosed};
 use hotline_domain::ticket::{NewPetition, RouteCommand};
 use hotline_domain::{Actor, Command, CommandMeta, DomainError, Envelope, Reference, Status, Ticket, TicketEvent};
 use time::OffsetDateTime;
@@ -179,8 +179,8 @@ fn events_survive_the_stored_form_and_unknown_types_are_reported_not_guessed() {
         causation_id: Some(Uuid::from_u128(9)),
     };
     let envelopes = Envelope::seal(TICKET, 4, vec![received()], &meta, || Uuid::from_u128(77));
-    let bytes = hotline_domain::event::encode_commit(&envelopes).expect("encode");
-    let back = hotline_domain::event::decode_commit(&bytes).expect("decode");
+    let encoded = hotline_domain::event::encode_commit(&envelopes, None).expect("encode");
+    let back = hotline_domain::event::decode_commit(&encoded.bytes).expect("decode");
     assert_eq!(back, envelopes);
     assert_eq!(back[0].seq, 5);
 
@@ -193,4 +193,37 @@ fn events_survive_the_stored_form_and_unknown_types_are_reported_not_guessed() {
     stored.event_type = "PetitionReceived".to_owned();
     stored.schema_version = 99;
     assert!(Envelope::decode(stored).is_err(), "a newer schema than this code knows is not read as the old one");
+}
+
+#[test]
+fn a_commit_chains_each_event_to_the_one_before_over_its_exact_stored_bytes() {
+    use hotline_domain::event::{encode_commit, event_hash, stored_events};
+    let meta = CommandMeta {
+        actor: Actor::channel("app"),
+        occurred_at: OffsetDateTime::UNIX_EPOCH,
+        correlation_id: TICKET,
+        causation_id: None,
+    };
+    let mut ids = 100u128..;
+    let mut next_id = || Uuid::from_u128(ids.next().unwrap_or_default());
+    let first = Envelope::seal(TICKET, 0, vec![received()], &meta, &mut next_id);
+    let one = encode_commit(&first, None).expect("encode");
+    let stored = stored_events(&one.bytes).expect("stored");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].0.prev_hash, None, "a ticket's first event links to nothing");
+    assert_eq!(stored[0].1, one.last_hash);
+
+    let later = Envelope::seal(TICKET, 1, vec![TicketEvent::TicketClosed(TicketClosed { reason: None }), TicketEvent::TicketClosed(TicketClosed { reason: Some("x".into()) })], &meta, &mut next_id);
+    let two = encode_commit(&later, Some(one.last_hash.clone())).expect("encode");
+    let stored = stored_events(&two.bytes).expect("stored");
+    assert_eq!(stored[0].0.prev_hash.as_deref(), Some(one.last_hash.as_str()), "the next commit links to the last one");
+    assert_eq!(stored[1].0.prev_hash.as_deref(), Some(stored[0].1.as_str()), "events of one commit link in order");
+    assert_eq!(stored[1].1, two.last_hash);
+
+    // The hash is over the bytes as stored: one changed character changes it.
+    let text = String::from_utf8(one.bytes.clone()).expect("utf-8");
+    let tampered = text.replacen("\"seq\":1", "\"seq\":1 ", 1);
+    assert_ne!(tampered, text);
+    assert_ne!(stored_events(tampered.as_bytes()).expect("still JSON")[0].1, one.last_hash);
+    assert_eq!(event_hash(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }

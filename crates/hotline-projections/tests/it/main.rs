@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 fn commit(position: u64, ticket: Uuid, last_seq: u64, events: Vec<TicketEvent>) -> Commit {
     let meta = CommandMeta { actor: Actor::system("t"), occurred_at: OffsetDateTime::now_utc(), correlation_id: ticket, causation_id: None };
-    Commit { position, ticket_id: ticket, events: Envelope::seal(ticket, last_seq, events, &meta, Uuid::now_v7), stored_at: OffsetDateTime::now_utc() }
+    Commit { position, ticket_id: ticket, events: Envelope::seal(ticket, last_seq, events, &meta, Uuid::now_v7), stored_at: OffsetDateTime::now_utc(), hashes: Vec::new() }
 }
 
 fn received(ticket: Uuid) -> TicketEvent {

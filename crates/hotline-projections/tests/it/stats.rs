@@ -35,7 +35,7 @@ impl Log {
         let events = Envelope::seal(ticket, *seq, vec![event], &meta, Uuid::now_v7);
         *seq += 1;
         let position = self.commits.len() as u64 + 1;
-        self.commits.push(Commit { position, ticket_id: ticket, events, stored_at: at });
+        self.commits.push(Commit { position, ticket_id: ticket, events, stored_at: at, hashes: Vec::new() });
     }
 }
 

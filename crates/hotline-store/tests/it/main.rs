@@ -3,3 +3,4 @@
 mod store;
 mod feed;
 mod access;
+mod audit;

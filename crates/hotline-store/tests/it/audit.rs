@@ -1,0 +1,122 @@
+//! Hash chains and checkpoints on a real server: appends link each ticket's events whatever process writes them,
+//! checkpoints cover the log without gaps, and a rewritten stream is caught at the changed event.
+
+use hotline_domain::event::{PetitionReceived, PetitionRouted, stored_events};
+use hotline_domain::{Actor, CommandMeta, Envelope, Reference, TicketEvent};
+use hotline_store::{EventStore, JetStreamStore};
+use hotline_testkit::TestNats;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+fn received(ticket: Uuid, text: &str) -> TicketEvent {
+    TicketEvent::PetitionReceived(PetitionReceived {
+        reference: Reference::derive(ticket, 0),
+        channel: "app".to_owned(),
+        channel_ref: None,
+        text: text.to_owned(),
+        subject: None,
+        category: None,
+        citizen: None,
+        location: None,
+        attachments: vec![],
+    })
+}
+
+fn routed(agency: &str) -> TicketEvent {
+    TicketEvent::PetitionRouted(PetitionRouted { agency: agency.to_owned(), area: None, emergency: false, acknowledge_by: None, resolve_by: None })
+}
+
+fn commit(ticket: Uuid, last_seq: u64, events: Vec<TicketEvent>) -> Vec<Envelope> {
+    let meta = CommandMeta { actor: Actor::system("test"), occurred_at: OffsetDateTime::now_utc(), correlation_id: ticket, causation_id: None };
+    Envelope::seal(ticket, last_seq, events, &meta, Uuid::now_v7)
+}
+
+/// Three tickets: A with three commits (the last of two events), B and C with one each. Returns A's id.
+async fn history(store: &JetStreamStore, other: &JetStreamStore) -> (Uuid, Uuid) {
+    let (a, b, c) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let v = store.append(a, 0, &commit(a, 0, vec![received(a, "đèn giao thông hỏng ở ngã tư")])).await.expect("a1").version;
+    store.append(b, 0, &commit(b, 0, vec![received(b, "ngập nước")])).await.expect("b1");
+    // Another process (a cold cache) continues A's chain: it reads the link from the log.
+    let v = other.append(a, v, &commit(a, 1, vec![routed("so-gtvt")])).await.expect("a2").version;
+    store.append(a, v, &commit(a, 2, vec![routed("ubnd-tdm"), routed("cong-an")])).await.expect("a3");
+    store.append(c, 0, &commit(c, 0, vec![received(c, "tiếng ồn")])).await.expect("c1");
+    (a, b)
+}
+
+#[tokio::test]
+async fn events_chain_across_processes_and_checkpoints_cover_the_log_without_gaps() {
+    let nats = TestNats::start().await;
+    let (store, other) = (nats.store().await, nats.store().await);
+    let (a, _) = history(&store, &other).await;
+
+    // A's stored events link 1 -> 2 -> 3 -> 4 over their exact bytes, the second written by the other process.
+    let mut previous: Option<String> = None;
+    let mut seen = 0;
+    for position in 1..=store.last_position().await.expect("last") {
+        let bytes = nats_payload(&nats, position).await;
+        for (stored, hash) in stored_events(&bytes).expect("stored events") {
+            if stored.ticket_id == a {
+                assert_eq!(stored.prev_hash, previous, "event #{} links to the one before", stored.seq);
+                previous = Some(hash);
+                seen += 1;
+            }
+        }
+    }
+    assert_eq!(seen, 4);
+
+    let first = store.checkpoint().await.expect("checkpoint").expect("a first checkpoint");
+    assert_eq!((first.from, first.to, first.events, first.prev.is_none()), (1, 5, 6, true));
+    assert_eq!(other.checkpoint().await.expect("checkpoint"), None, "nothing new: no second checkpoint");
+    let d = Uuid::now_v7();
+    store.append(d, 0, &commit(d, 0, vec![received(d, "rác thải")])).await.expect("d1");
+    let second = other.checkpoint().await.expect("checkpoint").expect("a second checkpoint");
+    assert_eq!((second.from, second.to, second.events), (6, 6, 1));
+    assert!(second.prev.is_some());
+
+    let report = store.verify(|_, _| {}).await.expect("verify");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!((report.commits, report.events, report.tickets, report.checkpoints_ok, report.unanchored_events), (6, 7, 4, 2, 0));
+}
+
+#[tokio::test]
+async fn a_rewritten_stream_fails_verification_at_the_changed_event() {
+    let nats = TestNats::start().await;
+    let (store, other) = (nats.store().await, nats.store().await);
+    let (a, _) = history(&store, &other).await;
+    store.checkpoint().await.expect("checkpoint").expect("written");
+    assert!(store.verify(|_, _| {}).await.expect("verify").problems.is_empty());
+
+    // An intruder changes the text of A's petition (position 1), keeping the JSON valid.
+    let first_event = stored_events(&nats_payload(&nats, 1).await).expect("stored")[0].0.event_id;
+    hotline_testkit::tamper::rewrite_stream(&nats.url(), "HOTLINE_EVENTS", |seq, _, payload| {
+        if seq == 1 { String::from_utf8(payload).expect("utf-8").replace("ngã tư", "ngã ba").into_bytes() } else { payload }
+    })
+    .await;
+    let store = nats.store().await;
+    let report = store.verify(|_, _| {}).await.expect("verify");
+    let first = report.first_problem().expect("a problem");
+    assert_eq!((first.position, first.ticket, first.event_id, first.seq), (1, Some(a), Some(first_event), Some(1)), "{first}");
+    assert!(first.what.contains("changed"), "{first}");
+
+    // Changing a ticket's last event breaks no link: the checkpoint over its range catches it.
+    let nats2 = TestNats::start().await;
+    let (store2, other2) = (nats2.store().await, nats2.store().await);
+    history(&store2, &other2).await;
+    store2.checkpoint().await.expect("checkpoint").expect("written");
+    hotline_testkit::tamper::rewrite_stream(&nats2.url(), "HOTLINE_EVENTS", |seq, _, payload| {
+        if seq == 5 { String::from_utf8(payload).expect("utf-8").replace("tiếng ồn", "khói bụi").into_bytes() } else { payload }
+    })
+    .await;
+    let report = nats2.store().await.verify(|_, _| {}).await.expect("verify");
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].what.contains("does not match the log"), "{}", report.problems[0]);
+    assert_eq!(report.checkpoints_ok, 0);
+
+}
+
+/// The payload of the log message at `position`, read directly.
+async fn nats_payload(nats: &TestNats, position: u64) -> Vec<u8> {
+    let js = async_nats::jetstream::new(hotline_testkit::tamper::client(&nats.url()).await);
+    let stream = js.get_stream("HOTLINE_EVENTS").await.expect("stream");
+    stream.get_raw_message(position).await.expect("message").payload.to_vec()
+}
