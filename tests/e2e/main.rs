@@ -3,7 +3,9 @@
 
 mod access;
 mod audit;
+mod chaos;
 mod citizen;
+mod cluster;
 mod components;
 mod crash;
 mod deploy;
@@ -11,6 +13,7 @@ mod email;
 mod errors;
 mod flow;
 mod lifecycle;
+mod load;
 mod open311;
 mod phone;
 mod sms;

@@ -374,7 +374,7 @@ pub async fn delete_consumers(feed_url: &str, names: &[String]) -> Result<(), Ac
         None => {}
     }
     let client = options
-        .connect(bare.as_str())
+        .connect(crate::jetstream::seeds(&bare))
         .await
         .map_err(|e| AccessError::Server(format!("cannot reach the feed's server at {bare}: {e}")))?;
     for name in names {
@@ -434,7 +434,7 @@ pub async fn can_login(url: &str, user: &str, password: &str) -> bool {
     async_nats::ConnectOptions::new()
         .user_and_password(user.to_owned(), password.to_owned())
         .connection_timeout(std::time::Duration::from_secs(3))
-        .connect(bare.as_str())
+        .connect(crate::jetstream::seeds(&bare))
         .await
         .is_ok()
 }

@@ -59,7 +59,7 @@ impl JetStreamFeed {
             .connection_timeout(Duration::from_secs(5))
             .request_timeout(Some(cfg.request_timeout))
             .reconnect_delay_callback(|attempts| Duration::from_millis((attempts as u64 * 100).min(1_000)))
-            .connect(url.as_str())
+            .connect(crate::jetstream::seeds(&url))
             .await
             .map_err(unavailable)?;
         let js = async_nats::jetstream::ContextBuilder::new().timeout(cfg.request_timeout).build(client);

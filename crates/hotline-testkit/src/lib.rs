@@ -297,3 +297,397 @@ impl Drop for System {
         self.kill();
     }
 }
+
+/// Sends `sig` to the process `pid` (one the test started): SIGKILL for a crash, SIGHUP for a reload, SIGSTOP and
+/// SIGCONT for a hang.
+pub fn signal(pid: u32, sig: libc::c_int) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill(2) on a process this test started, with a valid signal number; no memory is touched.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(pid, sig);
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked: the caller binds it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+/// A nats-server run from a config file the test wrote (a cluster node, a server with small limits), on fixed
+/// ports: it restarts on the same ports and store, as an operator's restart would. Killed when dropped.
+pub struct NatsProcess {
+    pub name: String,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    /// The client port written in the config.
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl NatsProcess {
+    /// Starts `nats-server -c config` and waits until it says it is ready.
+    pub fn start(name: &str, config: PathBuf, port: u16) -> NatsProcess {
+        let log = config.with_extension("log");
+        let mut process = NatsProcess { name: name.to_owned(), config, log, port, child: None };
+        process.spawn();
+        process
+    }
+
+    /// Starts the process (again) on the same config and store; waits until it says it is ready.
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "{} is running", self.name);
+        let offset = std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0);
+        let child = Command::new(nats_server_binary())
+            .arg("-c")
+            .arg(&self.config)
+            .arg("-l")
+            .arg(&self.log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server starts");
+        self.child = Some(child);
+        let started = Instant::now();
+        loop {
+            let text = self.log_since(offset);
+            if text.contains("Server is ready") {
+                return;
+            }
+            let exited = self.child.as_mut().is_some_and(|c| !matches!(c.try_wait(), Ok(None)));
+            assert!(!exited && started.elapsed() < Duration::from_secs(20), "nats-server {} did not start:\n{text}", self.name);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL: a crash or a power cut as the clients see it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether the process still runs.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// The server's log from byte `offset` on (all of it with 0).
+    pub fn log_since(&self, offset: u64) -> String {
+        let text = std::fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default()).into_owned()
+    }
+
+    /// Current length of the log, to read what comes after it with [`log_since`](Self::log_since).
+    pub fn log_len(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+}
+
+impl Drop for NatsProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// The `cluster.leader` of a JetStream stream as the server at `url` reports it (`$JS.API.STREAM.INFO`), or None
+/// while the stream has no leader or the server does not answer. Credentials may ride in the URL.
+pub async fn stream_leader(url: &str, stream: &str) -> Option<String> {
+    let info = stream_info(url, stream, None).await?;
+    info["cluster"]["leader"].as_str().map(str::to_owned)
+}
+
+/// `$JS.API.STREAM.INFO.<stream>` as JSON from the server at `url`, or None when there is no good answer within 2 s.
+/// With `subjects_filter`, `state.subjects` counts the messages of each subject matching it.
+pub async fn stream_info(url: &str, stream: &str, subjects_filter: Option<&str>) -> Option<serde_json::Value> {
+    let request = subjects_filter.map(|f| serde_json::json!({ "subjects_filter": f }).to_string()).unwrap_or_default();
+    jetstream_api(url, &format!("$JS.API.STREAM.INFO.{stream}"), &request).await
+}
+
+/// A JetStream API request (`$JS.API.<...>`) to the server at `url`; its JSON answer, or None when there is no
+/// answer within 2 s or the answer is an error.
+pub async fn jetstream_api(url: &str, subject: &str, request: &str) -> Option<serde_json::Value> {
+    let (bare, user, password) = split_login(url);
+    let mut options = async_nats::ConnectOptions::new().connection_timeout(Duration::from_secs(2)).request_timeout(Some(Duration::from_secs(2)));
+    if let (Some(user), Some(password)) = (user, password) {
+        options = options.user_and_password(user, password);
+    }
+    let client = tokio::time::timeout(Duration::from_secs(3), options.connect(bare.as_str())).await.ok()?.ok()?;
+    let reply = client.request(subject.to_owned(), request.to_owned().into()).await.ok()?;
+    let answer: serde_json::Value = serde_json::from_slice(&reply.payload).ok()?;
+    answer.get("error").is_none().then_some(answer)
+}
+
+/// `nats://user:password@host:port` -> (`nats://host:port`, user, password); no percent-decoding (test passwords
+/// are hex).
+fn split_login(url: &str) -> (String, Option<String>, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else { return (url.to_owned(), None, None) };
+    match rest.rsplit_once('@') {
+        Some((login, host)) => {
+            let (user, password) = login.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())).unzip();
+            (format!("{scheme}://{host}"), user, password)
+        }
+        None => (url.to_owned(), None, None),
+    }
+}
+
+/// A subscriber system at its worst: it creates its durable feed consumer, asks for a huge batch of messages, and
+/// then never reads its socket, never answers a ping and never acknowledges anything. Spoken in the raw NATS
+/// protocol over one TCP connection, so nothing (no client library's buffering) reads on its behalf. Dropping it
+/// closes the connection.
+pub struct HangingSubscriber {
+    _socket: TcpStream,
+}
+
+impl HangingSubscriber {
+    /// Logs in at `addr` (`host:port`) as `user`, creates the durable `consumer` on `stream` with `filter`
+    /// (the subscriber's permitted form: the filter in the create subject), pulls a batch into `inbox_prefix` and
+    /// stops reading.
+    pub fn start(addr: &str, user: &str, password: &str, inbox_prefix: &str, stream: &str, consumer: &str, filter: &str) -> std::io::Result<HangingSubscriber> {
+        let socket = TcpStream::connect(addr)?;
+        socket.set_read_timeout(Some(Duration::from_secs(10)))?;
+        // A tiny receive window, so the server's writes back up within seconds rather than after megabytes.
+        shrink_receive_buffer(&socket)?;
+        let mut reader = BufReader::new(socket.try_clone()?);
+        let mut writer = socket.try_clone()?;
+        let mut info = String::new();
+        reader.read_line(&mut info)?;
+        let connect = serde_json::json!({
+            "user": user, "pass": password, "verbose": false, "pedantic": false, "headers": true, "protocol": 1, "name": "hanging",
+        });
+        let create = serde_json::json!({
+            "stream_name": stream,
+            "config": { "durable_name": consumer, "filter_subject": filter, "deliver_policy": "all", "ack_policy": "explicit", "max_ack_pending": 100_000 },
+        })
+        .to_string();
+        write!(writer, "CONNECT {connect}\r\nSUB {inbox_prefix}.create 1\r\nPUB $JS.API.CONSUMER.CREATE.{stream}.{consumer}.{filter} {inbox_prefix}.create {}\r\n{create}\r\nPING\r\n", create.len())?;
+        let reply = read_message(&mut reader, &mut writer)?;
+        if reply.contains("\"error\"") {
+            return Err(std::io::Error::other(format!("consumer create refused: {reply}")));
+        }
+        let next = r#"{"batch":100000,"expires":300000000000}"#;
+        write!(writer, "SUB {inbox_prefix}.hang 2\r\nPUB $JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer} {inbox_prefix}.hang {}\r\n{next}\r\n", next.len())?;
+        writer.flush()?;
+        Ok(HangingSubscriber { _socket: socket })
+    }
+}
+
+fn shrink_receive_buffer(socket: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let size: libc::c_int = 4096;
+    // SAFETY: setsockopt(2) on a socket we own, with a pointer to a live c_int and its size.
+    #[allow(unsafe_code)]
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if result == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// Reads protocol lines until the first message and returns its payload; answers pings, fails on `-ERR`.
+fn read_message(reader: &mut BufReader<TcpStream>, writer: &mut TcpStream) -> std::io::Result<String> {
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.first().copied() {
+            Some("PING") => writer.write_all(b"PONG\r\n")?,
+            Some("-ERR") => return Err(std::io::Error::other(line.trim().to_owned())),
+            // MSG <subject> <sid> [reply] <size>; HMSG <subject> <sid> [reply] <header size> <total size>.
+            Some("MSG" | "HMSG") => {
+                let size: usize = words.last().and_then(|w| w.parse().ok()).ok_or_else(|| std::io::Error::other(line.clone()))?;
+                let mut payload = vec![0; size + 2];
+                reader.read_exact(&mut payload)?;
+                return Ok(String::from_utf8_lossy(&payload[..size]).into_owned());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A 3-node JetStream cluster on loopback, run from the configs we ship (`deploy/cluster/nats-{1,2,3}.conf`): only
+/// the lines the files mark `# SET:` (ports, store and pid paths, route addresses) are replaced, for free loopback
+/// ports and a temp dir; the logins are the ones `hotline subscriber` generates (`accounts.conf`). Every node is
+/// killed when dropped.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsProcess>,
+    /// Each node's monitoring port (`/jsz`, `/healthz`).
+    pub monitors: Vec<u16>,
+    password: String,
+    _dir: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Starts one node per config in `configs` and waits until every node knows the JetStream meta leader.
+    pub fn start(configs: &[PathBuf]) -> NatsCluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let password = hotline_store::access::internal_password(dir.path()).expect("internal password");
+        let registry = hotline_store::access::Registry::load(dir.path()).expect("empty registry");
+        hotline_store::access::write_accounts(dir.path(), &registry).expect("accounts.conf");
+        let clients: Vec<u16> = configs.iter().map(|_| free_port()).collect();
+        let routes: Vec<u16> = configs.iter().map(|_| free_port()).collect();
+        let monitors: Vec<u16> = configs.iter().map(|_| free_port()).collect();
+        let mut nodes = Vec::new();
+        for (i, shipped) in configs.iter().enumerate() {
+            let text = std::fs::read_to_string(shipped).unwrap_or_else(|e| panic!("{}: {e}", shipped.display()));
+            let node = Ports { client: clients[i], route: routes[i], monitor: monitors[i], routes: &routes };
+            let config = loopback_config(&text, dir.path(), i + 1, &node).unwrap_or_else(|e| panic!("{}: {e}", shipped.display()));
+            let path = dir.path().join(shipped.file_name().expect("file name"));
+            std::fs::write(&path, config).expect("write config");
+            let name = shipped.file_stem().expect("stem").to_string_lossy().into_owned();
+            nodes.push(NatsProcess::start(&name, path, clients[i]));
+        }
+        let cluster = NatsCluster { nodes, monitors, password, _dir: dir };
+        cluster.wait_for_meta_leader(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Every node's URL with the internal user's login, comma-separated: what `NATS_URL` holds for a cluster.
+    pub fn url(&self) -> String {
+        self.login_url(hotline_store::access::INTERNAL_USER)
+    }
+
+    /// The same list for the feed's writer (`nats.feed_url`).
+    pub fn feed_url(&self) -> String {
+        self.login_url(hotline_store::access::FEED_USER)
+    }
+
+    /// One node's URL with the internal user's login.
+    pub fn node_url(&self, i: usize) -> String {
+        format!("nats://{}:{}@127.0.0.1:{}", hotline_store::access::INTERNAL_USER, self.password, self.nodes[i].port)
+    }
+
+    fn login_url(&self, user: &str) -> String {
+        self.nodes.iter().map(|n| format!("nats://{user}:{}@127.0.0.1:{}", self.password, n.port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The index of the node whose `server_name` is `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.nodes.iter().position(|n| {
+            std::fs::read_to_string(&n.config).is_ok_and(|c| c.lines().any(|l| l.split('#').next().unwrap_or("").trim() == format!("server_name: {name}")))
+        })
+    }
+
+    /// Waits until every running node reports a JetStream meta leader on its monitoring port.
+    pub fn wait_for_meta_leader(&self, limit: Duration) {
+        let start = Instant::now();
+        for (i, port) in self.monitors.iter().enumerate() {
+            loop {
+                let leader = http("GET", &format!("127.0.0.1:{port}"), "/jsz", &[], b"")
+                    .ok()
+                    .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+                    .and_then(|v| v["meta_cluster"]["leader"].as_str().filter(|l| !l.is_empty()).map(str::to_owned));
+                if leader.is_some() {
+                    break;
+                }
+                assert!(start.elapsed() < limit, "node {} knows no meta leader after {limit:?}:\n{}", i + 1, self.nodes[i].log_since(0));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+/// A node's loopback ports, and every node's route port.
+struct Ports<'a> {
+    client: u16,
+    route: u16,
+    monitor: u16,
+    routes: &'a [u16],
+}
+
+/// The shipped config with each `# SET:` line replaced for node `n` (1-based) on loopback. A `# SET:` line this does
+/// not know is an error: the shipped file changed, and the test must learn what to put there.
+fn loopback_config(text: &str, dir: &Path, n: usize, ports: &Ports) -> Result<String, String> {
+    let mut out = String::new();
+    let mut block: Vec<String> = Vec::new();
+    for line in text.lines() {
+        let code = line.split('#').next().unwrap_or("").trim();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let replaced = if !code.is_empty() && line.trim_end().ends_with("# SET:") {
+            let key = code.split(':').next().unwrap_or("").trim();
+            let in_cluster = block.last().is_some_and(|b| b == "cluster");
+            Some(match key {
+                "server_name" => code.to_owned(),
+                "listen" if in_cluster => format!("listen: 127.0.0.1:{}", ports.route),
+                "listen" => format!("listen: 127.0.0.1:{}", ports.client),
+                "http" => format!("http: 127.0.0.1:{}", ports.monitor),
+                "pid_file" => format!("pid_file: \"{}\"", dir.join(format!("nats-{n}.pid")).display()),
+                "store_dir" => format!("store_dir: \"{}\"", dir.join(format!("store-{n}")).display()),
+                "nats-route" => {
+                    // nats-route://nats-<k>:<port>: node k's route port.
+                    let k: usize = code
+                        .split("nats-")
+                        .nth(2)
+                        .and_then(|rest| rest.split(':').next())
+                        .and_then(|k| k.parse().ok())
+                        .ok_or_else(|| format!("route line {line:?}"))?;
+                    let port = ports.routes.get(k - 1).ok_or_else(|| format!("route to node {k}"))?;
+                    format!("nats-route://127.0.0.1:{port}")
+                }
+                _ => return Err(format!("unknown `# SET:` line {line:?}")),
+            })
+        } else {
+            None
+        };
+        if code.ends_with('{') {
+            block.push(code.trim_end_matches('{').trim().trim_end_matches(':').to_owned());
+        }
+        if code.starts_with('}') {
+            block.pop();
+        }
+        match replaced {
+            Some(r) => {
+                out.push_str(indent);
+                out.push_str(&r);
+                out.push('\n');
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_cluster_configs_form_a_cluster_on_loopback_that_survives_a_node() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/cluster");
+        let mut cluster = NatsCluster::start(&(1..=3).map(|n| root.join(format!("nats-{n}.conf"))).collect::<Vec<_>>());
+        for node in &cluster.nodes {
+            let config = std::fs::read_to_string(&node.config).expect("config");
+            assert!(config.contains("sync_interval: always") && !config.contains("nats-1:"), "{config}");
+        }
+        cluster.nodes[0].kill();
+        cluster.nodes[0].spawn();
+        cluster.wait_for_meta_leader(Duration::from_secs(30));
+        assert!(cluster.url().split(',').count() == 3 && cluster.index_of("hotline-nats-2") == Some(1));
+    }
+
+    #[test]
+    fn a_set_line_the_test_does_not_know_is_an_error() {
+        let ports = Ports { client: 1, route: 2, monitor: 3, routes: &[2, 4, 6] };
+        let err = loopback_config("max_connections: 10 # SET:\n", Path::new("/tmp"), 1, &ports).expect_err("unknown");
+        assert!(err.contains("max_connections"), "{err}");
+        let ok = loopback_config("cluster {\n  listen: 0.0.0.0:6222 # SET:\n  routes: [\n    nats-route://nats-3:6224 # SET:\n  ]\n}\nlisten: 0.0.0.0:4222 # SET:\n", Path::new("/tmp"), 1, &ports).expect("known");
+        assert_eq!(ok, "cluster {\n  listen: 127.0.0.1:2\n  routes: [\n    nats-route://127.0.0.1:6\n  ]\n}\nlisten: 127.0.0.1:1\n");
+    }
+}
