@@ -9,12 +9,20 @@
 //! Privacy rule: the public message of an event carries codes, ids, times, counts and the ticket's state, never a
 //! citizen's contact details and never free text (what a citizen wrote, and also what an official wrote, which
 //! routinely names or quotes the citizen). The copy for the agency the ticket is assigned to carries everything.
+//!
+//! Erasure rule: once a ticket's personal data is erased (`PersonalDataErased`, `Ticket::erased`), its agency
+//! copies carry [`ERASED`] in every personal field, whatever the event bodies still hold (a process may decrypt a
+//! later event with a key it cached before the erasure), and the erasure itself is sent to every agency that ever
+//! held the ticket ([`FeedTicket`]), so that each of them erases its own copies.
 
 mod headers;
 mod json;
 
+use std::borrow::Cow;
+
+pub use hotline_domain::event::ERASED;
 use hotline_domain::event::{
-    ActorKind, Attachment, CallEventKind, Citizen, DeadlineKind, Location, ReplyKind, TicketEvent,
+    ActorKind, Attachment, CallEventKind, Citizen, DeadlineKind, ErasureReason, Location, ReplyKind, TicketEvent,
 };
 use hotline_domain::{Envelope, Status, Ticket};
 use serde_json::Value;
@@ -62,7 +70,8 @@ impl Audience {
 pub struct FeedMessage {
     /// Who it is for.
     pub audience: Audience,
-    /// `hotline.feed.v1.<audience>.<event_type_snake>`: audience `public` or the agency code.
+    /// `hotline.feed.v1.<audience>.<event_type_snake>.<ticket id>`: audience `public` or the agency code; the
+    /// ticket id last, so one ticket's messages can be found by subject ([`ticket_filter`]).
     pub subject: String,
     /// ce-id and Nats-Msg-Id: `<event uuid>` for the public message, `<event uuid>:<agency>` for an agency copy.
     pub id: String,
@@ -107,16 +116,95 @@ pub fn is_agency_token(code: &str) -> bool {
         && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The subject filter that matches every feed message of one ticket, all audiences:
+/// `hotline.feed.v1.*.*.<ticket id>`.
+pub fn ticket_filter(ticket_id: uuid::Uuid) -> String {
+    format!("{SUBJECT_PREFIX}.*.*.{ticket_id}")
+}
+
+/// The audience token of a feed subject (`public` or an agency code) and its ticket id (the last token); None when
+/// the subject is not a feed subject of this contract version.
+pub fn parse_subject(subject: &str) -> Option<(&str, uuid::Uuid)> {
+    let rest = subject.strip_prefix(SUBJECT_PREFIX)?.strip_prefix('.')?;
+    let mut tokens = rest.split('.');
+    let (audience, _type, ticket) = (tokens.next()?, tokens.next()?, tokens.next()?);
+    if tokens.next().is_some() || audience.is_empty() {
+        return None;
+    }
+    Some((audience, ticket.parse().ok()?))
+}
+
 /// The published messages for one internal event, given the ticket as it stood after it (`Ticket::apply` of this
 /// envelope): first the public message, then, when the ticket has an agency after the event, that agency's copy.
-/// The order is fixed, so a projector can number the parts of a commit.
+/// The order is fixed, so a projector can number the parts of a commit. (A projector uses [`FeedTicket`], which
+/// also sends an erasure to the agencies that held the ticket before.)
 pub fn feed_messages(envelope: &Envelope, after: &Ticket, province_code: &str) -> Vec<FeedMessage> {
     let mut audiences = vec![Audience::Public];
-    if let Some(agency) = after.agency.as_deref().filter(|a| is_agency_token(a)) {
+    if let Some(agency) = current_agency(after) {
         audiences.push(Audience::Agency(agency.to_owned()));
     }
+    messages_for(envelope, after, province_code, audiences)
+}
+
+/// A ticket as the feed sees it: its state, and every agency that has received an agency copy of it (those hold
+/// its personal data, so each of them must hear of its erasure, even after the ticket moved on to another agency).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FeedTicket {
+    /// The ticket after the last event applied.
+    pub ticket: Ticket,
+    /// Agency codes that received an agency copy, in the order they first did.
+    pub holders: Vec<String>,
+}
+
+impl FeedTicket {
+    /// Folds a history: the state and holders after its last event.
+    pub fn from_history<'a>(events: impl IntoIterator<Item = &'a Envelope>) -> FeedTicket {
+        let mut feed = FeedTicket::default();
+        for event in events {
+            feed.ticket.apply(event);
+            feed.hold();
+        }
+        feed
+    }
+
+    /// Applies `envelope` and returns its feed messages: those of [`feed_messages`], and for `PersonalDataErased`
+    /// one more agency copy for each earlier holder that does not hold the ticket now.
+    pub fn apply(&mut self, envelope: &Envelope, province_code: &str) -> Vec<FeedMessage> {
+        self.ticket.apply(envelope);
+        let mut audiences = vec![Audience::Public];
+        let current = current_agency(&self.ticket).map(str::to_owned);
+        if let Some(agency) = &current {
+            audiences.push(Audience::Agency(agency.clone()));
+        }
+        if matches!(envelope.event, TicketEvent::PersonalDataErased(_)) {
+            let earlier = self.holders.iter().filter(|h| Some(*h) != current.as_ref());
+            audiences.extend(earlier.map(|h| Audience::Agency(h.clone())));
+        }
+        self.hold();
+        messages_for(envelope, &self.ticket, province_code, audiences)
+    }
+
+    /// Records the current agency as a holder (it gets an agency copy of the event just applied).
+    fn hold(&mut self) {
+        if let Some(agency) = current_agency(&self.ticket)
+            && !self.holders.iter().any(|h| h == agency)
+        {
+            self.holders.push(agency.to_owned());
+        }
+    }
+}
+
+/// The agency that gets an agency copy of the ticket's events now, if its code is a safe audience token.
+fn current_agency(ticket: &Ticket) -> Option<&str> {
+    ticket.agency.as_deref().filter(|a| is_agency_token(a))
+}
+
+fn messages_for(envelope: &Envelope, after: &Ticket, province_code: &str, audiences: Vec<Audience>) -> Vec<FeedMessage> {
     let event_type = envelope.event_type();
     let snake = snake_case(event_type);
+    // An erased ticket's events may still hold personal data (decrypted with a key cached before the erasure):
+    // what the feed publishes of them never does.
+    let event = if after.erased { Cow::Owned(envelope.event.erased()) } else { Cow::Borrowed(&envelope.event) };
     audiences
         .into_iter()
         .map(|audience| {
@@ -124,10 +212,10 @@ pub fn feed_messages(envelope: &Envelope, after: &Ticket, province_code: &str) -
             let data = Obj::new()
                 .msg("event", event_info(envelope, province_code, &audience))
                 .msg("ticket", ticket_state(envelope, after))
-                .merge(body(&envelope.event, after, full))
+                .merge(body(&event, after, full))
                 .into_value();
             FeedMessage {
-                subject: format!("{SUBJECT_PREFIX}.{}.{snake}", audience.token()),
+                subject: format!("{SUBJECT_PREFIX}.{}.{snake}.{}", audience.token(), envelope.ticket_id),
                 id: match &audience {
                     Audience::Public => envelope.event_id.to_string(),
                     Audience::Agency(code) => format!("{}:{code}", envelope.event_id),
@@ -198,6 +286,7 @@ fn ticket_state(envelope: &Envelope, after: &Ticket) -> Obj {
         .strings("duplicates", duplicates.iter().map(String::as_str))
         .time("answeredAt", after.answered_at)
         .boolean("callbackDue", after.callback_due)
+        .boolean("personalDataErased", after.erased)
 }
 
 /// The event's own fields (3 on). `full`: the agency copy, with contact details and free text.
@@ -220,7 +309,11 @@ fn body(event: &TicketEvent, after: &Ticket, full: bool) -> Obj {
             .boolean("emergency", e.emergency)
             .f64("confidence", e.confidence)
             .str("source", &e.source)
-            .strings("matched", only(full, &e.matched).into_iter().flatten().map(String::as_str)),
+            // The rules' matches quote the citizen's words.
+            .strings(
+                "matched",
+                only(full, &e.matched).into_iter().flatten().map(|m| if after.erased { ERASED } else { m.as_str() }),
+            ),
         TicketEvent::PetitionRouted(e) => o
             .str("agency", &e.agency)
             .opt_str("area", e.area.as_deref())
@@ -299,6 +392,7 @@ fn body(event: &TicketEvent, after: &Ticket, full: bool) -> Obj {
             .opt_str("agent", e.agent.as_deref().filter(|_| full))
             .opt_text("recording", e.recording.as_deref().filter(|_| full)),
         TicketEvent::CallbackDone(e) => o.opt_text("note", only(full, e.note.as_str())),
+        TicketEvent::PersonalDataErased(e) => o.enumeration("reason", erasure_reason(e.reason)),
     }
 }
 
@@ -398,6 +492,13 @@ fn reply_kind(kind: ReplyKind) -> &'static str {
     match kind {
         ReplyKind::Answer => "REPLY_KIND_ANSWER",
         ReplyKind::Question => "REPLY_KIND_QUESTION",
+    }
+}
+
+fn erasure_reason(reason: ErasureReason) -> &'static str {
+    match reason {
+        ErasureReason::Request => "ERASURE_REASON_REQUEST",
+        ErasureReason::Retention => "ERASURE_REASON_RETENTION",
     }
 }
 

@@ -106,6 +106,11 @@ pub struct PetitionReceived {
     /// Files that came with the petition (an e-mail's attachments), kept in the blob store.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// The id of the citizen's key in the key store: the store encrypts this ticket's personal data with it
+    /// (docs/privacy.md). One key per citizen (their phone, e-mail or Zalo id), or one of its own for a petition
+    /// without contact details. Not secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub citizen_key: Option<uuid::Uuid>,
 }
 
 /// The petition got its category (from the channel, or from the classifier).
@@ -450,6 +455,93 @@ pub struct CallbackDone {
     pub note: String,
 }
 
+/// Why personal data was erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErasureReason {
+    /// The citizen asked (`hotline citizen erase`).
+    Request,
+    /// The category's retention period ran out (the scheduler).
+    Retention,
+}
+
+impl ErasureReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErasureReason::Request => "request",
+            ErasureReason::Retention => "retention",
+        }
+    }
+}
+
+/// The citizen's personal data on this ticket is erased (docs/privacy.md): from here on every reader shows
+/// [`ERASED`] in its place, and the key that encrypts it in the log is destroyed once no ticket that is not erased
+/// still uses it. Nothing else about the ticket changes: its category, agency, deadlines and statistics stay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonalDataErased {
+    pub reason: ErasureReason,
+}
+
+/// What every reader shows in place of erased personal data.
+pub const ERASED: &str = "[erased]";
+
+/// Where each event type keeps personal data: the JSON paths (object keys from the body's root; `*` for every
+/// element of an array) of string values the store encrypts with the citizen's key, and that erasure replaces with
+/// [`ERASED`]. The citizen's contact details and everything the citizen (or an operator about the citizen's call)
+/// wrote in free text.
+pub fn personal_fields(event_type: &str) -> &'static [&'static [&'static str]] {
+    match event_type {
+        "PetitionReceived" => &[
+            &["text"],
+            &["subject"],
+            &["citizen", "name"],
+            &["citizen", "phone"],
+            &["citizen", "email"],
+            &["citizen", "zalo_id"],
+            &["location", "address"],
+            &["attachments", "*", "name"],
+        ],
+        "CitizenReplied" | "CitizenWrote" => &[&["text"], &["attachments", "*", "name"]],
+        "FeedbackGiven" => &[&["comment"]],
+        "ReplyFailed" => &[&["reason"]],
+        "CallbackDone" => &[&["note"]],
+        "CallLogged" => &[&["recording"]],
+        _ => &[],
+    }
+}
+
+/// Applies `f` to every personal string value of a stored body of `event_type` (see [`personal_fields`]).
+pub fn for_each_personal_field(event_type: &str, data: &mut serde_json::Value, f: &mut dyn FnMut(&mut String)) {
+    fn walk(value: &mut serde_json::Value, path: &[&str], f: &mut dyn FnMut(&mut String)) {
+        match (path.split_first(), value) {
+            (None, serde_json::Value::String(text)) => f(text),
+            (Some((&"*", rest)), serde_json::Value::Array(items)) => items.iter_mut().for_each(|item| walk(item, rest, f)),
+            (Some((key, rest)), serde_json::Value::Object(map)) => {
+                if let Some(next) = map.get_mut(*key) {
+                    walk(next, rest, f);
+                }
+            }
+            _ => {}
+        }
+    }
+    for path in personal_fields(event_type) {
+        walk(data, path, f);
+    }
+}
+
+impl TicketEvent {
+    /// The event with its personal data replaced by [`ERASED`] (as every reader shows it once the ticket's
+    /// personal data is erased).
+    pub fn erased(&self) -> TicketEvent {
+        let Ok(mut data) = self.body() else { return self.clone() };
+        for_each_personal_field(self.event_type(), &mut data, &mut |text| *text = ERASED.to_owned());
+        match TicketEvent::from_body(self.event_type(), data) {
+            Some(Ok(event)) => event,
+            _ => self.clone(),
+        }
+    }
+}
+
 /// Every fact about a ticket.
 // The first event is the big one (the petition with its contact, location and files), and there is one per
 // ticket: boxing it would cost every reader a pattern through a Box for no measurable gain.
@@ -479,6 +571,7 @@ pub enum TicketEvent {
     DuplicateLinked(DuplicateLinked),
     CallLogged(CallLogged),
     CallbackDone(CallbackDone),
+    PersonalDataErased(PersonalDataErased),
 }
 
 /// Writes the three per-type tables (name, body, decode) of [`TicketEvent`] from one list, so a new event type
@@ -533,6 +626,7 @@ event_types!(
     DuplicateLinked,
     CallLogged,
     CallbackDone,
+    PersonalDataErased,
 );
 
 /// Metadata of one command, shared by the events it produces.

@@ -136,6 +136,14 @@ pub fn summarize(event: &TicketEvent, lang: Lang, province: &Province) -> String
         (TicketEvent::CallLogged(e), lang) => call(e, lang),
         (TicketEvent::CallbackDone(e), Lang::Vi) => format!("Đã gọi lại cho công dân: {}", e.note),
         (TicketEvent::CallbackDone(e), Lang::En) => format!("The citizen was called back: {}", e.note),
+        (TicketEvent::PersonalDataErased(e), Lang::Vi) => match e.reason {
+            crate::event::ErasureReason::Request => "Dữ liệu cá nhân của công dân đã được xoá theo yêu cầu".to_owned(),
+            crate::event::ErasureReason::Retention => "Dữ liệu cá nhân của công dân đã được xoá khi hết thời hạn lưu trữ".to_owned(),
+        },
+        (TicketEvent::PersonalDataErased(e), Lang::En) => match e.reason {
+            crate::event::ErasureReason::Request => "The citizen's personal data was erased on request".to_owned(),
+            crate::event::ErasureReason::Retention => "The citizen's personal data was erased at the end of its retention".to_owned(),
+        },
     }
 }
 

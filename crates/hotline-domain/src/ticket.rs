@@ -16,7 +16,7 @@ use crate::event::{
     Attachment, Citizen, CitizenReplied, CitizenWrote, DuplicateLinked, Envelope, InformationRequested, Location, MarkedDuplicate, PetitionAcknowledged,
     PetitionAnswered, PetitionCategorized, PetitionNeedsTriage, PetitionReceived, PetitionRecategorized,
     PetitionRejected, PetitionRouted, PetitionTransferred, TicketClosed, TicketEvent, DeadlineExtended, FeedbackGiven,
-    ReplyFailed, ReplyKind, ReplySent, CallLogged, CallbackDone, NO_MOBILE_NUMBER,
+    ReplyFailed, ReplyKind, ReplySent, CallLogged, CallbackDone, NO_MOBILE_NUMBER, ErasureReason, PersonalDataErased, ERASED,
 };
 use crate::reference::Reference;
 
@@ -150,6 +150,11 @@ pub struct Ticket {
     pub call_keys: Vec<String>,
     /// A reply could not reach the citizen by SMS (no mobile number): an operator must call them back.
     pub callback_due: bool,
+    /// The key the store encrypts this ticket's personal data with (docs/privacy.md).
+    pub citizen_key: Option<Uuid>,
+    /// The citizen's personal data is erased: the fields that held it show [`ERASED`], and nothing is sent to
+    /// the citizen any more.
+    pub erased: bool,
 }
 
 /// What someone asks a ticket to do.
@@ -221,6 +226,9 @@ pub enum Command {
     RecordCall { facts: Vec<CallLogged> },
     /// An operator called the citizen back with the reply that could not reach them by SMS.
     RecordCallback { by: Principal, note: String },
+    /// Erase the citizen's personal data on this ticket (an admin's `hotline citizen erase`, or retention).
+    /// Idempotent: an erased ticket decides nothing.
+    ErasePersonalData { reason: ErasureReason },
 }
 
 /// A petition as a channel hands it over (intake validates it against the province config).
@@ -237,6 +245,8 @@ pub struct NewPetition {
     pub location: Option<Location>,
     /// Files that came with it, already in the blob store.
     pub attachments: Vec<Attachment>,
+    /// The citizen's key in the key store (intake gets or makes it).
+    pub citizen_key: Option<Uuid>,
 }
 
 /// The router's decision for a ticket.
@@ -337,6 +347,7 @@ impl Ticket {
                     citizen: p.citizen,
                     location: p.location,
                     attachments: p.attachments,
+                    citizen_key: p.citizen_key,
                 })])
             }
             Command::Route(r) => {
@@ -660,6 +671,11 @@ impl Ticket {
                     _ => Ok(vec![TicketEvent::CallbackDone(CallbackDone { note })]),
                 }
             }
+            Command::ErasePersonalData { reason } => match self.status {
+                Status::None => Err(DomainError::NotFound),
+                _ if self.erased => Ok(vec![]),
+                _ => Ok(vec![TicketEvent::PersonalDataErased(PersonalDataErased { reason })]),
+            },
             Command::ExtendDeadline { by, resolve_by, reason, now } => {
                 if !matches!(by.role, Role::Supervisor | Role::Admin) {
                     return Err(DomainError::Forbidden("only a supervisor may extend a deadline".to_owned()));
@@ -721,6 +737,7 @@ impl Ticket {
                 self.subject = e.subject.clone();
                 self.location = e.location.clone();
                 self.attachments = e.attachments.clone();
+                self.citizen_key = e.citizen_key;
             }
             TicketEvent::PetitionCategorized(e) => {
                 self.category = Some(e.category.clone());
@@ -790,6 +807,26 @@ impl Ticket {
             TicketEvent::DuplicateLinked(e) => self.duplicates.push(e.duplicate),
             TicketEvent::CallLogged(e) => self.call_keys.push(e.key.clone()),
             TicketEvent::CallbackDone(_) => self.callback_due = false,
+            TicketEvent::PersonalDataErased(_) => {
+                self.erased = true;
+                self.callback_due = false;
+                let erased = || Some(ERASED.to_owned());
+                self.text = erased();
+                self.subject = self.subject.as_ref().and_then(|_| erased());
+                if let Some(c) = &mut self.citizen {
+                    for field in [&mut c.name, &mut c.phone, &mut c.email, &mut c.zalo_id] {
+                        if field.is_some() {
+                            *field = erased();
+                        }
+                    }
+                }
+                if let Some(address) = self.location.as_mut().and_then(|l| l.address.as_mut()) {
+                    *address = ERASED.to_owned();
+                }
+                for a in &mut self.attachments {
+                    a.name = ERASED.to_owned();
+                }
+            }
         }
         // Call-backs: a reply that cannot go by SMS to a phone caller's number is owed by telephone, until a later
         // reply reaches them or an operator records the call.

@@ -36,9 +36,9 @@ fn message_section(m: &MessageDescriptor, event: bool) -> String {
     if event {
         let snake = snake_case(m.name());
         let subjects = if comment(&file, m.path()).contains("Public only") {
-            format!("Subject `{SUBJECT_PREFIX}.public.{snake}`")
+            format!("Subject `{SUBJECT_PREFIX}.public.{snake}.<ticket id>`")
         } else {
-            format!("Subjects `{SUBJECT_PREFIX}.public.{snake}` and `{SUBJECT_PREFIX}.<agency>.{snake}`")
+            format!("Subjects `{SUBJECT_PREFIX}.public.{snake}.<ticket id>` and `{SUBJECT_PREFIX}.<agency>.{snake}.<ticket id>`")
         };
         out += &format!("{subjects}; ce-type `{TYPE_PREFIX}.{snake}`; ce-dataschema `proto:{}`.\n\n", m.full_name());
     }

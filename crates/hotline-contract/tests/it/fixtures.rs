@@ -7,7 +7,7 @@ use hotline_domain::event::{
     DeadlineExtended, DeadlineKind, DeadlineMissed, DuplicateLinked, FeedbackGiven, InformationRequested, Location,
     MarkedDuplicate, PetitionAcknowledged, PetitionAnswered, PetitionCategorized, PetitionNeedsTriage,
     PetitionReceived, PetitionRecategorized, PetitionRejected, PetitionRouted, PetitionTransferred, ReplyFailed,
-    NO_MOBILE_NUMBER, ReplyKind, ReplySent, TicketClosed,
+    NO_MOBILE_NUMBER, ErasureReason, PersonalDataErased, ReplyKind, ReplySent, TicketClosed,
 };
 use hotline_domain::{Actor, ActorKind, CommandMeta, Envelope, Reference, Ticket, TicketEvent};
 use time::OffsetDateTime;
@@ -68,6 +68,7 @@ pub fn received() -> TicketEvent {
             address: Some(private("address")),
         }),
         attachments: vec![file(1), file(2)],
+        citizen_key: Some(Uuid::from_u128(0xc1)),
     })
 }
 
@@ -170,6 +171,7 @@ pub fn every_event() -> Vec<TicketEvent> {
             recording: Some(format!("https://pbx.example.vn/{PRIVATE}.wav")),
         }),
         TicketEvent::CallbackDone(CallbackDone { note: private("call-back note") }),
+        TicketEvent::PersonalDataErased(PersonalDataErased { reason: ErasureReason::Request }),
     ]
 }
 

@@ -55,9 +55,9 @@ fn after_a_transfer_the_new_agency_gets_the_petition_and_the_old_one_stops_recei
 
     let routed_copy = messages
         .iter()
-        .find(|m| m.audience == Audience::Agency("electricity".into()) && m.subject.ends_with(".petition_routed"))
+        .find(|m| m.audience == Audience::Agency("electricity".into()) && m.subject.contains(".petition_routed."))
         .expect("the new agency's routing copy");
-    assert_eq!(routed_copy.subject, "hotline.feed.v1.electricity.petition_routed");
+    assert_eq!(routed_copy.subject, format!("hotline.feed.v1.electricity.petition_routed.{}", crate::fixtures::TICKET));
     assert!(routed_copy.data["petition"]["citizen"]["phone"].is_string(), "the new agency gets the contact");
     assert_eq!(routed_copy.data["ticket"]["bounces"], 1);
     // Ids are unique across the feed (they are the dedupe key of the stream).

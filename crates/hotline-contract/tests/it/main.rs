@@ -3,6 +3,7 @@
 
 mod compat;
 mod docs;
+mod erasure;
 mod fixtures;
 mod flow;
 mod privacy;

@@ -45,7 +45,7 @@ fn every_internal_event_type_is_published_publicly_and_to_the_assigned_agency() 
         let of_type: Vec<&FeedMessage> = messages.iter().filter(|(t, _)| *t == event_type).map(|(_, m)| m).collect();
         let snake = snake_case(event_type);
         let public = of_type.iter().find(|m| m.audience == Audience::Public).unwrap_or_else(|| panic!("{event_type}: no public message"));
-        assert_eq!(public.subject, format!("{SUBJECT_PREFIX}.public.{snake}"));
+        assert_eq!(public.subject, format!("{SUBJECT_PREFIX}.public.{snake}.{TICKET}"));
         assert_eq!(public.ce_dataschema, format!("{DATASCHEMA_PREFIX}{PACKAGE}.{event_type}"));
         assert_eq!(public.ce_type, format!("{TYPE_PREFIX}.{snake}"));
         assert_eq!(public.ce_source, format!("/hotline/{PROVINCE}"));
@@ -64,7 +64,7 @@ fn every_internal_event_type_is_published_publicly_and_to_the_assigned_agency() 
             _ => AGENCY,
         };
         assert_eq!(agency.audience, Audience::Agency(expected.into()), "{event_type}");
-        assert_eq!(agency.subject, format!("{SUBJECT_PREFIX}.{expected}.{snake}"));
+        assert_eq!(agency.subject, format!("{SUBJECT_PREFIX}.{expected}.{snake}.{TICKET}"));
         assert_eq!(agency.id, format!("{}:{expected}", public.id));
         assert_eq!(agency.ce_dataschema, public.ce_dataschema);
         assert_eq!(of_type.len(), 2, "{event_type}: one public message and one agency copy");
