@@ -3,6 +3,7 @@
 
 mod access;
 mod audit;
+mod bench;
 mod chaos;
 mod citizen;
 mod cluster;
