@@ -20,7 +20,7 @@ use uuid::Uuid;
 use crate::binary;
 
 /// The hotline's address; the systems here accept mail for it only.
-const HOTLINE: &str = "tiepnhan@1022.tinh.gov.vn";
+pub(crate) const HOTLINE: &str = "tiepnhan@1022.tinh.gov.vn";
 const DOMAIN: &str = "1022.tinh.gov.vn";
 /// The authserv-id of the province's MTA, whose `Authentication-Results` header the systems here trust.
 const MX: &str = "mx.1022.tinh.gov.vn";
@@ -160,7 +160,7 @@ fn start_system(relay: Option<&str>) -> System {
 }
 
 /// [`start_system`] with more settings.
-fn start_system_with(relay: Option<&str>, more: &[(&str, &str)]) -> System {
+pub(crate) fn start_system_with(relay: Option<&str>, more: &[(&str, &str)]) -> System {
     let relay = relay.map_or("smtp://127.0.0.1:1".to_owned(), |r| format!("smtp://{r}"));
     let mut env = vec![
         ("HOTLINE_EMAIL__RECIPIENTS", HOTLINE),
@@ -198,7 +198,7 @@ fn send(smtp: &str, mails: Value) -> Value {
 
 /// Sends one mail; asserts it was stored (250) and returns the ticket reference from the reply, with the
 /// client's report of the mail.
-fn send_one(smtp: &str, mail: Value) -> (String, Value) {
+pub(crate) fn send_one(smtp: &str, mail: Value) -> (String, Value) {
     let out = send(smtp, json!([mail]));
     let m = out["mails"][0].clone();
     assert_eq!(m["data"]["code"], 250, "{out}");

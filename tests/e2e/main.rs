@@ -17,6 +17,7 @@ mod lifecycle;
 mod load;
 mod open311;
 mod phone;
+mod privacy;
 mod sms;
 mod stats;
 mod subscriber;

@@ -62,6 +62,7 @@ mod tests {
         let id = Uuid::now_v7();
         let t0 = datetime!(2026-11-02 08:00 +07:00);
         let received = TicketEvent::PetitionReceived(PetitionReceived {
+            citizen_key: None,
             reference: Reference::derive(id, 0),
             channel: "app".into(),
             channel_ref: None,

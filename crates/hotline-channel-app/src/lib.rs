@@ -114,6 +114,7 @@ async fn submit(
 ) -> Result<impl IntoResponse, ApiError> {
     let key = idempotency_key(&headers)?;
     let petition = NewPetition {
+        citizen_key: None,
         channel: CHANNEL.to_owned(),
         channel_ref: key,
         text: request.text,

@@ -175,10 +175,10 @@ pub fn decide(mail: &Mail, blobs: &BlobStore, policy: &Policy) -> Result<Decisio
     let mut hints = hints(&parsed);
     if !hints.is_empty() {
         match policy.sender_trusted(&parsed, &from, from_header) {
-            Some(why) => tracing::debug!(%from, why, "mail sender authenticated; its thread hints count"),
+            Some(why) => tracing::debug!(from = %hotline_channel::pseudonym(&from), why, "mail sender authenticated; its thread hints count"),
             None => {
                 tracing::info!(
-                    %from,
+                    from = %hotline_channel::pseudonym(&from),
                     message_id = parsed.message_id.as_deref().unwrap_or(""),
                     hints = hints.len(),
                     authserv_id = policy.authserv_id.as_deref().unwrap_or("(unset)"),

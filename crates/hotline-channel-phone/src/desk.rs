@@ -93,6 +93,7 @@ pub fn petition(req: &IntakeRequest) -> Result<(NewPetition, Vec<hotline_domain:
         citizen: Some(Citizen { phone: Some(phone), ..Default::default() }),
         location: req.location.clone(),
         attachments: Vec::new(),
+        citizen_key: None,
     };
     // The call-taker's own report of taking the call; keyed apart from the PBX's `answered` so both show.
     let mut taken = call::fact(&req.call_id, CallEventKind::Answered, "intake", None);

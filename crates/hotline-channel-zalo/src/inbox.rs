@@ -335,7 +335,7 @@ impl Worker {
         // lease, renewed now, decides a group; and not when any member was filed since or another group of this
         // citizen is on its way (the next round looks again).
         if !self.hold_lease().await? {
-            tracing::warn!(user, messages = members.len(), "lost the Zalo worker lease while preparing a group; leaving it to the new holder");
+            tracing::warn!(user = %hotline_channel::pseudonym(&user), messages = members.len(), "lost the Zalo worker lease while preparing a group; leaving it to the new holder");
             return Ok(());
         }
         for m in &members {
@@ -380,7 +380,7 @@ impl Worker {
         }
         if !taken.is_empty() && !handed_on {
             tracing::warn!(
-                user = %batch.user,
+                user = %hotline_channel::pseudonym(&batch.user),
                 group = %batch.message_id,
                 taken = taken.len(),
                 "a Zalo group overlaps messages filed in another group: not filed; its other messages are grouped again"
@@ -393,7 +393,7 @@ impl Worker {
         }
         let result = if batch.text.trim().is_empty() && batch.attachments.is_empty() {
             // Stickers and the like only: nothing to file.
-            tracing::info!(user = %batch.user, messages = batch.members.len(), "Zalo messages without content ignored");
+            tracing::info!(user = %hotline_channel::pseudonym(&batch.user), messages = batch.members.len(), "Zalo messages without content ignored");
             None
         } else {
             Some(self.intake.receive(self.inbound(batch)).await)
@@ -401,7 +401,7 @@ impl Worker {
         match result {
             None => {}
             Some(Ok(received)) => tracing::info!(
-                user = %batch.user,
+                user = %hotline_channel::pseudonym(&batch.user),
                 messages = batch.members.len(),
                 ticket = %received.ticket_id(),
                 reference = %received.reference(),
@@ -411,10 +411,10 @@ impl Worker {
             ),
             Some(Err(e @ (IntakeError::Invalid { .. } | IntakeError::KeyReused))) => {
                 // It will never be accepted; keeping it would block the citizen's next messages for good.
-                tracing::error!(user = %batch.user, message_id = %batch.message_id, error = %e, "Zalo messages refused by intake and dropped");
+                tracing::error!(user = %hotline_channel::pseudonym(&batch.user), message_id = %batch.message_id, error = %e, "Zalo messages refused by intake and dropped");
             }
             Some(Err(e)) => {
-                tracing::warn!(user = %batch.user, error = %e, "Zalo messages not stored yet; retrying");
+                tracing::warn!(user = %hotline_channel::pseudonym(&batch.user), error = %e, "Zalo messages not stored yet; retrying");
                 return Ok(false);
             }
         }
@@ -469,7 +469,7 @@ impl Worker {
                         }
                     }
                     _ if attachments.len() < Attachment::MAX => attachments.push(self.fetch(media).await),
-                    _ => tracing::warn!(user, url = %media.url, "more than {} files in one petition; link dropped", Attachment::MAX),
+                    _ => tracing::warn!(user = %hotline_channel::pseudonym(user), url = %media.url, "more than {} files in one petition; link dropped", Attachment::MAX),
                 }
             }
             match m.location {

@@ -49,6 +49,15 @@ pub fn sent(reply: uuid::Uuid) -> String {
     format!("sent.{}", reply.simple())
 }
 
+/// Every state entry (or prefix of entries) about one citizen, within the channel's namespace: what erasing the
+/// citizen's personal data must remove (docs/privacy.md). Exact keys end without a dot; prefixes end with one.
+pub fn citizen_state(user: &str) -> Vec<String> {
+    let user = segment(user);
+    let mut keys: Vec<String> = ["follower", "contact", "asked"].iter().map(|k| format!("{k}.{user}")).collect();
+    keys.extend(["inbox", "batch", "seen"].iter().map(|k| format!("{k}.{user}.")));
+    keys
+}
+
 /// Which process runs the inbox worker, until when.
 pub const WORKER: &str = "worker";
 

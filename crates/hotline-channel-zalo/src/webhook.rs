@@ -62,7 +62,7 @@ async fn receive(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: Byt
         ZaloEvent::Message(message) => {
             let stored = hook.inbox.store(&message, &body, now).await.map_err(ApiError::unavailable)?;
             tracing::info!(
-                user = %message.user_id,
+                user = %hotline_channel::pseudonym(&message.user_id),
                 msg_id = %message.msg_id,
                 event = %message.event_name,
                 new = stored == Stored::New,
@@ -71,12 +71,12 @@ async fn receive(State(hook): State<Arc<Webhook>>, headers: HeaderMap, body: Byt
         }
         ZaloEvent::Follow { user_id, following, timestamp_ms } => {
             hook.inbox.record_follow(&user_id, following, timestamp_ms).await.map_err(ApiError::unavailable)?;
-            tracing::info!(user = %user_id, following, "Zalo follower change recorded");
+            tracing::info!(user = %hotline_channel::pseudonym(&user_id), following, "Zalo follower change recorded");
         }
         ZaloEvent::SharedInfo { user_id, phone, name, timestamp_ms } => {
             let contact = crate::inbox::Contact { phone, name, at_ms: timestamp_ms };
             hook.inbox.record_contact(&user_id, &contact).await.map_err(ApiError::unavailable)?;
-            tracing::info!(user = %user_id, "Zalo citizen shared contact details");
+            tracing::info!(user = %hotline_channel::pseudonym(&user_id), "Zalo citizen shared contact details");
         }
         ZaloEvent::Ignored { event_name, reason } => {
             tracing::debug!(event = %event_name, reason, "Zalo event ignored");

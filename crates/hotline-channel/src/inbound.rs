@@ -171,6 +171,7 @@ impl Intake {
             message.text
         };
         let petition = NewPetition {
+            citizen_key: None,
             channel: message.channel.to_owned(),
             channel_ref: Some(message.message_id),
             text,
@@ -289,6 +290,20 @@ fn same_citizen(ticket: &Ticket, channel: &str, from: &str) -> bool {
             let from = normalise_msisdn(from);
             from.is_some() && citizen.phone.as_deref().and_then(normalise_msisdn) == from
         }
+    }
+}
+
+/// The identity a citizen's key is kept under (docs/privacy.md): the address their channel knows them by, else
+/// their mobile number, e-mail address or Zalo id, in the form [`contact_key`] uses. None without contact details.
+pub fn citizen_identity(channel: &str, citizen: Option<&hotline_domain::event::Citizen>) -> Option<String> {
+    let c = citizen?;
+    let phone = || c.phone.as_deref().and_then(normalise_msisdn).map(|n| format!("phone:{n}"));
+    let email = || c.email.as_deref().map(str::trim).filter(|e| !e.is_empty()).map(|e| format!("email:{}", e.to_lowercase()));
+    let zalo = || c.zalo_id.as_deref().map(str::trim).filter(|z| !z.is_empty()).map(|z| format!("zalo:{z}"));
+    match address_kind(channel) {
+        Address::Email => email().or_else(phone).or_else(zalo),
+        Address::Zalo => zalo().or_else(phone).or_else(email),
+        Address::Phone => phone().or_else(email).or_else(zalo),
     }
 }
 

@@ -112,6 +112,15 @@ impl Intake {
         let reference = timeout_at(deadline, self.claim_reference(ticket_id))
             .await
             .map_err(|_| IntakeError::Unavailable(format!("no reference confirmed within {:?}", self.deadline)))??;
+        // The citizen's key (docs/privacy.md); a petition without contact details gets one of its own, found again
+        // by a retry of the same petition (same ticket id).
+        let mut petition = petition;
+        let identity = crate::inbound::citizen_identity(&petition.channel, petition.citizen.as_ref()).unwrap_or_else(|| format!("ticket:{ticket_id}"));
+        let key = timeout_at(deadline, self.store.citizen_key(Some(&identity)))
+            .await
+            .map_err(|_| IntakeError::Unavailable(format!("no citizen key within {:?}", self.deadline)))?
+            .map_err(unavailable)?;
+        petition.citizen_key = Some(key);
         let channel = petition.channel.clone();
         let command = Command::ReceivePetition { reference: reference.clone(), petition };
         let events = Ticket::default().decide(command).map_err(|e| match e {

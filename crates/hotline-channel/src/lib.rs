@@ -139,3 +139,43 @@ pub struct ChannelError {
     pub channel: &'static str,
     pub message: String,
 }
+
+/// What a log line shows instead of a citizen's id or address (a Zalo id, an e-mail address, a number): the first
+/// 12 hex digits of its SHA-256, enough to follow one citizen through the log, and nothing that erasure would have
+/// to find in log files (docs/privacy.md).
+pub fn pseudonym(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("hotline-log:{}", id.trim().to_lowercase()).as_bytes());
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A vendor's error text fit for a log line: runs of 6 or more digits (phone numbers, ids) and e-mail addresses
+/// are masked, since vendors like to quote the recipient.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_inclusive(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '"' || c == '\'') {
+        let (core, tail) = word.split_at(word.trim_end_matches(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == '"' || c == '\'').len());
+        let digits = core.chars().filter(char::is_ascii_digit).count();
+        if core.contains('@') && core.contains('.') {
+            out.push_str("[email]");
+        } else if digits >= 6 {
+            out.push_str("[number]");
+        } else {
+            out.push_str(core);
+        }
+        out.push_str(tail);
+    }
+    out
+}
+
+#[cfg(test)]
+mod log_tests {
+    #[test]
+    fn log_lines_carry_no_contact_details() {
+        assert_eq!(super::redact("The 'To' number +84912345678 is invalid, user a.b@example.vn"), "The 'To' number [number] is invalid, user [email]");
+        assert_eq!(super::redact("error -230: user not following"), "error -230: user not following");
+        assert_eq!(super::pseudonym("ABC@x.vn"), super::pseudonym("abc@x.vn"));
+        assert_eq!(super::pseudonym("1").len(), 12);
+    }
+}
+

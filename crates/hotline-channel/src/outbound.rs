@@ -101,6 +101,14 @@ async fn deliver(adapter: &dyn ChannelAdapter, store: &dyn EventStore, ticket: U
     }) else {
         return Ok(());
     };
+    if state.erased {
+        // Nowhere to send it: the citizen's contact details are gone (docs/privacy.md).
+        if taken_over {
+            return Ok(());
+        }
+        let reason = "the citizen's personal data is erased: there is no address to answer on".to_owned();
+        return record_outcome(adapter, store, ticket, of_event, kind, Err((reason, attempt)), backoff).await;
+    }
     let petition = history.events.first().and_then(|e| match &e.event {
         TicketEvent::PetitionReceived(p) => Some(p),
         _ => None,
@@ -109,7 +117,7 @@ async fn deliver(adapter: &dyn ChannelAdapter, store: &dyn EventStore, ticket: U
         Ok(to) => to,
         Err(reason) if taken_over => {
             // Nothing to fall back to: the first channel's failure stands for the operators.
-            tracing::info!(%ticket, %of_event, channel = adapter.name(), %reason, "no fallback for a failed reply");
+            tracing::info!(%ticket, %of_event, channel = adapter.name(), reason = %crate::redact(&reason), "no fallback for a failed reply");
             return Ok(());
         }
         Err(reason) => return record_outcome(adapter, store, ticket, of_event, kind, Err((reason, attempt)), backoff).await,
@@ -140,7 +148,7 @@ async fn deliver(adapter: &dyn ChannelAdapter, store: &dyn EventStore, ticket: U
         Err(DeliveryError::Permanent(reason)) => Err((reason, attempt)),
         Err(DeliveryError::Retryable(reason)) if attempt >= MAX_ATTEMPTS => Err((reason, attempt)),
         Err(DeliveryError::Retryable(reason)) => {
-            tracing::warn!(%ticket, attempt, %reason, "reply not delivered yet; retrying");
+            tracing::warn!(%ticket, attempt, reason = %crate::redact(&reason), "reply not delivered yet; retrying");
             return Err(backoff);
         }
     };

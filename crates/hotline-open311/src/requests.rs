@@ -51,6 +51,7 @@ pub fn petition(request: &ServiceRequestForm, category: &str, service_name: &str
     let citizen = (name.is_some() || phone.is_some() || email.is_some())
         .then(|| Citizen { name, phone, email, ..Citizen::default() });
     NewPetition {
+        citizen_key: None,
         channel: CHANNEL.to_owned(),
         channel_ref: Some(channel_ref),
         text,
@@ -224,6 +225,7 @@ mod tests {
     #[test]
     fn only_app_petitions_with_an_open311_ref_count_as_filed_through_open311() {
         let petition = |channel: &str, channel_ref: &str| PetitionReceived {
+            citizen_key: None,
             reference: hotline_domain::Reference::derive(uuid::Uuid::nil(), 0),
             channel: channel.into(),
             channel_ref: Some(channel_ref.into()),

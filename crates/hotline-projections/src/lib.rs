@@ -11,7 +11,7 @@ mod timeline;
 pub mod replay;
 
 pub use stats::{Breakdown, Counts, MapTicket, Rates, Stats, StatsFilter};
-pub use timeline::{PetitionQuery, PetitionRow, QueueFilter, QueueKey, TicketView, TimelineEntry, TimelineReader, TimelineWriter, run};
+pub use timeline::{PetitionQuery, PetitionRow, QueueFilter, QueueKey, KeyedTicket, TicketView, TimelineEntry, TimelineReader, TimelineWriter, run};
 
 /// A projection failure.
 #[derive(Debug, thiserror::Error)]

@@ -4,7 +4,7 @@ use rusqlite::Connection;
 
 /// The schema version. The projections are derived data, so an older file is dropped and rebuilt from the log
 /// rather than migrated.
-pub const VERSION: i64 = 6;
+pub const VERSION: i64 = 7;
 
 pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError> {
     let conn = Connection::open(path)?;
@@ -31,6 +31,9 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
     // a lost tail is re-applied from the log after the stored position.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Erased personal data must not survive in free pages: SQLite overwrites deleted content with zeros
+    // (docs/privacy.md).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS checkpoint (
             projection TEXT PRIMARY KEY,
@@ -71,8 +74,12 @@ pub fn open(path: &std::path::Path) -> Result<Connection, crate::ProjectionError
             -- The citizen's feedback: 1 satisfied, 0 not, NULL none yet.
             satisfied   INTEGER,
             -- 1 while an operator owes a phone caller a call-back (their number cannot take the SMS reply).
-            callback_due INTEGER NOT NULL DEFAULT 0
+            callback_due INTEGER NOT NULL DEFAULT 0,
+            -- The key the log encrypts the ticket's personal data with (docs/privacy.md), and whether it is erased.
+            citizen_key TEXT,
+            erased      INTEGER NOT NULL DEFAULT 0
         );
+        CREATE INDEX IF NOT EXISTS tickets_by_key ON tickets (citizen_key) WHERE citizen_key IS NOT NULL;
         CREATE INDEX IF NOT EXISTS tickets_callback ON tickets (callback_due) WHERE callback_due = 1;
         CREATE INDEX IF NOT EXISTS tickets_answered ON tickets (answered_at) WHERE answered_at IS NOT NULL;
         CREATE INDEX IF NOT EXISTS tickets_by_alarm ON tickets (next_alarm) WHERE next_alarm IS NOT NULL;

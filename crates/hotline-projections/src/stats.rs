@@ -215,6 +215,7 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
         | TicketEvent::ReplyFailed(_)
         | TicketEvent::CallLogged(_)
         | TicketEvent::CallbackDone(_)
+        | TicketEvent::PersonalDataErased(_)
         | TicketEvent::DuplicateLinked(_) => {}
     }
     Ok(())

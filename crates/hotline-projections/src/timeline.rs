@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
-use hotline_domain::event::StoredEnvelope;
+use hotline_domain::event::{ERASED, StoredEnvelope, for_each_personal_field, personal_fields};
 use hotline_domain::deadline::DeadlineState;
 use hotline_domain::{Envelope, Status, TicketEvent};
 use time::OffsetDateTime;
@@ -105,18 +105,29 @@ pub struct TimelineEntry {
     pub envelope: Envelope,
 }
 
+/// A ticket under a citizen's key, as erasure sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyedTicket {
+    pub id: Uuid,
+    pub erased: bool,
+    pub updated_at: OffsetDateTime,
+}
+
 /// Applies commits to the SQLite file. One writer per file.
 pub struct TimelineWriter {
     conn: Connection,
     path: PathBuf,
     /// Which file `path` named when it was opened: `hotline replay` swaps another one in (see [`crate::install`]).
     file: Option<FileId>,
+    /// Personal data was erased and the write-ahead log may still hold the pages as they were before: fold it in
+    /// and truncate it (retried after each batch until no reader holds it back).
+    erased_pending: bool,
 }
 
 impl TimelineWriter {
     pub fn open(path: &Path) -> Result<TimelineWriter, ProjectionError> {
         let (conn, file) = open_identified(path)?;
-        Ok(TimelineWriter { conn, path: path.to_owned(), file })
+        Ok(TimelineWriter { conn, path: path.to_owned(), file, erased_pending: false })
     }
 
     /// Whether `path` now names another file than the one this writer has open (a rebuilt projection was swapped
@@ -172,6 +183,7 @@ impl TimelineWriter {
             for envelope in &commit.events {
                 apply_event(&tx, commit.position, envelope)?;
                 crate::stats::apply_event(&tx, envelope)?;
+                self.erased_pending |= matches!(envelope.event, TicketEvent::PersonalDataErased(_));
             }
             position = commit.position;
         }
@@ -181,6 +193,19 @@ impl TimelineWriter {
             params![NAME, position as i64],
         )?;
         tx.commit()?;
+        if self.erased_pending {
+            // The old pages (with the plaintext) may sit in the write-ahead log until it is checkpointed and
+            // truncated. A reader in the middle of a read holds that back for a moment: try a few times, and
+            // after the next batch again if readers kept it busy.
+            for _ in 0..40 {
+                let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+                self.erased_pending = busy != 0;
+                if !self.erased_pending {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+        }
         Ok(position)
     }
 }
@@ -194,7 +219,12 @@ fn read_position(conn: &Connection) -> Result<u64, ProjectionError> {
 
 fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> Result<(), ProjectionError> {
     let at = e.occurred_at.format(&Rfc3339).map_err(|err| ProjectionError::Decode(err.to_string()))?;
-    let stored = e.to_stored().map_err(|err| ProjectionError::Decode(err.to_string()))?;
+    let mut stored = e.to_stored().map_err(|err| ProjectionError::Decode(err.to_string()))?;
+    // An erased ticket never takes personal data again, whatever the event says (a process may still have held
+    // the key for a moment after it was destroyed).
+    if !personal_fields(e.event_type()).is_empty() && is_erased(tx, e.ticket_id)? {
+        for_each_personal_field(e.event_type(), &mut stored.data, &mut |text| *text = ERASED.to_owned());
+    }
     let envelope_json = serde_json::to_string(&stored).map_err(|err| ProjectionError::Decode(err.to_string()))?;
     let actor_kind = serde_json::to_value(e.actor.kind)
         .ok()
@@ -210,8 +240,8 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
         TicketEvent::PetitionReceived(p) => {
             tx.execute(
                 "INSERT INTO tickets (ticket_id, reference, status, channel, category, area, subject, text,
-                                      received_at, updated_at, last_seq)
-                 VALUES (?1, ?2, 'received', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9)",
+                                      received_at, updated_at, last_seq, citizen_key)
+                 VALUES (?1, ?2, 'received', ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10)",
                 params![
                     ticket,
                     p.reference.as_str(),
@@ -221,7 +251,8 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
                     p.subject,
                     p.text,
                     at,
-                    e.seq as i64
+                    e.seq as i64,
+                    p.citizen_key.map(|k| k.to_string())
                 ],
             )?;
         }
@@ -322,6 +353,14 @@ fn apply_event(tx: &rusqlite::Transaction<'_>, position: u64, e: &Envelope) -> R
                 params![ticket, at, e.seq as i64],
             )?;
         }
+        TicketEvent::PersonalDataErased(_) => {
+            tx.execute(
+                "UPDATE tickets SET erased = 1, text = ?2, subject = CASE WHEN subject IS NULL THEN NULL ELSE ?2 END,
+                                    callback_due = 0, updated_at = ?3, last_seq = ?4 WHERE ticket_id = ?1",
+                params![ticket, ERASED, at, e.seq as i64],
+            )?;
+            erase_timeline(tx, &ticket)?;
+        }
         TicketEvent::DeadlineApproaching(_)
         | TicketEvent::DeadlineMissed(_)
         | TicketEvent::DeadlineExtended(_)
@@ -358,6 +397,36 @@ fn update_deadlines(tx: &rusqlite::Transaction<'_>, ticket: &str, e: &Envelope) 
             state.current_due(status).map(OffsetDateTime::unix_timestamp),
         ],
     )?;
+    Ok(())
+}
+
+fn is_erased(tx: &rusqlite::Transaction<'_>, ticket: Uuid) -> Result<bool, ProjectionError> {
+    let erased: Option<bool> =
+        tx.query_row("SELECT erased FROM tickets WHERE ticket_id = ?1", [ticket.to_string()], |r| r.get(0)).optional()?;
+    Ok(erased.unwrap_or(false))
+}
+
+/// Replaces the personal data in every stored event of the ticket's timeline with [`ERASED`].
+fn erase_timeline(tx: &rusqlite::Transaction<'_>, ticket: &str) -> Result<(), ProjectionError> {
+    let rows: Vec<(String, String)> = {
+        let mut stmt = tx.prepare("SELECT event_id, envelope FROM timeline WHERE ticket_id = ?1")?;
+        let rows = stmt.query_map([ticket], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for (event_id, json) in rows {
+        let mut stored: StoredEnvelope = serde_json::from_str(&json).map_err(|err| ProjectionError::Decode(err.to_string()))?;
+        let mut changed = false;
+        for_each_personal_field(&stored.event_type.clone(), &mut stored.data, &mut |text| {
+            if text.as_str() != ERASED {
+                *text = ERASED.to_owned();
+                changed = true;
+            }
+        });
+        if changed {
+            let json = serde_json::to_string(&stored).map_err(|err| ProjectionError::Decode(err.to_string()))?;
+            tx.execute("UPDATE timeline SET envelope = ?2 WHERE event_id = ?1", params![event_id, json])?;
+        }
+    }
     Ok(())
 }
 
@@ -608,6 +677,63 @@ impl TimelineReader {
             before,
             limit,
         )
+        .await
+    }
+
+    /// The tickets whose personal data the key `key` encrypts, with whether each is erased and when it last
+    /// changed (what erasure and retention decide on; docs/privacy.md).
+    pub async fn tickets_of_key(&self, key: Uuid) -> Result<Vec<KeyedTicket>, ProjectionError> {
+        self.with(move |c| {
+            let mut stmt = c.prepare_cached("SELECT ticket_id, erased, updated_at FROM tickets WHERE citizen_key = ?1")?;
+            let rows = stmt.query_map([key.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?, r.get::<_, String>(2)?)))?;
+            let mut tickets = Vec::new();
+            for row in rows {
+                let (id, erased, updated_at) = row?;
+                let id = id.parse().map_err(|e| ProjectionError::Decode(format!("ticket id {id}: {e}")))?;
+                let updated_at = OffsetDateTime::parse(&updated_at, &Rfc3339).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+                tickets.push(KeyedTicket { id, erased, updated_at });
+            }
+            Ok(tickets)
+        })
+        .await
+    }
+
+    /// Ended tickets (closed, rejected, duplicate) whose personal data is not erased yet and that last changed
+    /// before `before`: in `category`, or, with `None`, in none of `except` (the categories with a retention of
+    /// their own). Oldest first.
+    pub async fn retention_due(
+        &self,
+        category: Option<String>,
+        except: Vec<String>,
+        before: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Uuid>, ProjectionError> {
+        let before = before.to_offset(time::UtcOffset::UTC).format(&Rfc3339).map_err(|e| ProjectionError::Decode(e.to_string()))?;
+        self.with(move |c| {
+            let mut sql = "SELECT ticket_id FROM tickets WHERE erased = 0 AND status IN ('closed','rejected','duplicate') AND updated_at < ?1".to_owned();
+            let mut args: Vec<String> = vec![before];
+            match category {
+                Some(category) => {
+                    args.push(category);
+                    sql.push_str(" AND category = ?2");
+                }
+                None if !except.is_empty() => {
+                    let marks: Vec<String> = (0..except.len()).map(|i| format!("?{}", i + 2)).collect();
+                    sql.push_str(&format!(" AND (category IS NULL OR category NOT IN ({}))", marks.join(",")));
+                    args.extend(except);
+                }
+                None => {}
+            }
+            sql.push_str(&format!(" ORDER BY updated_at LIMIT {limit}"));
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))?;
+            let mut ids = Vec::new();
+            for row in rows {
+                let id = row?;
+                ids.push(id.parse().map_err(|e| ProjectionError::Decode(format!("ticket id {id}: {e}")))?);
+            }
+            Ok(ids)
+        })
         .await
     }
 

@@ -20,6 +20,7 @@ fn petition(ticket: Uuid) -> Vec<Envelope> {
                 đề nghị ngành chức năng kiểm tra, sửa chữa sớm. Công dân phản ánh qua ứng dụng 1022."
         .repeat(2);
     let event = TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(ticket, 0),
         channel: "app".into(),
         channel_ref: None,

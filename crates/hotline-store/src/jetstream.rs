@@ -15,13 +15,15 @@ use async_nats::jetstream::{self as js, AckKind};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use futures_util::{FutureExt, StreamExt};
-use hotline_domain::event::{decode_commit, decode_commit_hashed, encode_commit, stored_events};
+use hotline_domain::event::{DecodeError, encode_commit_with, stored_events};
+use hotline_domain::TicketEvent;
 use hotline_domain::{Envelope, Reference};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::keys::KeyRing;
 use crate::audit::{Checkpoint, MerkleRoot, RawCommit, Report, StoredCheckpoint, Verifier, leaves_of};
 use crate::{
     Acker, AppendError, Appended, Claim, Commit, Delivery, EventStore, History, Position, StoreError, TokenRecord,
@@ -63,6 +65,8 @@ pub struct JetStreamConfig {
     pub audit_stream: String,
     /// Its one subject. Must not overlap the log's subjects.
     pub audit_subject: String,
+    /// Key-value bucket of the citizens' keys (`keys.rs`): beside the log, never in it.
+    pub keys_bucket: String,
 }
 
 impl Default for JetStreamConfig {
@@ -82,6 +86,7 @@ impl Default for JetStreamConfig {
             feed_duplicate_window: Duration::from_secs(120),
             audit_stream: "HOTLINE_AUDIT".to_owned(),
             audit_subject: "hotline.audit.checkpoint".to_owned(),
+            keys_bucket: "hotline_keys".to_owned(),
         }
     }
 }
@@ -104,6 +109,7 @@ pub struct JetStreamStore {
     inbound: kv::Store,
     channels: kv::Store,
     audit: stream::Stream,
+    keys: KeyRing,
     /// The hash of each recently written or read ticket's last event, by ticket and version: the link the next
     /// append needs. Only a shortcut: on a miss the append reads the ticket's last commit.
     tips: Arc<Mutex<HashMap<Uuid, (Version, String)>>>,
@@ -179,8 +185,12 @@ impl JetStreamStore {
             })?;
         let refs = bucket(&js, &cfg, &cfg.refs_bucket, "ticket reference -> ticket id; a reference is never reused").await?;
         let tokens = bucket(&js, &cfg, &cfg.tokens_bucket, "API token id -> role, agency, name, hash").await?;
-        let inbound = bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids").await?;
+        // Personal data is erased by deleting single messages with JetStream's erasing delete, which key-value
+        // buckets deny unless their stream is made without that denial.
+        let inbound = erasable_bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids", None).await?;
         let channels = channels_bucket(&js, &cfg).await?;
+        let key_bucket = erasable_bucket(&js, &cfg, &cfg.keys_bucket, "k.<key id> -> a citizen's key; c.<hash of identity> -> its key id", None).await?;
+        let keys = KeyRing::new(key_bucket);
         let audit = js
             .get_or_create_stream(stream::Config {
                 name: cfg.audit_stream.clone(),
@@ -201,7 +211,7 @@ impl JetStreamStore {
                 _ => unavailable(e),
             })?;
         let tips = Arc::default();
-        Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, audit, tips, cfg, connections })
+        Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, audit, keys, tips, cfg, connections })
     }
 
     fn subject(&self, ticket: Uuid) -> String {
@@ -224,10 +234,17 @@ impl JetStreamStore {
         }
         let commit_id = first.event_id.to_string();
         let prev_hash = self.chain_tip(ticket, expected).await?;
+        let key = self.sealing_key(ticket, expected, events).await?;
         // Stamp the time the store takes the commit. Encoded once: every re-send below is the same bytes.
         let recorded_at = OffsetDateTime::now_utc();
         let stamped: Vec<Envelope> = events.iter().map(|e| Envelope { recorded_at, ..e.clone() }).collect();
-        let encoded = encode_commit(&stamped, prev_hash).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let encoded = encode_commit_with(&stamped, prev_hash, |envelope, mut data| {
+            if let Some((id, key)) = &key {
+                self.keys.seal(envelope.event_type(), envelope.event_id, key.as_deref(), *id, &mut data);
+            }
+            data
+        })
+        .map_err(|e| StoreError::Rejected(e.to_string()))?;
         let (payload, last_hash) = (bytes::Bytes::from(encoded.bytes), encoded.last_hash);
         let types = events.iter().map(Envelope::event_type).collect::<Vec<_>>().join(",");
         let subject = self.subject(ticket);
@@ -289,6 +306,82 @@ impl JetStreamStore {
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(None),
                 Err(e) => return Err(unavailable(e)),
             }
+        }
+    }
+
+    async fn to_commit(&self, m: &js::Message) -> Result<Commit, StoreError> {
+        let info = m.info().map_err(|e| StoreError::Rejected(format!("message without JetStream metadata: {e}")))?;
+        let position = info.stream_sequence;
+        let stored_at = info.published;
+        let (events, hashes) = self.decode(position, &m.payload).await?;
+        let ticket_id = events
+            .first()
+            .map(|e| e.ticket_id)
+            .ok_or_else(|| StoreError::Rejected(format!("empty commit at position {position}")))?;
+        Ok(Commit { position, ticket_id, events, stored_at, hashes })
+    }
+
+    /// Decodes a stored commit, decrypting its personal fields with the keys that still exist, and gives each
+    /// event's chain hash.
+    async fn decode(&self, position: u64, payload: &[u8]) -> Result<(Vec<Envelope>, Vec<String>), StoreError> {
+        let decode_error = |source| StoreError::Decode { position, source };
+        let mut stored = stored_events(payload).map_err(|e| decode_error(DecodeError::Json(e)))?;
+        let mut ids = Vec::new();
+        for (event, _) in &mut stored {
+            KeyRing::sealed_with(&event.event_type, &mut event.data, &mut ids);
+        }
+        let mut keys = HashMap::new();
+        for id in ids {
+            keys.insert(id, self.keys.key(id).await?);
+        }
+        let mut events = Vec::with_capacity(stored.len());
+        let mut hashes = Vec::with_capacity(stored.len());
+        for (mut event, hash) in stored {
+            if !keys.is_empty() {
+                KeyRing::open(&event.event_type, event.event_id, &keys, &mut event.data);
+            }
+            events.push(Envelope::decode(event).map_err(decode_error)?);
+            hashes.push(hash);
+        }
+        Ok((events, hashes))
+    }
+
+    /// The key this commit's personal fields are sealed with: the petition's own for a `PetitionReceived`, else
+    /// the ticket's (remembered, or read from its first commit). `None` when nothing needs sealing or the ticket
+    /// has no key (written before keys existed); `Some((id, None))` when the key is destroyed.
+    async fn sealing_key(&self, ticket: Uuid, expected: Version, events: &[Envelope]) -> Result<Option<(Uuid, Option<std::sync::Arc<ring::aead::LessSafeKey>>)>, StoreError> {
+        if events.iter().all(|e| hotline_domain::event::personal_fields(e.event_type()).is_empty()) {
+            return Ok(None);
+        }
+        let own = events.iter().find_map(|e| match &e.event {
+            TicketEvent::PetitionReceived(p) => Some(p.citizen_key),
+            _ => None,
+        });
+        let id = match own {
+            Some(id) => {
+                self.keys.remember_ticket(ticket, id);
+                id
+            }
+            None if expected == 0 => None,
+            None => match self.keys.ticket_key(ticket) {
+                Some(id) => id,
+                None => {
+                    let id = match self.stream.direct_get_next_for_subject(self.subject(ticket), Some(1)).await {
+                        Ok(msg) => stored_events(&msg.payload)
+                            .ok()
+                            .and_then(|events| events.into_iter().next())
+                            .and_then(|(first, _)| first.data.get("citizen_key").and_then(|k| k.as_str()).and_then(|k| k.parse().ok())),
+                        Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
+                        Err(e) => return Err(unavailable(e)),
+                    };
+                    self.keys.remember_ticket(ticket, id);
+                    id
+                }
+            },
+        };
+        match id {
+            None => Ok(None),
+            Some(id) => Ok(Some((id, self.keys.key(id).await?))),
         }
     }
 
@@ -461,8 +554,7 @@ impl JetStreamStore {
         loop {
             match self.stream.direct_get_next_for_subject(subject.as_str(), Some(next)).await {
                 Ok(msg) => {
-                    let events = decode_commit(&msg.payload)
-                        .map_err(|source| StoreError::Decode { position: msg.sequence, source })?;
+                    let (events, _) = self.decode(msg.sequence, &msg.payload).await?;
                     history.events.extend(events);
                     history.version = msg.sequence;
                     next = msg.sequence + 1;
@@ -471,6 +563,9 @@ impl JetStreamStore {
                 Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
                     if let Some(hash) = last.and_then(|payload| last_event_hash(&payload)) {
                         self.remember_tip(ticket, history.version, hash);
+                    }
+                    if let Some(TicketEvent::PetitionReceived(p)) = history.events.first().map(|e| &e.event) {
+                        self.keys.remember_ticket(ticket, p.citizen_key);
                     }
                     return Ok(history);
                 }
@@ -490,9 +585,13 @@ impl JetStreamStore {
             .await
             .map_err(unavailable)?;
         let messages = consumer.messages().await.map_err(unavailable)?;
-        let commits = messages.map(|m| {
-            let m = m.map_err(unavailable)?;
-            to_commit(&m)
+        let store = self.clone();
+        let commits = messages.then(move |m| {
+            let store = store.clone();
+            async move {
+                let m = m.map_err(unavailable)?;
+                store.to_commit(&m).await
+            }
         });
         Ok(until_reconnected(commits, self.connections.subscribe()))
     }
@@ -515,13 +614,17 @@ impl JetStreamStore {
             .await
             .map_err(unavailable)?;
         let messages = consumer.messages().await.map_err(unavailable)?;
-        let deliveries = messages.map(|m| {
-            let m = m.map_err(unavailable)?;
-            // A commit this code cannot decode is left unacknowledged: it is redelivered (and reported) until a
-            // newer build reads it, rather than being skipped.
-            let commit = to_commit(&m)?;
-            let attempt = m.info().map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX)).unwrap_or(1);
-            Ok(Delivery::new(commit, attempt, Box::new(JetStreamAcker(m))))
+        let store = self.clone();
+        let deliveries = messages.then(move |m| {
+            let store = store.clone();
+            async move {
+                let m = m.map_err(unavailable)?;
+                // A commit this code cannot decode is left unacknowledged: it is redelivered (and reported) until
+                // a newer build reads it, rather than being skipped.
+                let commit = store.to_commit(&m).await?;
+                let attempt = m.info().map(|i| u32::try_from(i.delivered).unwrap_or(u32::MAX)).unwrap_or(1);
+                Ok(Delivery::new(commit, attempt, Box::new(JetStreamAcker(m))))
+            }
         });
         Ok(until_reconnected(deliveries, self.connections.subscribe()))
     }
@@ -704,6 +807,33 @@ impl EventStore for JetStreamStore {
         .boxed()
     }
 
+    fn citizen_key<'a>(&'a self, identity: Option<&'a str>) -> BoxFuture<'a, Result<Uuid, StoreError>> {
+        self.keys.citizen_key(identity).boxed()
+    }
+
+    fn identity_key<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<Option<Uuid>, StoreError>> {
+        self.keys.identity_key(identity).boxed()
+    }
+
+    fn destroy_key<'a>(&'a self, key: Uuid, identities: &'a [String]) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move {
+            self.keys.destroy(key).await?;
+            for identity in identities {
+                self.keys.forget_identity(identity).await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn erase_contact<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        async move { crate::keys::erase_entry(&self.inbound, &hashed_key("c", contact)).await }.boxed()
+    }
+
+    fn state_erase<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        crate::keys::erase_entry(&self.channels, key).boxed()
+    }
+
     fn checkpoint(&self) -> BoxFuture<'_, Result<Option<Checkpoint>, StoreError>> {
         self.write_checkpoint().boxed()
     }
@@ -738,23 +868,40 @@ const STATE_MARKER_TTL: Duration = Duration::from_secs(60);
 /// The channels' state bucket: like the others, but with expiring delete markers, so entries that come and go
 /// (inboxes, pending calls) do not pile up markers forever.
 async fn channels_bucket(js: &js::Context, cfg: &JetStreamConfig) -> Result<kv::Store, StoreError> {
-    if let Ok(store) = js.get_key_value(&cfg.channels_bucket).await {
+    let description = "<channel>.<key> -> a channel's own state (tokens, followers, inbox)";
+    erasable_bucket(js, cfg, &cfg.channels_bucket, description, Some(STATE_MARKER_TTL)).await
+}
+
+/// Opens a key-value bucket whose single messages can be deleted (and so erased), creating it if it does not
+/// exist: its stream is the one a key-value bucket gets (file storage, the log's replicas, one value per key),
+/// except that message deletes are allowed, which cannot be switched on later. `markers`: how long delete
+/// markers stay.
+async fn erasable_bucket(js: &js::Context, cfg: &JetStreamConfig, name: &str, description: &str, markers: Option<Duration>) -> Result<kv::Store, StoreError> {
+    if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
-    js.create_key_value(kv::Config {
-        bucket: cfg.channels_bucket.clone(),
-        description: "<channel>.<key> -> a channel's own state (tokens, followers, inbox)".to_owned(),
-        history: 1,
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
         storage: StorageType::File,
         num_replicas: cfg.replicas,
-        limit_markers: Some(STATE_MARKER_TTL),
+        allow_rollup: true,
+        deny_delete: false,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        allow_message_ttl: markers.is_some(),
+        subject_delete_marker_ttl: markers,
         ..Default::default()
-    })
-    .await
-    .map_err(|e| match e.kind() {
-        js::context::CreateKeyValueErrorKind::TimedOut => unavailable(e),
-        _ => StoreError::Rejected(format!("cannot create bucket {}: {e}", cfg.channels_bucket)),
-    })
+    };
+    match js.create_stream(config).await {
+        Ok(_) => {}
+        // Another process made it first.
+        Err(e) if matches!(e.kind(), js::context::CreateStreamErrorKind::JetStream(ref j) if j.error_code() == js::ErrorCode::STREAM_NAME_EXIST) => {}
+        Err(e) => return Err(StoreError::Rejected(format!("cannot create bucket {name}: {e}"))),
+    }
+    js.get_key_value(name).await.map_err(|e| StoreError::Rejected(format!("cannot open bucket {name}: {e}")))
 }
 
 /// Opens a key-value bucket, creating it (file storage, the log's replicas) if it does not exist.
@@ -911,17 +1058,6 @@ fn deliver_policy(from: Position) -> DeliverPolicy {
     }
 }
 
-fn to_commit(m: &js::Message) -> Result<Commit, StoreError> {
-    let info = m.info().map_err(|e| StoreError::Rejected(format!("message without JetStream metadata: {e}")))?;
-    let position = info.stream_sequence;
-    let stored_at = info.published;
-    let (events, hashes) = decode_commit_hashed(&m.payload).map_err(|source| StoreError::Decode { position, source })?;
-    let ticket_id = events
-        .first()
-        .map(|e| e.ticket_id)
-        .ok_or_else(|| StoreError::Rejected(format!("empty commit at position {position}")))?;
-    Ok(Commit { position, ticket_id, events, stored_at, hashes })
-}
 
 /// The hash of a stored commit's last event.
 fn last_event_hash(payload: &[u8]) -> Option<String> {

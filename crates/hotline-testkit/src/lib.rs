@@ -136,12 +136,24 @@ pub struct System {
     pub admin_token: String,
     binary: PathBuf,
     env: Vec<(String, String)>,
+    /// Where the process's log (stderr) goes, appended across restarts; None discards it (or shows it with
+    /// `TEST_LOG=1`).
+    pub log_file: Option<PathBuf>,
     _owned_dir: Option<tempfile::TempDir>,
 }
 
 impl System {
     /// Starts `hotline up` (the binary at `binary`) on a free port with a fresh data dir.
     pub fn start(binary: &Path, env: &[(&str, &str)]) -> System {
+        System::launch(binary, env, None)
+    }
+
+    /// Like [`System::start`], with the process's log written to `log` (a test that must read it).
+    pub fn start_logged(binary: &Path, env: &[(&str, &str)], log: PathBuf) -> System {
+        System::launch(binary, env, Some(log))
+    }
+
+    fn launch(binary: &Path, env: &[(&str, &str)], log_file: Option<PathBuf>) -> System {
         let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = dir.path().join("data");
         let mut system = System {
@@ -152,6 +164,7 @@ impl System {
             admin_token: "test-admin-token".to_owned(),
             binary: binary.to_owned(),
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            log_file,
             _owned_dir: Some(dir),
         };
         system.spawn();
@@ -174,7 +187,11 @@ impl System {
             .env_remove("NATS_URL")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() { Stdio::inherit() } else { Stdio::null() });
+            .stderr(match &self.log_file {
+                Some(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file")),
+                None if std::env::var_os("TEST_LOG").is_some() => Stdio::inherit(),
+                None => Stdio::null(),
+            });
         for (k, v) in &self.env {
             command.env(k, v);
         }

@@ -2,6 +2,7 @@
 //! (`hotline serve <component>`). `main.rs` only parses arguments and calls in here.
 
 pub mod audit;
+pub mod erasure;
 pub mod settings;
 mod subscriber;
 mod system;

@@ -67,6 +67,11 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
+    /// Citizens' personal data (docs/privacy.md).
+    Citizen {
+        #[command(subcommand)]
+        action: CitizenAction,
+    },
     /// Manage the NATS users of subscriber systems (read-only access to the published feed; docs/subscribers.md).
     Subscriber {
         /// The folder of the nats-server whose users to manage (its accounts.conf, subscribers.json and
@@ -100,6 +105,13 @@ enum AuditAction {
         #[arg(long, value_enum, default_value = "jsonl")]
         format: hotline::audit::Format,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CitizenAction {
+    /// Erase a citizen's personal data on every ticket of theirs and destroy their key: name them by a ticket
+    /// reference (or id), a phone number, an e-mail address, or zalo:<id>. Cannot be undone.
+    Erase { citizen: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,6 +231,12 @@ fn main() -> ExitCode {
                 let mut out = std::io::BufWriter::new(stdout.lock());
                 hotline::audit::export(settings, options, &mut out).await.map(|n| eprintln!("exported {n} events"))
             }
+            Command::Citizen { action: CitizenAction::Erase { citizen } } => hotline::erasure::erase_citizen(settings, &citizen).await.map(|e| {
+                println!(
+                    "erased: {} tickets ({} already erased), {} key destroyed, {} files and {} entries about the contact removed",
+                    e.tickets, e.already, e.keys, e.files, e.entries
+                );
+            }),
             Command::Subscriber { nats_dir, action } => {
                 let command = match action {
                     SubscriberAction::Create { name, agency, consumers } => {

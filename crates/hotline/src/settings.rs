@@ -40,6 +40,8 @@ pub struct Settings {
     pub nats: NatsSettings,
     #[serde(default)]
     pub scheduler: SchedulerSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
     /// Channel sections, one per channel adapter, handed to it as they are: `[app]`, `[sms]`, `[email]`,
     /// `[zalo]`, `[phone]`. They hold vendor secrets, so their `Debug` shows keys only.
     #[serde(default)]
@@ -120,6 +122,49 @@ impl Default for SchedulerSettings {
     }
 }
 
+/// How long personal data is kept after a ticket ended (docs/privacy.md): the scheduler erases it then.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Days after a ticket ended (closed, rejected or duplicate) before its citizen's personal data is erased,
+    /// for categories without a value of their own; 0 keeps it.
+    #[serde(default, deserialize_with = "number")]
+    pub default_days: u32,
+    /// Per category code: days, instead of `default_days` (0 keeps that category's).
+    #[serde(default, deserialize_with = "days_by_category")]
+    pub categories: std::collections::BTreeMap<String, u32>,
+    /// Seconds between two looks of the scheduler for tickets past their retention.
+    #[serde(default = "an_hour", deserialize_with = "number")]
+    pub interval_secs: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings { default_days: 0, categories: Default::default(), interval_secs: 3600 }
+    }
+}
+
+fn an_hour() -> u64 {
+    3600
+}
+
+/// `{ traffic_accident = 1825 }`, the numbers possibly written as text (environment variables).
+fn days_by_category<'de, D: Deserializer<'de>>(d: D) -> Result<std::collections::BTreeMap<String, u32>, D::Error> {
+    let table = toml::Table::deserialize(d)?;
+    table
+        .into_iter()
+        .map(|(category, value)| {
+            let days = match &value {
+                toml::Value::Integer(i) => u32::try_from(*i).ok(),
+                toml::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            };
+            days.map(|d| (category.clone(), d))
+                .ok_or_else(|| serde::de::Error::custom(format!("retention of `{category}`: expected a number of days, found {}", value.type_str())))
+        })
+        .collect()
+}
+
 fn ten_minutes() -> u64 {
     600
 }
@@ -156,7 +201,7 @@ fn five() -> u64 {
 
 /// Top-level keys, for telling a setting from an unrelated `HOTLINE_*` variable.
 const KEYS: &[&str] = &[
-    "http_addr", "data_dir", "nats_url", "nats_server", "admin_token", "province", "log", "nats", "scheduler", "app",
+    "http_addr", "data_dir", "nats_url", "nats_server", "admin_token", "province", "log", "nats", "scheduler", "retention", "app",
     "sms", "email", "zalo", "phone",
 ];
 /// Channel sections (top-level tables).

@@ -55,7 +55,7 @@ pub enum Component {
 pub(crate) const PROJECTIONS_FILE: &str = "projections.sqlite";
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 const ACCESS_SECRET_FILE: &str = "app-access-secret";
-const BLOBS_DIR: &str = "blobs";
+pub(crate) const BLOBS_DIR: &str = "blobs";
 const NATS_DIR: &str = "nats";
 const NATS_URL_FILE: &str = "nats.url";
 const SMTP_ADDR_FILE: &str = "smtp.addr";
@@ -74,6 +74,7 @@ pub fn load_province(settings: &Settings) -> anyhow::Result<Province> {
 /// `hotline check-config`: loads everything and reports.
 pub fn check_config(settings: &Settings) -> anyhow::Result<String> {
     let province = load_province(settings)?;
+    retention_rules(settings, &province)?;
     Ok(format!(
         "configuration ok: {} categories, {} agencies, {} areas",
         province.categories().len(),
@@ -140,6 +141,7 @@ pub async fn up(settings: Settings) -> anyhow::Result<()> {
     tasks.spawn(run_projections(store.clone(), projections_path, shutdown.clone()));
     tasks.spawn(hotline_router::Router::new(store.clone(), province.clone()).run(shutdown.clone()));
     tasks.spawn(scheduler(&settings, store.clone(), reader.clone()).run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
+    tasks.spawn(retention(&settings, &province, store.clone(), reader.clone(), shutdown.clone())?);
     tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), shutdown.clone()));
     // In the background: intake and the API never wait for the feed's NATS.
     warn_feed_login(&settings);
@@ -219,6 +221,7 @@ pub async fn serve(settings: Settings, component: Component) -> anyhow::Result<(
         Component::Scheduler => {
             let reader = TimelineReader::open(&projections_path)?;
             tasks.spawn(hotline_scheduler::duplicates::run(store.clone(), shutdown.clone()));
+            tasks.spawn(retention(&settings, &province, store.clone(), reader.clone(), shutdown.clone())?);
             tasks.spawn(scheduler(&settings, store, reader).run(Duration::from_secs(settings.scheduler.interval_secs), shutdown.clone()));
         }
         Component::Api => {
@@ -320,6 +323,36 @@ fn spawn_channel(tasks: &mut JoinSet<()>, channel: Arc<dyn ChannelAdapter>, ctx:
             tracing::error!(error = %e, "channel stopped");
         }
     });
+}
+
+/// The retention rules of the settings, each category checked against the province's.
+pub(crate) fn retention_rules(settings: &Settings, province: &Province) -> anyhow::Result<Vec<(String, u32)>> {
+    settings
+        .retention
+        .categories
+        .iter()
+        .map(|(category, days)| {
+            if province.categories().iter().any(|c| c.code == *category) {
+                Ok((category.clone(), *days))
+            } else {
+                Err(anyhow::anyhow!("retention.categories.{category}: no such category in the province configuration"))
+            }
+        })
+        .collect()
+}
+
+/// The retention task of the scheduler component (docs/privacy.md).
+fn retention(
+    settings: &Settings,
+    province: &Province,
+    store: Arc<dyn EventStore>,
+    reader: TimelineReader,
+    shutdown: Shutdown,
+) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let rules = retention_rules(settings, province)?;
+    let erasure = crate::erasure::Erasure::new(store, reader, settings.data_dir.join(BLOBS_DIR));
+    let interval = Duration::from_secs(settings.retention.interval_secs.max(1));
+    Ok(crate::erasure::retention(erasure, settings.retention.default_days, rules, interval, shutdown))
 }
 
 fn scheduler(settings: &Settings, store: Arc<dyn EventStore>, reader: TimelineReader) -> hotline_scheduler::Scheduler {

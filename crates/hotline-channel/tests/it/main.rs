@@ -67,6 +67,7 @@ async fn answered_ticket(store: &dyn EventStore, channel: &str, citizen: Citizen
     let ticket = Uuid::now_v7();
     let meta = CommandMeta { actor: Actor::channel(channel), occurred_at: OffsetDateTime::now_utc(), correlation_id: ticket, causation_id: None };
     let received = TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(ticket, 0),
         channel: channel.into(),
         channel_ref: None,

@@ -14,6 +14,7 @@ use uuid::Uuid;
 fn every_event() -> Vec<TicketEvent> {
     vec![
         TicketEvent::PetitionReceived(PetitionReceived {
+            citizen_key: None,
             reference: Reference::derive(Uuid::nil(), 0),
             channel: "app".into(),
             channel_ref: Some("k".into()),

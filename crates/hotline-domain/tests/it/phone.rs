@@ -28,6 +28,7 @@ fn given(events: Vec<TicketEvent>) -> Ticket {
 
 fn petition(channel: &str) -> TicketEvent {
     TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(TICKET, 0),
         channel: channel.to_owned(),
         channel_ref: Some(CALL.to_owned()),

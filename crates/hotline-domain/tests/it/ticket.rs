@@ -33,6 +33,7 @@ fn petition(text: &str) -> Command {
 
 fn received() -> TicketEvent {
     TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(TICKET, 0),
         channel: "app".to_owned(),
         channel_ref: None,

@@ -35,6 +35,7 @@ fn operator() -> Principal {
 
 fn received() -> TicketEvent {
     TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(TICKET, 0),
         channel: "app".into(),
         channel_ref: None,

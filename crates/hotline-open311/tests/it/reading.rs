@@ -96,6 +96,7 @@ async fn a_private_petition_whose_ref_looks_like_open311_stays_private() {
     let accepted = h
         .intake
         .submit(NewPetition {
+            citizen_key: None,
             channel: "email".into(),
             channel_ref: Some("open311:client-1:key:abc@mail.example.vn".into()),
             text: "Tôi là Lê Văn Cường, nhà số 9 kiệt 4: cống tràn".into(),
@@ -182,6 +183,7 @@ async fn petitions_from_private_channels_show_no_text_no_place_and_no_contact() 
     let accepted = h
         .intake
         .submit(NewPetition {
+            citizen_key: None,
             channel: "sms".into(),
             channel_ref: Some("sms-msg-1".into()),
             text: "Tôi là Trần Thị Bích, nhà số 7 hẻm 3: khói nhà máy giấy".into(),

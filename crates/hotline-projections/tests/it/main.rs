@@ -18,6 +18,7 @@ fn commit(position: u64, ticket: Uuid, last_seq: u64, events: Vec<TicketEvent>) 
 
 fn received(ticket: Uuid) -> TicketEvent {
     TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(ticket, 0),
         channel: "sms".into(),
         channel_ref: None,

@@ -41,6 +41,7 @@ impl Log {
 
 fn received(ticket: Uuid, channel: &str, area: Option<&str>, point: Option<(f64, f64)>) -> TicketEvent {
     TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(ticket, 0),
         channel: channel.into(),
         channel_ref: None,

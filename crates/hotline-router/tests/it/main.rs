@@ -16,6 +16,7 @@ use uuid::Uuid;
 async fn receive(store: &dyn EventStore, text: &str, area: Option<&str>) -> Uuid {
     let ticket = Uuid::now_v7();
     let event = TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(ticket, 0),
         channel: "app".into(),
         channel_ref: None,

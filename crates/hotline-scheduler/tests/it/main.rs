@@ -18,6 +18,7 @@ async fn routed_ticket(store: &dyn EventStore, ack_by: OffsetDateTime, resolve_b
     let meta = CommandMeta { actor: Actor::system("test"), occurred_at: OffsetDateTime::now_utc(), correlation_id: ticket, causation_id: None };
     let events = vec![
         TicketEvent::PetitionReceived(PetitionReceived {
+            citizen_key: None,
             reference: Reference::derive(ticket, 0),
             channel: "app".into(),
             channel_ref: None,

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 fn received(ticket: Uuid, text: &str) -> TicketEvent {
     TicketEvent::PetitionReceived(PetitionReceived {
+        citizen_key: None,
         reference: Reference::derive(ticket, 0),
         channel: "app".to_owned(),
         channel_ref: None,
