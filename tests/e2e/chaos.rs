@@ -156,8 +156,9 @@ fn a_hanging_feed_subscriber_stops_neither_intake_nor_routing_nor_projections_no
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let start = Instant::now();
     let published = loop {
-        let info = runtime.block_on(hotline_testkit::stream_info(&feed_url, "HOTLINE_FEED", Some("hotline.feed.v1.public.petition_received")));
-        let n = info.as_ref().and_then(|i| i["state"]["subjects"]["hotline.feed.v1.public.petition_received"].as_u64()).unwrap_or(0);
+        // One subject per ticket (the ticket id is the subject's last token): the counts are summed.
+        let info = runtime.block_on(hotline_testkit::stream_info(&feed_url, "HOTLINE_FEED", Some("hotline.feed.v1.public.petition_received.*")));
+        let n: u64 = info.as_ref().and_then(|i| i["state"]["subjects"].as_object()).map(|m| m.values().filter_map(|v| v.as_u64()).sum()).unwrap_or(0);
         if n as usize >= counts.acknowledged || start.elapsed() > Duration::from_secs(60) {
             break n as usize;
         }

@@ -9,15 +9,22 @@
 //! - every publish states the feed's last sequence it expects; a publish that lost its ack, or a second projector
 //!   running at once, makes the next publish conflict, and the projector reads the feed's tip again.
 //!
-//! The ticket state each message needs (the ticket as it stood after the event) is folded from the ticket's
-//! history, loaded once and then kept current while following the log.
+//! The ticket state each message needs (the ticket as it stood after the event, and the agencies that received
+//! copies of it) is folded from the ticket's history, loaded once and then kept current while following the log.
+//!
+//! Erasure: after the last message of a commit holding `PersonalDataErased` is in the feed, the projector erases
+//! every earlier agency copy of that ticket from the stream (found through the ticket id, the last token of every
+//! feed subject). The erasure's own messages are newer, so the feed's tip is never touched. A pass always starts at
+//! the tip's own commit and, when that commit holds an erasure, erases again (idempotent): a crash between the
+//! publish and the erasing, or a failed erase, is finished by the next pass.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hotline_domain::Ticket;
+use hotline_contract::{FeedTicket, PUBLIC, parse_subject, ticket_filter};
+use hotline_domain::TicketEvent;
 use hotline_runtime::Shutdown;
 use hotline_store::{Commit, EventStore, FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, LOG_ID_HEADER, Position, StoreError};
 use uuid::Uuid;
@@ -58,7 +65,7 @@ pub struct Projector {
     /// The province's code, part of every message's `ce-source`.
     province: String,
     /// Each ticket's state after the last commit of it seen, to fold the next commit onto.
-    tickets: HashMap<Uuid, Ticket>,
+    tickets: HashMap<Uuid, FeedTicket>,
     /// The log's id, stamped on every message published (`Hotline-Log-Id`); read at each pass.
     log_id: String,
 }
@@ -123,9 +130,10 @@ impl Projector {
         let (tip, log_id) = self.check().await?;
         self.log_id = log_id;
         let mut expected = tip.sequence;
+        // From the tip's own commit, even a complete one: its remaining parts (none when complete) are published,
+        // and its erasure, if it holds one, is done again.
         let (from, mut resume) = match tip.mark {
             None => (Position::Start, None),
-            Some(mark) if mark.part == mark.parts => (Position::From(mark.position + 1), None),
             Some(mark) => (Position::From(mark.position), Some(mark)),
         };
         tracing::debug!(?from, feed_sequence = expected, "following the log");
@@ -160,12 +168,20 @@ impl Projector {
                 Some(mark) => mark.part as usize,
                 None => 0,
             };
-            for entry in &entries[skip..] {
-                // A publish in flight is finished, not abandoned: shutdown is looked at between messages.
+            for (i, entry) in entries.iter().enumerate().skip(skip) {
+                // A publish in flight is finished, not abandoned: shutdown is looked at between messages. After a
+                // commit's last part its erasure is done too, so a clean stop leaves none for the next start.
                 expected = self.feed.publish(expected, entry).await?;
-                if shutdown.is_raised() {
+                if shutdown.is_raised() && i + 1 < entries.len() {
                     return Ok(());
                 }
+            }
+            if commit.events.iter().any(|e| matches!(e.event, TicketEvent::PersonalDataErased(_))) {
+                let erased = erase_earlier_copies(self.feed.as_ref(), commit.ticket_id, commit.position).await?;
+                tracing::info!(ticket = %commit.ticket_id, erased, "erased the ticket's earlier agency copies from the feed");
+            }
+            if shutdown.is_raised() {
+                return Ok(());
             }
         }
     }
@@ -174,14 +190,14 @@ impl Projector {
     async fn entries(&mut self, commit: &Commit) -> Result<Vec<FeedEntry>, ProjectError> {
         let Some(first) = commit.events.first() else { return Ok(Vec::new()) };
         let mut ticket = match self.tickets.remove(&commit.ticket_id) {
-            Some(ticket) if ticket.seq + 1 == first.seq => ticket,
+            Some(feed) if feed.ticket.seq + 1 == first.seq => feed,
             _ => {
                 let history = self.store.load(commit.ticket_id).await?;
-                let before = Ticket::from_history(history.events.iter().filter(|e| e.seq < first.seq));
-                if before.seq + 1 != first.seq {
+                let before = FeedTicket::from_history(history.events.iter().filter(|e| e.seq < first.seq));
+                if before.ticket.seq + 1 != first.seq {
                     return Err(ProjectError::Inconsistent(format!(
                         "ticket {} has events up to seq {} before a commit that starts at seq {}",
-                        commit.ticket_id, before.seq, first.seq
+                        commit.ticket_id, before.ticket.seq, first.seq
                     )));
                 }
                 before
@@ -199,14 +215,28 @@ impl Projector {
     }
 }
 
+/// Erases from the feed every agency copy of `ticket` that comes from a log commit before `position` (the erasure's
+/// commit); public messages carry no personal data and stay. Returns how many were erased. Idempotent.
+pub async fn erase_earlier_copies(feed: &dyn FeedLog, ticket: Uuid, position: u64) -> Result<usize, StoreError> {
+    let stored = feed.find(&ticket_filter(ticket)).await?;
+    let doomed: Vec<u64> = stored
+        .iter()
+        .filter(|m| parse_subject(&m.subject).is_some_and(|(audience, id)| audience != PUBLIC && id == ticket))
+        // A copy without a readable mark cannot be placed after the erasure: it goes too.
+        .filter(|m| m.mark.is_none_or(|mark| mark.position < position))
+        .map(|m| m.sequence)
+        .collect();
+    feed.erase(&doomed).await?;
+    Ok(doomed.len())
+}
+
 /// The feed messages of `commit`, given the ticket as it stood before it (left as it stands after it): each event's
 /// published messages in event order, numbered 1..=n. Pure and deterministic, so a restarted projector computes
 /// the same parts again.
-pub fn commit_entries(commit: &Commit, ticket: &mut Ticket, province_code: &str) -> Vec<FeedEntry> {
+pub fn commit_entries(commit: &Commit, ticket: &mut FeedTicket, province_code: &str) -> Vec<FeedEntry> {
     let mut messages = Vec::new();
     for event in &commit.events {
-        ticket.apply(event);
-        messages.extend(hotline_contract::feed_messages(event, ticket, province_code));
+        messages.extend(ticket.apply(event, province_code));
     }
     let parts = u32::try_from(messages.len()).unwrap_or(u32::MAX);
     messages

@@ -26,7 +26,7 @@ pub const INTERNAL_USER: &str = "hotline";
 pub const FEED_USER: &str = "hotline-feed";
 /// The published feed's stream.
 pub const FEED_STREAM: &str = "HOTLINE_FEED";
-/// The published feed's subject prefix: `hotline.feed.v1.<public|agency code>.<event type>`.
+/// The published feed's subject prefix: `hotline.feed.v1.<public|agency code>.<event type>.<ticket id>`.
 pub const FEED_SUBJECT_PREFIX: &str = "hotline.feed.v1";
 /// The audience token of the public feed.
 pub const PUBLIC_AUDIENCE: &str = "public";

@@ -6,6 +6,11 @@
 //! commit; `Hotline-Part: i/n`: the i-th of that commit's n feed messages). The projector resumes from the feed's
 //! own last message, so restarts never publish twice or skip, whatever the deduplication window; appends state the
 //! expected last sequence, so two projectors running at once cannot interleave (the loser re-reads and goes on).
+//!
+//! Nothing else changes the feed, with one exception: when a ticket's personal data is erased, the projector erases
+//! the ticket's earlier agency copies (`find` by the ticket's subjects, then `erase`): JetStream's message delete,
+//! which overwrites the message's bytes in the store files (not a purge, which only drops the index). The stream
+//! therefore allows deletes; its subscribers' permissions do not (`access.rs`), and purges stay denied.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -13,12 +18,12 @@ use std::time::Duration;
 use async_nats::HeaderName;
 use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
-use async_nats::jetstream::stream::{self, LastRawMessageErrorKind, StorageType};
+use async_nats::jetstream::stream::{self, DeleteMessageErrorKind, LastRawMessageErrorKind, StorageType};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
 use crate::jetstream::{UrlCredentials, split_credentials};
-use crate::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamConfig, StoreError};
+use crate::{FeedEntry, FeedError, FeedLog, FeedMark, FeedStored, FeedTip, JetStreamConfig, StoreError};
 
 /// Header: the log position (stream sequence of the log) of the commit a feed message comes from.
 pub const LOG_POSITION_HEADER: &str = "Hotline-Log-Position";
@@ -42,10 +47,10 @@ pub struct JetStreamFeed {
 
 impl JetStreamFeed {
     /// Connects to `url` as the feed's writer and opens the published feed, creating its stream if it does not
-    /// exist (file storage, `cfg.replicas`, deletes and purges denied). The feed may live in another NATS account
-    /// than the log (our own server keeps it in account `FEED`, see `access.rs`), hence its own connection.
-    /// Refuses a feed whose subjects would overlap the log's, and an existing stream that allows deletes or purges
-    /// or is not on file storage.
+    /// exist (file storage, `cfg.replicas`, purges denied, deletes allowed for erasure). The feed may live in
+    /// another NATS account than the log (our own server keeps it in account `FEED`, see `access.rs`), hence its
+    /// own connection. Refuses a feed whose subjects would overlap the log's, an existing stream that allows purges
+    /// or is not on file storage, and one made before erasure existed (deletes denied, which NATS cannot lift).
     pub async fn connect(url: &str, cfg: &JetStreamConfig) -> Result<JetStreamFeed, StoreError> {
         // Credentials ride in the URL, as for the log's connection.
         let (url, credentials) = split_credentials(url);
@@ -81,8 +86,9 @@ impl JetStreamFeed {
                 subjects: vec![feed_subjects.clone()],
                 storage: StorageType::File,
                 num_replicas: cfg.replicas,
-                // What was published stays published: subscribers resume from sequences and times.
-                deny_delete: true,
+                // What was published stays published (subscribers resume from sequences and times), except the
+                // single messages erasure removes.
+                deny_delete: false,
                 deny_purge: true,
                 // Exactly-once does not rely on it (the expected last sequence does).
                 duplicate_window: cfg.feed_duplicate_window,
@@ -98,11 +104,23 @@ impl JetStreamFeed {
         // An existing stream is taken as it is: check that it is still the feed we promise.
         let info = stream.info().await.map_err(unavailable)?;
         let c = &info.config;
-        if c.subjects != [feed_subjects.clone()] || !c.deny_delete || !c.deny_purge || c.storage != StorageType::File {
+        if c.subjects != [feed_subjects.clone()] || !c.deny_purge || c.storage != StorageType::File {
             return Err(StoreError::Rejected(format!(
-                "stream {} exists with another configuration (subjects {:?}, deny_delete {}, deny_purge {}, storage {:?}); \
-                 the feed needs subjects [{feed_subjects}], deletes and purges denied, file storage",
-                cfg.feed_stream, c.subjects, c.deny_delete, c.deny_purge, c.storage
+                "stream {} exists with another configuration (subjects {:?}, deny_purge {}, storage {:?}); \
+                 the feed needs subjects [{feed_subjects}], purges denied, file storage",
+                cfg.feed_stream, c.subjects, c.deny_purge, c.storage
+            )));
+        }
+        if c.deny_delete {
+            // Made by a version without erasure. NATS cannot lift deny_delete on an existing stream (10052
+            // "stream configuration update can not cancel deny message deletes"), and without deletes the agency
+            // copies of an erased ticket would stay: the feed must be rebuilt from the log.
+            return Err(StoreError::Rejected(format!(
+                "stream {} denies message deletes (made before erasure existed), so erased personal data could not \
+                 be removed from it, and NATS cannot change that on an existing stream: delete the stream (as the \
+                 feed's user: `nats stream rm {}`); the projector rebuilds it from the log (docs/feed.md, \
+                 \"Erasure\")",
+                cfg.feed_stream, cfg.feed_stream
             )));
         }
         if c.num_replicas != cfg.replicas {
@@ -140,6 +158,57 @@ impl JetStreamFeed {
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(unavailable(e)),
         }
+    }
+
+    async fn find(&self, filter: &str) -> Result<Vec<FeedStored>, StoreError> {
+        if !filter.starts_with(&self.prefix) {
+            return Err(StoreError::Rejected(format!("filter {filter:?} is not under the feed's {}>", self.prefix)));
+        }
+        // One request per message (next message on the filter from a sequence): a ticket has a few dozen at
+        // most, and the server answers from its subject index.
+        let mut found = Vec::new();
+        let mut from = 1;
+        loop {
+            let message = match self.stream.get_first_raw_message_by_subject(filter, from).await {
+                Ok(m) => m,
+                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => return Ok(found),
+                Err(e) if e.kind() == LastRawMessageErrorKind::InvalidSubject => {
+                    return Err(StoreError::Rejected(format!("{filter:?} is not a subject filter")));
+                }
+                Err(e) => return Err(unavailable(e)),
+            };
+            let header = |name: &str| message.headers.get(name).map(|v| v.as_str().to_owned());
+            let mark = header(LOG_POSITION_HEADER).zip(header(PART_HEADER)).and_then(|(p, part)| parse_mark(&p, &part));
+            from = message.sequence + 1;
+            found.push(FeedStored { sequence: message.sequence, subject: message.subject.to_string(), mark });
+        }
+    }
+
+    async fn erase_all(&self, sequences: &[u64]) -> Result<(), StoreError> {
+        if sequences.is_empty() {
+            return Ok(());
+        }
+        let tip = self.last().await?.sequence;
+        if let Some(seq) = sequences.iter().find(|s| **s >= tip) {
+            return Err(StoreError::Rejected(format!(
+                "feed message {seq} is the feed's tip ({tip}) or beyond: the projector resumes from the tip"
+            )));
+        }
+        for &sequence in sequences {
+            // The request carries no `no_erase`: the server overwrites the message in its store files.
+            match self.stream.delete_message(sequence).await {
+                Ok(_) => {}
+                Err(e) if matches!(e.kind(), DeleteMessageErrorKind::JetStream(_)) => {
+                    // Already removed (by an earlier attempt or a second projector) is what we wanted.
+                    match self.stream.get_raw_message(sequence).await {
+                        Err(g) if g.kind() == LastRawMessageErrorKind::NoMessageFound => {}
+                        _ => return Err(StoreError::Rejected(format!("cannot erase feed message {sequence}: {e}"))),
+                    }
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Ok(())
     }
 
     async fn append(&self, expected: u64, entry: &FeedEntry) -> Result<u64, FeedError> {
@@ -199,6 +268,14 @@ impl FeedLog for JetStreamFeed {
 
     fn last_log_id(&self) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
         JetStreamFeed::last_log_id(self).boxed()
+    }
+
+    fn find<'a>(&'a self, filter: &'a str) -> BoxFuture<'a, Result<Vec<FeedStored>, StoreError>> {
+        JetStreamFeed::find(self, filter).boxed()
+    }
+
+    fn erase<'a>(&'a self, sequences: &'a [u64]) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.erase_all(sequences).boxed()
     }
 }
 

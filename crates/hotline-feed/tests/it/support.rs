@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use hotline_domain::event::{Citizen, PetitionAcknowledged, PetitionAnswered, PetitionCategorized, PetitionReceived, PetitionRouted, TicketClosed};
-use hotline_domain::{Actor, CommandMeta, Envelope, Reference, Ticket, TicketEvent};
+use hotline_domain::event::{Citizen, ErasureReason, PersonalDataErased, PetitionAcknowledged, PetitionAnswered, PetitionCategorized, PetitionReceived, PetitionRouted, TicketClosed};
+use hotline_contract::FeedTicket;
+use hotline_domain::{Actor, CommandMeta, Envelope, Reference, TicketEvent};
 use hotline_feed::{Projector, commit_entries};
 use hotline_runtime::{Shutdown, ShutdownTrigger};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use hotline_store::{EventStore, FeedEntry, FeedError, FeedLog, FeedTip, JetStreamConfig, JetStreamFeed, JetStreamStore, Position, StoreError};
+use hotline_store::{EventStore, FeedEntry, FeedError, FeedLog, FeedStored, FeedTip, JetStreamConfig, JetStreamFeed, JetStreamStore, Position, StoreError};
 use hotline_testkit::TestNats;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -48,17 +49,20 @@ impl Rng {
 }
 
 /// Appends ticket lifecycles to the log: received (with a citizen's contact and text), categorised and routed in
-/// one commit, acknowledged, answered, closed.
+/// one commit, acknowledged, answered, closed; after the routing, now and then the citizen's personal data is
+/// erased (once per ticket) and the life goes on.
 pub struct Writer {
     store: Arc<JetStreamStore>,
     /// Open tickets: (version, last seq, next stage, agency).
     tickets: Vec<(Uuid, u64, u64, usize, &'static str)>,
+    /// Tickets whose personal data is erased.
+    pub erased: HashSet<Uuid>,
     pub commits: usize,
 }
 
 impl Writer {
     pub fn new(store: Arc<JetStreamStore>) -> Writer {
-        Writer { store, tickets: Vec::new(), commits: 0 }
+        Writer { store, tickets: Vec::new(), erased: HashSet::new(), commits: 0 }
     }
 
     /// One commit: a new ticket, or the next step of an open one.
@@ -67,6 +71,7 @@ impl Writer {
             let ticket = Uuid::now_v7();
             let agency = AGENCIES[rng.below(AGENCIES.len() as u64) as usize];
             let event = TicketEvent::PetitionReceived(PetitionReceived {
+                citizen_key: None,
                 reference: Reference::derive(ticket, 0),
                 channel: "sms".to_owned(),
                 channel_ref: Some(format!("sms-{ticket}")),
@@ -83,6 +88,13 @@ impl Writer {
         }
         let i = rng.below(self.tickets.len() as u64) as usize;
         let (ticket, version, seq, stage, agency) = self.tickets[i];
+        if stage >= 2 && !self.erased.contains(&ticket) && rng.below(4) == 0 {
+            let event = TicketEvent::PersonalDataErased(PersonalDataErased { reason: ErasureReason::Request });
+            let version = self.append(ticket, version, seq, vec![event]).await;
+            self.erased.insert(ticket);
+            self.tickets[i] = (ticket, version, seq + 1, stage, agency);
+            return;
+        }
         let events = match stage {
             1 => vec![
                 TicketEvent::PetitionCategorized(PetitionCategorized {
@@ -122,14 +134,15 @@ impl Writer {
     }
 }
 
-/// Every feed message the whole log implies, in order: computed commit by commit from a fresh fold of each ticket.
+/// Every feed message the whole log implies, in order, as published: computed commit by commit from a fresh fold of
+/// each ticket. (What stays in the feed is [`after_erasures`] of it.)
 pub async fn expected_feed(store: &JetStreamStore) -> Vec<FeedEntry> {
     let last = store.last_position().await.expect("last position");
     let mut expected = Vec::new();
     if last == 0 {
         return expected;
     }
-    let mut tickets: HashMap<Uuid, Ticket> = HashMap::new();
+    let mut tickets: HashMap<Uuid, FeedTicket> = HashMap::new();
     let mut commits = store.subscribe(Position::Start).await.expect("subscribe");
     while let Some(commit) = commits.next().await {
         let commit = commit.expect("commit");
@@ -140,6 +153,25 @@ pub async fn expected_feed(store: &JetStreamStore) -> Vec<FeedEntry> {
         }
     }
     expected
+}
+
+/// What stays of `published` once each erasure has removed its ticket's earlier agency copies.
+pub fn after_erasures(published: &[FeedEntry]) -> Vec<FeedEntry> {
+    let erasures: HashMap<Uuid, u64> = published
+        .iter()
+        .filter(|e| e.subject.contains(".personal_data_erased."))
+        .filter_map(|e| Some((hotline_contract::parse_subject(&e.subject)?.1, e.mark.position)))
+        .collect();
+    published
+        .iter()
+        .filter(|e| match hotline_contract::parse_subject(&e.subject) {
+            Some((audience, ticket)) if audience != hotline_contract::PUBLIC => {
+                erasures.get(&ticket).is_none_or(|at| e.mark.position >= *at)
+            }
+            _ => true,
+        })
+        .cloned()
+        .collect()
 }
 
 /// A feed message as a subscriber gets it.
@@ -213,27 +245,39 @@ pub async fn read_feed(nats: &TestNats, filter: &str) -> Vec<Received> {
     out
 }
 
-/// Waits until the feed holds `n` messages (a liveness bound, not a speed check), then a moment more so that an
-/// extra message would show.
-pub async fn wait_for_feed(nats: &TestNats, n: usize) {
+/// Waits until the feed is done with `published` (a liveness bound, not a speed check): its last message is the last
+/// one published and it holds as many messages as stay after the erasures; then a moment more so that an extra
+/// message would show.
+pub async fn wait_for_feed(nats: &TestNats, published: &[FeedEntry]) {
+    let n = after_erasures(published).len();
+    let last = published.last().map(|e| e.id.clone());
     let js = feed_client(&nats.server.feed_url()).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        let count = match js.get_stream("HOTLINE_FEED").await {
-            Ok(mut s) => s.info().await.map(|i| i.state.messages).unwrap_or(0),
-            Err(_) => 0,
+        let (count, tip) = match js.get_stream("HOTLINE_FEED").await {
+            Ok(mut s) => {
+                let info = s.info().await.map(|i| (i.state.messages, i.state.last_sequence)).unwrap_or((0, 0));
+                let tip = match info.1 {
+                    0 => None,
+                    seq => s.get_raw_message(seq).await.ok().and_then(|m| m.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned())),
+                };
+                (info.0, tip)
+            }
+            Err(_) => (0, None),
         };
-        if count as usize >= n {
+        if count as usize == n && tip == last {
             break;
         }
-        assert!(Instant::now() < deadline, "the feed holds {count} messages, {n} expected, after 90 s");
+        assert!(Instant::now() < deadline, "the feed holds {count} messages ending with {tip:?}, {n} ending with {last:?} expected, after 90 s");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 }
 
-/// The feed must be exactly the expected messages, in order, each once, with the marks and attributes they imply.
-pub fn assert_feed_is(expected: &[FeedEntry], feed: &[Received]) {
+/// The feed must be exactly the published messages that stay after the erasures, in order, each once, with the
+/// marks and attributes they imply.
+pub fn assert_feed_is(published: &[FeedEntry], feed: &[Received]) {
+    let expected = &after_erasures(published)[..];
     let ids: Vec<&str> = feed.iter().map(|m| m.header("Nats-Msg-Id").expect("Nats-Msg-Id")).collect();
     let unique: HashSet<&str> = ids.iter().copied().collect();
     assert_eq!(unique.len(), ids.len(), "a message was published twice");
@@ -297,6 +341,14 @@ impl FeedLog for Jittered {
 
     fn last_log_id(&self) -> BoxFuture<'_, Result<Option<String>, StoreError>> {
         FeedLog::last_log_id(&self.inner)
+    }
+
+    fn find<'a>(&'a self, filter: &'a str) -> BoxFuture<'a, Result<Vec<FeedStored>, StoreError>> {
+        self.inner.find(filter)
+    }
+
+    fn erase<'a>(&'a self, sequences: &'a [u64]) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.inner.erase(sequences)
     }
 
     fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>> {

@@ -125,7 +125,9 @@ async fn a_subscriber_reads_its_own_audience_through_its_own_consumer_and_nothin
         .create_stream(stream::Config {
             name: access::FEED_STREAM.to_owned(),
             subjects: vec!["hotline.feed.v1.>".to_owned()],
-            deny_delete: true,
+            // As the real feed: deletes allowed (for erasure by the writer), so only permissions keep subscribers
+            // from deleting.
+            deny_delete: false,
             deny_purge: true,
             ..Default::default()
         })
@@ -212,6 +214,7 @@ async fn a_subscriber_reads_its_own_audience_through_its_own_consumer_and_nothin
         "$JS.API.STREAM.MSG.GET.HOTLINE_FEED",
         "$JS.API.DIRECT.GET.HOTLINE_FEED.hotline.feed.v1.fire.petition_routed",
         "$JS.API.STREAM.DELETE.HOTLINE_FEED",
+        "$JS.API.STREAM.MSG.DELETE.HOTLINE_FEED",
         "$JS.API.STREAM.PURGE.HOTLINE_FEED",
         "$JS.API.INFO",
     ] {

@@ -53,7 +53,8 @@ async fn the_feed_stream_is_file_backed_append_only_and_disjoint_from_the_log() 
     let info = s.info().await.expect("info").clone();
     assert_eq!(info.config.subjects, vec!["hotline.feed.v1.>".to_owned()]);
     assert_eq!(info.config.storage, stream::StorageType::File);
-    assert!(info.config.deny_delete && info.config.deny_purge);
+    // Purges are denied; single deletes are allowed, for erasure only (subscribers may not: access.rs).
+    assert!(!info.config.deny_delete && info.config.deny_purge);
     assert_eq!(info.config.num_replicas, 1);
     assert_eq!(info.config.duplicate_window, std::time::Duration::from_secs(120));
     let log = client(&nats.url()).await.get_stream("HOTLINE_EVENTS").await.expect("log stream").info().await.expect("info").config.subjects.clone();
@@ -61,7 +62,6 @@ async fn the_feed_stream_is_file_backed_append_only_and_disjoint_from_the_log() 
 
     let seq = feed.publish(0, &entry("hotline.feed.v1.public.petition_received", "a", 1, 1, 1)).await.expect("published");
     assert_eq!(seq, 1);
-    assert!(s.delete_message(1).await.is_err(), "a published message cannot be deleted");
     assert!(s.purge().await.is_err(), "the feed cannot be purged");
     assert_eq!(feed.tip().await.expect("tip").sequence, 1);
 }
@@ -78,7 +78,7 @@ async fn a_feed_whose_subjects_overlap_the_log_is_refused() {
 }
 
 #[tokio::test]
-async fn an_existing_feed_stream_that_allows_deletes_is_refused() {
+async fn an_existing_feed_stream_that_allows_purges_is_refused() {
     let nats = TestNats::start().await;
     js(&nats)
         .await
@@ -90,10 +90,106 @@ async fn an_existing_feed_stream_that_allows_deletes_is_refused() {
         .await
         .expect("a lax stream is created by hand");
     match JetStreamFeed::connect(&nats.server.feed_url(), &JetStreamConfig::default()).await {
-        Err(StoreError::Rejected(reason)) => assert!(reason.contains("deny_delete false"), "{reason}"),
+        Err(StoreError::Rejected(reason)) => assert!(reason.contains("deny_purge false"), "{reason}"),
         Err(other) => panic!("expected a refusal, got {other:?}"),
-        Ok(_) => panic!("a feed that allows deletes was accepted"),
+        Ok(_) => panic!("a feed that allows purges was accepted"),
     }
+}
+
+#[tokio::test]
+async fn a_feed_stream_made_before_erasure_is_refused_with_the_way_out() {
+    let nats = TestNats::start().await;
+    let js = js(&nats).await;
+    js.create_stream(stream::Config {
+        name: "HOTLINE_FEED".to_owned(),
+        subjects: vec!["hotline.feed.v1.>".to_owned()],
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    })
+    .await
+    .expect("an old feed stream");
+    match JetStreamFeed::connect(&nats.server.feed_url(), &JetStreamConfig::default()).await {
+        Err(StoreError::Rejected(reason)) => {
+            assert!(reason.contains("denies message deletes") && reason.contains("nats stream rm HOTLINE_FEED"), "{reason}")
+        }
+        Err(other) => panic!("expected a refusal, got {other:?}"),
+        Ok(_) => panic!("a feed that cannot erase was accepted"),
+    }
+    // What the message says is true: the server will not lift deny_delete on an existing stream.
+    let lifted = js
+        .update_stream(stream::Config {
+            name: "HOTLINE_FEED".to_owned(),
+            subjects: vec!["hotline.feed.v1.>".to_owned()],
+            deny_delete: false,
+            deny_purge: true,
+            ..Default::default()
+        })
+        .await;
+    assert!(lifted.is_err(), "nats-server lifted deny_delete after all");
+    // The way out: remove it, and the feed opens afresh.
+    js.delete_stream("HOTLINE_FEED").await.expect("removed");
+    open_feed(&nats).await;
+}
+
+/// Every file under `dir` that contains `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if std::fs::read(&path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle)) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn erasing_finds_a_tickets_messages_by_subject_and_overwrites_them_in_the_store_files() {
+    let nats = TestNats::start().await;
+    let feed = open_feed(&nats).await;
+    let ticket = "0193a1b2-0000-7000-8000-00000000abcd";
+    let other = "0193a1b2-0000-7000-8000-00000000ffff";
+    let secret = "Nguyễn Văn Bình 84912345678";
+    let mut seq = 0;
+    let mut put = async |subject: String, id: &str, position: u64, payload: String| {
+        let mut e = entry(&subject, id, position, 1, 1);
+        e.payload = payload.into_bytes();
+        seq = feed.publish(seq, &e).await.expect("published");
+        seq
+    };
+    put(format!("hotline.feed.v1.public.petition_received.{ticket}"), "a", 1, "{}".into()).await;
+    put(format!("hotline.feed.v1.dot.petition_routed.{ticket}"), "b:dot", 2, format!("{{\"name\":\"{secret}\"}}")).await;
+    put(format!("hotline.feed.v1.dot.petition_routed.{other}"), "c:dot", 3, format!("{{\"name\":\"{secret} other\"}}")).await;
+    put(format!("hotline.feed.v1.fire.citizen_wrote.{ticket}"), "d:fire", 4, format!("{{\"text\":\"{secret}\"}}")).await;
+    let tip = put(format!("hotline.feed.v1.public.personal_data_erased.{ticket}"), "e", 5, "{}".into()).await;
+
+    let found = feed.find(&format!("hotline.feed.v1.*.*.{ticket}")).await.expect("find");
+    let seqs: Vec<u64> = found.iter().map(|m| m.sequence).collect();
+    assert_eq!(seqs, [1, 2, 4, 5], "the ticket's messages, in order, none of the other ticket's");
+    assert_eq!(found[1].subject, format!("hotline.feed.v1.dot.petition_routed.{ticket}"));
+    assert_eq!(found[1].mark, Some(FeedMark { position: 2, part: 1, parts: 1 }));
+    assert!(matches!(feed.find("hotline.events.>").await, Err(StoreError::Rejected(_))), "only under the feed's prefix");
+
+    let store = nats.dir.path().join("nats");
+    assert!(!files_containing(&store, secret.as_bytes()).is_empty(), "the plaintext is in the store files before");
+    // The tip is never erased: the projector resumes from it.
+    assert!(matches!(feed.erase(&[2, tip]).await, Err(StoreError::Rejected(_))));
+    feed.erase(&[2, 4]).await.expect("erased");
+    // Again (a restarted projector): already gone is fine.
+    feed.erase(&[2, 4]).await.expect("erased again");
+    let left: Vec<u64> = feed.find(&format!("hotline.feed.v1.*.*.{ticket}")).await.expect("find").iter().map(|m| m.sequence).collect();
+    assert_eq!(left, [1, 5]);
+    assert_eq!(feed.tip().await.expect("tip").sequence, tip);
+    // The bytes are overwritten, not only unindexed: only the other ticket's copy still holds the name.
+    let holding: Vec<_> = files_containing(&store, format!("{secret}\"").as_bytes());
+    assert!(holding.is_empty(), "erased plaintext still in {holding:?}");
+    assert!(!files_containing(&store, format!("{secret} other").as_bytes()).is_empty(), "the other ticket's copy is untouched");
 }
 
 #[tokio::test]
