@@ -10,6 +10,7 @@ pub mod audit;
 mod command;
 mod feed;
 mod jetstream;
+mod keys;
 pub mod server;
 mod tokens;
 
@@ -252,6 +253,23 @@ pub trait EventStore: Send + Sync + 'static {
     /// listed; reading it finds nothing).
     fn state_keys<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
 
+    /// The key of a citizen's identity (`phone:<msisdn>`, `email:<address>`, `zalo:<id>`), made on its first use;
+    /// a new key of its own for `None` (a petition without contact details). See `keys.rs`.
+    fn citizen_key<'a>(&'a self, identity: Option<&'a str>) -> BoxFuture<'a, Result<Uuid, StoreError>>;
+
+    /// The key an identity has, if any.
+    fn identity_key<'a>(&'a self, identity: &'a str) -> BoxFuture<'a, Result<Option<Uuid>, StoreError>>;
+
+    /// Destroys a citizen's key for good (its bytes erased from the store) and forgets which key `identities`
+    /// had: every field sealed with it reads `[erased]` from then on.
+    fn destroy_key<'a>(&'a self, key: Uuid, identities: &'a [String]) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Erases what the store keeps about a contact outside the log (the tickets it opened, for follow-ups).
+    fn erase_contact<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Removes a channel-state entry so that its bytes are gone from the store, not just marked deleted.
+    fn state_erase<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Writes an audit checkpoint: a Merkle root over every event stored since the previous checkpoint
     /// (`audit.rs`). `None` when nothing new was stored, or another process wrote that checkpoint first.
     fn checkpoint(&self) -> BoxFuture<'_, Result<Option<audit::Checkpoint>, StoreError>>;
@@ -345,4 +363,3 @@ pub struct FeedStored {
     /// Its mark (None when its headers carry no valid one).
     pub mark: Option<FeedMark>,
 }
-
