@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use hotline_store::EventStore;
 use hotline_testkit::System;
 use serde_json::json;
 
@@ -167,4 +168,66 @@ fn erasing_a_citizen_leaves_their_personal_data_nowhere_the_system_writes() {
     }
     assert!(!files_containing(&system.data_dir, KEPT).is_empty(), "the search does find data that was not erased");
     assert!(std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 0, "the process did write a log");
+}
+
+/// Files a petition in `category` for the citizen with `phone`; returns its id once routed.
+fn filed(system: &System, category: &str, phone: &str, text: &str) -> String {
+    let id = petition(system, json!({"text": text, "category": category, "citizen": {"phone": phone}}));
+    system.wait_for_ticket(&id, Duration::from_secs(30), |t| t["status"] == "routed");
+    id
+}
+
+#[test]
+fn retention_erases_ended_tickets_of_a_category_and_a_key_only_once_all_its_tickets_are() {
+    let mut system = System::start(binary(), &[]);
+    let auth = format!("Bearer {}", system.admin_token);
+    // Citizen A: an environment ticket that ends and one still open; citizen B: one environment ticket that ends;
+    // C: a traffic ticket that ends (another category, kept longer).
+    let a_ended = filed(&system, "environment", "0911 000 001", "Khói bụi từ nhà máy gạch RETAIN-A1");
+    let a_open = filed(&system, "environment", "0911 000 001", "Nước thải đổ ra kênh RETAIN-A2");
+    let b_ended = filed(&system, "environment", "0911 000 002", "Đốt rác gây khói RETAIN-B1");
+    let c_ended = filed(&system, "traffic_infrastructure", "0911 000 003", "Ổ gà trên đường RETAIN-C1");
+    for id in [&a_ended, &b_ended, &c_ended] {
+        let r = system.request("POST", &format!("/v1/tickets/{id}/close"), &[("Authorization", &auth), ("Content-Type", "application/json")], br#"{"reason":"xong"}"#);
+        assert_eq!(r.status, 200, "{}", r.text());
+        system.wait_for_ticket(id, Duration::from_secs(20), |t| t["status"] == "closed");
+    }
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let url = std::fs::read_to_string(system.data_dir.join("nats.url")).expect("nats.url");
+    let store = runtime
+        .block_on(hotline_store::JetStreamStore::connect(url.trim(), hotline_store::JetStreamConfig::default()))
+        .expect("connects");
+    let store = std::sync::Arc::new(store);
+    let reader = hotline_projections::TimelineReader::open(&system.data_dir.join("projections.sqlite")).expect("projection");
+    let erasure = hotline::erasure::Erasure::new(store.clone(), reader, system.data_dir.join("blobs"));
+    let rules = vec![("environment".to_owned(), 30), ("traffic_infrastructure".to_owned(), 3650)];
+    let now = time::OffsetDateTime::now_utc();
+
+    // Today nothing is past 30 days; 31 days on, the two ended environment tickets are.
+    let none = runtime.block_on(hotline::erasure::retention_tick(&erasure, 0, &rules, now)).expect("tick");
+    assert_eq!(none, hotline::erasure::Erased::default());
+    let later = runtime.block_on(hotline::erasure::retention_tick(&erasure, 0, &rules, now + time::Duration::days(31))).expect("tick");
+    assert_eq!((later.tickets, later.keys), (2, 1), "A's ended ticket and B's; only B's key (A still has an open ticket): {later:?}");
+    let again = runtime.block_on(hotline::erasure::retention_tick(&erasure, 0, &rules, now + time::Duration::days(31))).expect("tick");
+    assert_eq!(again.tickets, 0, "an erased ticket is not erased twice");
+
+    for (id, erased) in [(&a_ended, true), (&a_open, false), (&b_ended, true), (&c_ended, false)] {
+        let t = system.wait_for_ticket(id, Duration::from_secs(20), |t| (t["text"] == "[erased]") == erased);
+        assert_eq!(t["text"] == "[erased]", erased, "{t}");
+    }
+    // Each erasure is an event of its ticket, saying why.
+    let history = runtime.block_on(store.load(a_ended.parse().expect("uuid"))).expect("load");
+    let last = history.events.last().expect("events");
+    assert!(matches!(&last.event, hotline_domain::TicketEvent::PersonalDataErased(e) if e.reason == hotline_domain::event::ErasureReason::Retention), "{last:?}");
+    assert_eq!(last.actor.id, "retention");
+    // A's key lives on (the open ticket still reads), B's is gone: B's identity has no key any more.
+    assert!(runtime.block_on(store.identity_key("phone:84911000001")).expect("key").is_some());
+    assert!(runtime.block_on(store.identity_key("phone:84911000002")).expect("key").is_none());
+    assert_eq!(system.terminate(), Some(0));
+
+    // A retention for a category the province does not have is refused before anything runs.
+    let out = Command::new(binary()).args(["check-config"]).env("HOTLINE_RETENTION__CATEGORIES__NO_SUCH_THING", "30").output().expect("runs");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("retention.categories.no_such_thing"), "{}", String::from_utf8_lossy(&out.stderr));
 }

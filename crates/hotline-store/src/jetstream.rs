@@ -55,7 +55,7 @@ pub struct JetStreamConfig {
     pub ack_wait: Duration,
     /// The published feed's stream (other systems read it; see `feed.rs`).
     pub feed_stream: String,
-    /// Subjects of the feed: `<prefix>.<audience>.<event type>`. Must not overlap the log's subjects.
+    /// Subjects of the feed: `<prefix>.<audience>.<event type>.<ticket id>`. Must not overlap the log's subjects.
     pub feed_subject_prefix: String,
     /// How long the feed remembers message ids to drop a re-sent copy (when its stream is created). Exactly-once
     /// does not depend on it; tests shrink it to prove that.

@@ -444,7 +444,7 @@ mod tests {
         let doc = include_str!("../../../docs/configuration.md");
         for key in KEYS {
             assert!(doc.contains(&format!("`{key}")), "docs/configuration.md does not document `{key}`");
-            if *key != "nats" && *key != "scheduler" && !CHANNELS.contains(key) {
+            if !["nats", "scheduler", "retention"].contains(key) && !CHANNELS.contains(key) {
                 let var = format!("`HOTLINE_{}`", key.to_ascii_uppercase());
                 assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
             }
@@ -456,11 +456,28 @@ mod tests {
             "NATS__FEED_URL",
             "SCHEDULER__INTERVAL_SECS",
             "SCHEDULER__CLOSE_ANSWERED_AFTER_DAYS",
+            "SCHEDULER__CHECKPOINT_INTERVAL_SECS",
+            "RETENTION__DEFAULT_DAYS",
+            "RETENTION__CATEGORIES__<CATEGORY>",
+            "RETENTION__INTERVAL_SECS",
             "APP__ACCESS_SECRET",
         ] {
             let var = format!("`HOTLINE_{nested}`");
             assert!(doc.contains(&var), "docs/configuration.md does not name {var}");
         }
+    }
+
+    #[test]
+    fn retention_days_come_per_category_from_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("hotline.toml");
+        std::fs::write(&file, "[retention]\ndefault_days = 1825\n[retention.categories]\ntraffic_accident = 730\n").expect("write");
+        let s = Settings::load(Some(&file), env(&[("HOTLINE_RETENTION__CATEGORIES__SECURITY_ORDER", "3650")]), &Overrides::default()).expect("loads");
+        assert_eq!(s.retention.default_days, 1825);
+        assert_eq!(s.retention.categories.get("traffic_accident"), Some(&730));
+        assert_eq!(s.retention.categories.get("security_order"), Some(&3650));
+        let e = Settings::load(None, env(&[("HOTLINE_RETENTION__CATEGORIES__X", "soon")]), &Overrides::default()).expect_err("not a number");
+        assert!(e.0.contains("retention of `x`"), "{e}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use uuid::Uuid;
 fn every_event() -> Vec<TicketEvent> {
     vec![
         TicketEvent::PetitionReceived(PetitionReceived {
-            citizen_key: None,
+            citizen_key: Some(Uuid::nil()),
             reference: Reference::derive(Uuid::nil(), 0),
             channel: "app".into(),
             channel_ref: Some("k".into()),
@@ -82,6 +82,7 @@ fn every_event() -> Vec<TicketEvent> {
             recording: Some("r".into()),
         }),
         TicketEvent::CallbackDone(hotline_domain::event::CallbackDone { note: "n".into() }),
+        TicketEvent::PersonalDataErased(hotline_domain::event::PersonalDataErased { reason: hotline_domain::event::ErasureReason::Request }),
     ]
 }
 

@@ -1,5 +1,7 @@
 //! Hash chains and checkpoints on a real server: appends link each ticket's events whatever process writes them,
-//! checkpoints cover the log without gaps, and a rewritten stream is caught at the changed event.
+//! checkpoints cover the log without gaps, and a rewritten stream is caught at the changed event. And the
+//! personal data inside those events: sealed under the citizen's key, unreadable once the key is destroyed, with
+//! every chain still whole.
 
 use hotline_domain::event::{PetitionReceived, PetitionRouted, stored_events};
 use hotline_domain::{Actor, CommandMeta, Envelope, Reference, TicketEvent};
@@ -120,4 +122,53 @@ async fn nats_payload(nats: &TestNats, position: u64) -> Vec<u8> {
     let js = async_nats::jetstream::new(hotline_testkit::tamper::client(&nats.url()).await);
     let stream = js.get_stream("HOTLINE_EVENTS").await.expect("stream");
     stream.get_raw_message(position).await.expect("message").payload.to_vec()
+}
+
+#[tokio::test]
+async fn personal_data_is_sealed_under_the_citizens_key_and_reads_erased_once_the_key_is_destroyed() {
+    use hotline_domain::event::{Citizen, CitizenWrote, ERASED};
+    let nats = TestNats::start().await;
+    let (store, other) = (nats.store().await, nats.store().await);
+    let identity = "phone:84900000001";
+    let key = store.citizen_key(Some(identity)).await.expect("key");
+    assert_eq!(other.citizen_key(Some(identity)).await.expect("key"), key, "one key per identity, whoever asks");
+    assert_ne!(store.citizen_key(None).await.expect("key"), key, "no identity: a key of its own");
+
+    let ticket = Uuid::now_v7();
+    let mut petition = match received(ticket, "Nhà tôi ở số 5 Bí Mật, gọi 0900000001") {
+        TicketEvent::PetitionReceived(p) => p,
+        _ => unreachable!(),
+    };
+    petition.citizen = Some(Citizen { name: Some("Lê Văn Kín".into()), phone: Some("0900000001".into()), ..Default::default() });
+    petition.citizen_key = Some(key);
+    let v = store.append(ticket, 0, &commit(ticket, 0, vec![TicketEvent::PetitionReceived(petition)])).await.expect("petition").version;
+    // Another process (no cache) continues the ticket: it finds the ticket's key from its first commit.
+    let wrote = TicketEvent::CitizenWrote(CitizenWrote { text: "Bổ sung: Bí Mật".into(), channel: "sms".into(), channel_ref: None, attachments: vec![] });
+    other.append(ticket, v, &commit(ticket, 1, vec![wrote])).await.expect("follow-up");
+
+    for position in 1..=2 {
+        let raw = String::from_utf8(nats_payload(&nats, position).await).expect("utf-8");
+        assert!(!raw.contains("Bí Mật") && !raw.contains("Kín") && !raw.contains("0900000001"), "plaintext in the log: {raw}");
+        assert!(raw.contains(&format!("enc:v1:{}:", key.simple())), "{raw}");
+    }
+    let history = nats.store().await.load(ticket).await.expect("load");
+    let TicketEvent::PetitionReceived(p) = &history.events[0].event else { panic!("petition first") };
+    assert!(p.text.contains("Bí Mật") && p.citizen.as_ref().and_then(|c| c.name.as_deref()) == Some("Lê Văn Kín"));
+    let TicketEvent::CitizenWrote(w) = &history.events[1].event else { panic!("follow-up second") };
+    assert_eq!(w.text, "Bổ sung: Bí Mật");
+    store.checkpoint().await.expect("checkpoint").expect("written");
+
+    store.destroy_key(key, &[identity.to_owned()]).await.expect("destroyed");
+    let fresh = nats.store().await;
+    let history = fresh.load(ticket).await.expect("load");
+    let TicketEvent::PetitionReceived(p) = &history.events[0].event else { panic!("petition first") };
+    let c = p.citizen.as_ref().expect("citizen");
+    assert_eq!((p.text.as_str(), c.name.as_deref(), c.phone.as_deref()), (ERASED, Some(ERASED), Some(ERASED)));
+    assert_eq!(p.reference, Reference::derive(ticket, 0), "what is not personal stays");
+    let TicketEvent::CitizenWrote(w) = &history.events[1].event else { panic!("follow-up second") };
+    assert_eq!(w.text, ERASED);
+    assert_eq!(fresh.identity_key(identity).await.expect("lookup"), None, "the identity no longer leads to a key");
+    assert_ne!(fresh.citizen_key(Some(identity)).await.expect("key"), key, "writing again makes a new key");
+    let report = fresh.verify(|_, _| {}).await.expect("verify");
+    assert!(report.problems.is_empty() && report.checkpoints_ok == 1, "erasure changes no stored byte: {:?}", report.problems);
 }
