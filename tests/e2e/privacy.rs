@@ -132,6 +132,9 @@ fn erasing_a_citizen_leaves_their_personal_data_nowhere_the_system_writes() {
     let timeline = system.get(&format!("/v1/tickets/{first}/timeline")).text();
     assert!(timeline.contains("PersonalDataErased") && !timeline.contains(APP_TEXT), "{timeline}");
     assert!(system.get(&format!("/v1/tickets/{kept}")).text().contains(KEPT), "another citizen's petition is untouched");
+    // ...in the log too, read afresh (another key destroyed by mistake would show here, not in the projection).
+    assert!(log_text(&system, &kept).contains(KEPT), "another citizen's key is intact");
+    assert_eq!(log_text(&system, &first), "[erased]");
     assert!(!blob.exists(), "the citizen's file is gone from the blob store");
 
     // Statistics still count the erased tickets; the audit chain still verifies.
@@ -168,6 +171,19 @@ fn erasing_a_citizen_leaves_their_personal_data_nowhere_the_system_writes() {
     }
     assert!(!files_containing(&system.data_dir, KEPT).is_empty(), "the search does find data that was not erased");
     assert!(std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0) > 0, "the process did write a log");
+}
+
+/// A ticket's petition text as the log gives it to a process that never read it before (no cached key).
+fn log_text(system: &System, ticket: &str) -> String {
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let url = std::fs::read_to_string(system.data_dir.join("nats.url")).expect("nats.url");
+    runtime.block_on(async {
+        let store = hotline_store::JetStreamStore::connect(url.trim(), hotline_store::JetStreamConfig::default()).await.expect("connects");
+        match store.load(ticket.parse().expect("uuid")).await.expect("load").events.first().map(|e| e.event.clone()) {
+            Some(hotline_domain::TicketEvent::PetitionReceived(p)) => p.text,
+            other => panic!("not a petition: {other:?}"),
+        }
+    })
 }
 
 /// Files a petition in `category` for the citizen with `phone`; returns its id once routed.
@@ -221,7 +237,10 @@ fn retention_erases_ended_tickets_of_a_category_and_a_key_only_once_all_its_tick
     let last = history.events.last().expect("events");
     assert!(matches!(&last.event, hotline_domain::TicketEvent::PersonalDataErased(e) if e.reason == hotline_domain::event::ErasureReason::Retention), "{last:?}");
     assert_eq!(last.actor.id, "retention");
-    // A's key lives on (the open ticket still reads), B's is gone: B's identity has no key any more.
+    // A's key lives on (the open ticket still reads from the log, read afresh), B's is gone.
+    assert!(log_text(&system, &a_open).contains("RETAIN-A2"), "A's other ticket is still readable");
+    assert!(log_text(&system, &c_ended).contains("RETAIN-C1"), "another category's retention is not due");
+    assert_eq!(log_text(&system, &b_ended), "[erased]");
     assert!(runtime.block_on(store.identity_key("phone:84911000001")).expect("key").is_some());
     assert!(runtime.block_on(store.identity_key("phone:84911000002")).expect("key").is_none());
     assert_eq!(system.terminate(), Some(0));

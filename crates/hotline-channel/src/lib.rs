@@ -140,13 +140,18 @@ pub struct ChannelError {
     pub message: String,
 }
 
-/// What a log line shows instead of a citizen's id or address (a Zalo id, an e-mail address, a number): the first
-/// 12 hex digits of its SHA-256, enough to follow one citizen through the log, and nothing that erasure would have
-/// to find in log files (docs/privacy.md).
+/// What a log line shows instead of a citizen's id or address (a Zalo id, an e-mail address, a number): 12 hex
+/// digits of a hash salted with a random value that lives only in this process's memory. Enough to follow one
+/// citizen through one process's log; nothing anyone can match against a known address afterwards, so log files
+/// hold nothing that erasure would have to find (docs/privacy.md).
 pub fn pseudonym(id: &str) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(format!("hotline-log:{}", id.trim().to_lowercase()).as_bytes());
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    static SALT: std::sync::OnceLock<[u8; 16]> = std::sync::OnceLock::new();
+    let salt = SALT.get_or_init(|| *uuid::Uuid::new_v4().as_bytes());
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(salt);
+    hasher.update(id.trim().to_lowercase().as_bytes());
+    hasher.finalize()[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A vendor's error text fit for a log line: runs of 6 or more digits (phone numbers, ids) and e-mail addresses

@@ -126,6 +126,31 @@ pub fn install(rebuilt: &Path, live: &Path) -> Result<PathBuf, ProjectionError> 
     Ok(dir.join(generation))
 }
 
+/// Removes the generation files (with their `-wal`/`-shm`) that `live` no longer names: a replay keeps the one it
+/// replaced while processes may still have it open, and personal data erased since then must not survive in it
+/// (docs/privacy.md). Called by erasure, long after any process moved to the current file (they look twice a
+/// second). Returns how many files were removed.
+pub fn remove_stale_generations(live: &Path) -> usize {
+    let dir = live.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Some(name) = live.file_name().and_then(|n| n.to_str()) else { return 0 };
+    let Some(current) = std::fs::read_link(live).ok().and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())) else {
+        return 0;
+    };
+    let prefix = format!("{name}.gen-");
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        if !file.starts_with(&prefix) {
+            continue;
+        }
+        let base = file.trim_end_matches("-wal").trim_end_matches("-shm");
+        if base != current && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(suffix);

@@ -193,20 +193,25 @@ impl TimelineWriter {
             params![NAME, position as i64],
         )?;
         tx.commit()?;
-        if self.erased_pending {
-            // The old pages (with the plaintext) may sit in the write-ahead log until it is checkpointed and
-            // truncated. A reader in the middle of a read holds that back for a moment: try a few times, and
-            // after the next batch again if readers kept it busy.
-            for _ in 0..40 {
-                let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
-                self.erased_pending = busy != 0;
-                if !self.erased_pending {
-                    break;
-                }
+        self.finish_erasure(40)?;
+        Ok(position)
+    }
+
+    /// After personal data was erased, the old pages (with the plaintext) may sit in the write-ahead log until it
+    /// is checkpointed and truncated. A reader in the middle of a read holds that back for a moment: tries up to
+    /// `attempts` times, and leaves the rest to the next call (after the next batch, or the follower's idle look).
+    pub fn finish_erasure(&mut self, attempts: u32) -> Result<(), ProjectionError> {
+        for attempt in 0..attempts {
+            if !self.erased_pending {
+                break;
+            }
+            if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(25));
             }
+            let busy: i64 = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+            self.erased_pending = busy != 0;
         }
-        Ok(position)
+        Ok(())
     }
 }
 
@@ -913,6 +918,9 @@ pub async fn run(store: Arc<dyn EventStore>, path: PathBuf, mut shutdown: Shutdo
                     if reopen_if_swapped(&writer, &path)? {
                         bound = false;
                         continue 'subscribe;
+                    }
+                    if let Ok(mut w) = writer.lock() {
+                        w.finish_erasure(1)?;
                     }
                     continue;
                 }

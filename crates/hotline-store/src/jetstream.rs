@@ -371,7 +371,11 @@ impl JetStreamStore {
                             .ok()
                             .and_then(|events| events.into_iter().next())
                             .and_then(|(first, _)| first.data.get("citizen_key").and_then(|k| k.as_str()).and_then(|k| k.parse().ok())),
-                        Err(e) if e.kind() == DirectGetErrorKind::NotFound => None,
+                        // The ticket has commits (expected > 0): a replica that does not show them yet is behind,
+                        // and guessing "no key" would store personal data unsealed.
+                        Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                            return Err(StoreError::Unavailable(format!("ticket {ticket}'s first commit is not readable yet")));
+                        }
                         Err(e) => return Err(unavailable(e)),
                     };
                     self.keys.remember_ticket(ticket, id);
@@ -381,7 +385,15 @@ impl JetStreamStore {
         };
         match id {
             None => Ok(None),
-            Some(id) => Ok(Some((id, self.keys.key(id).await?))),
+            Some(id) => {
+                let key = self.keys.key(id).await?;
+                if key.is_none() && own.is_some() {
+                    // A new petition whose key is gone (destroyed between intake's lookup and now): storing it
+                    // would store nothing readable. Nothing is stored; the retry gets a new key.
+                    return Err(StoreError::Unavailable(format!("the citizen key {id} of this new petition no longer exists")));
+                }
+                Ok(Some((id, key)))
+            }
         }
     }
 
@@ -399,7 +411,10 @@ impl JetStreamStore {
         match self.stream.direct_get(version).await {
             // If `version` is not the ticket's last commit, the server refuses the append anyway.
             Ok(msg) => Ok(last_event_hash(&msg.payload)),
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => Ok(None),
+            // A replica behind the append that made `version`: an unlinked event would be a break forever.
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => {
+                Err(StoreError::Unavailable(format!("log position {version} is not readable yet")))
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -459,16 +474,21 @@ impl JetStreamStore {
         let end = self.last_sequence().await?;
         if end > 0 {
             let mut log = self.raw_log(Position::Start).await?;
+            let mut reached = 0;
             while let Some(commit) = log.next().await {
                 let commit = commit?;
                 if commit.position > end {
                     break;
                 }
+                reached = commit.position;
                 verifier.commit(&commit);
                 progress(commit.position, end);
                 if commit.position >= end || commit.pending == 0 {
                     break;
                 }
+            }
+            if reached < end {
+                return Err(StoreError::Unavailable(format!("the log ended at position {reached} while reading to {end}: run verify again")));
             }
         }
         Ok(verifier.finish())
@@ -495,17 +515,24 @@ impl JetStreamStore {
         }
         let mut root = MerkleRoot::default();
         let mut log = self.raw_log(Position::From(from)).await?;
+        let mut reached = 0;
         while let Some(commit) = log.next().await {
             let commit = commit?;
             if commit.position > end {
                 break;
             }
+            reached = commit.position;
             for leaf in leaves_of(&commit.payload) {
                 root.push(leaf.as_bytes());
             }
             if commit.position == end || commit.pending == 0 {
                 break;
             }
+        }
+        // A checkpoint is for ever (the stream denies deletes): one over less than its range would be a false
+        // alarm at every verify.
+        if reached != end {
+            return Err(StoreError::Unavailable(format!("the log ended at position {reached} while reading to {end}")));
         }
         let checkpoint = Checkpoint {
             from,
@@ -773,6 +800,26 @@ impl EventStore for JetStreamStore {
 
     fn state_delete<'a>(&'a self, key: &'a str, expected: Option<u64>) -> BoxFuture<'a, Result<bool, StoreError>> {
         async move {
+            // The value's message is deleted with JetStream's erasing delete, so what a channel kept (a citizen's
+            // raw message, their shared phone number) leaves no bytes behind (docs/privacy.md). Deleting a given
+            // revision is conditional by nature: once the key was written again, that revision is gone.
+            let revision = match expected {
+                Some(revision) => Some(revision),
+                None => match self.channels.entry(key).await.map_err(unavailable)? {
+                    Some(e) if e.operation == kv::Operation::Put => Some(e.revision),
+                    _ => return Ok(true),
+                },
+            };
+            if let Some(revision) = revision {
+                match self.channels.stream.delete_message(revision).await {
+                    Ok(_) => return Ok(true),
+                    // Gone: written again since (superseded), or removed by someone else.
+                    Err(e) if e.to_string().contains("no message found") || e.to_string().contains("not found") => return Ok(expected.is_none()),
+                    // A bucket made before deletes were allowed: purge below.
+                    Err(e) if e.to_string().contains("10052") || e.to_string().contains("not permitted") => {}
+                    Err(e) => return Err(unavailable(e)),
+                }
+            }
             // A purge whose marker expires (the bucket limits markers): a removed key leaves nothing behind for good.
             let purged = match expected {
                 Some(revision) => self.channels.purge_expect_revision_with_ttl(key, revision, STATE_MARKER_TTL).await,
@@ -817,13 +864,17 @@ impl EventStore for JetStreamStore {
 
     fn destroy_key<'a>(&'a self, key: Uuid, identities: &'a [String]) -> BoxFuture<'a, Result<(), StoreError>> {
         async move {
-            self.keys.destroy(key).await?;
+            // The identities first: once no identity leads to the key, no new petition can be sealed with it.
             for identity in identities {
                 self.keys.forget_identity(identity).await?;
             }
-            Ok(())
+            self.keys.destroy(key).await
         }
         .boxed()
+    }
+
+    fn key_exists(&self, key: Uuid) -> BoxFuture<'_, Result<bool, StoreError>> {
+        async move { self.keys.exists(key).await }.boxed()
     }
 
     fn erase_contact<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {

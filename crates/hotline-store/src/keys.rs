@@ -74,8 +74,9 @@ impl KeyRing {
         loop {
             if let Some(value) = self.kv.get(&entry).await.map_err(unavailable)? {
                 let id = std::str::from_utf8(&value).ok().and_then(|s| s.parse::<Uuid>().ok());
+                // Asked of the bucket itself, not the cache: the key may have been destroyed a moment ago.
                 if let Some(id) = id
-                    && self.key(id).await?.is_some()
+                    && self.read_key(id).await?.is_some()
                 {
                     return Ok(id);
                 }
@@ -111,7 +112,35 @@ impl KeyRing {
         self.random.fill(&mut bytes).map_err(|_| StoreError::Rejected("no randomness for a key".to_owned()))?;
         let id = Uuid::new_v4();
         self.kv.create(key_entry(id), bytes.to_vec().into()).await.map_err(unavailable)?;
+        // Known at once: a replica that has not applied the write yet must not make it look destroyed.
+        let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| StoreError::Rejected("not an AES-256 key".to_owned()))?;
+        self.cache(id, Cached::Live(Arc::new(LessSafeKey::new(key)), Instant::now()));
         Ok(id)
+    }
+
+    fn cache(&self, id: Uuid, cached: Cached) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= CACHE_LIMIT {
+            keys.clear();
+        }
+        keys.insert(id, cached);
+    }
+
+    /// The key's bytes from the bucket's leader (not a direct get, which any replica may answer from behind):
+    /// None only when the key is really gone.
+    async fn read_key(&self, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        let subject = format!("{}{}", self.kv.prefix, key_entry(id));
+        match self.kv.stream.get_last_raw_message_by_subject(&subject).await {
+            Ok(message) if message.payload.len() == 32 => Ok(Some(message.payload.to_vec())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == async_nats::jetstream::stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// Whether the key `id` still exists (asked of the bucket, not the cache).
+    pub(crate) async fn exists(&self, id: Uuid) -> Result<bool, StoreError> {
+        Ok(self.read_key(id).await?.is_some())
     }
 
     /// The key `id`, or None once destroyed.
@@ -121,19 +150,14 @@ impl KeyRing {
             Some(Cached::Gone) => return Ok(None),
             _ => {}
         }
-        let value = self.kv.get(key_entry(id)).await.map_err(unavailable)?;
-        let cached = match value.filter(|v| v.len() == 32) {
+        let cached = match self.read_key(id).await? {
             Some(bytes) => {
                 let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| StoreError::Rejected(format!("key {id} is not an AES-256 key")))?;
                 Cached::Live(Arc::new(LessSafeKey::new(key)), Instant::now())
             }
             None => Cached::Gone,
         };
-        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
-        if keys.len() >= CACHE_LIMIT {
-            keys.clear();
-        }
-        keys.insert(id, cached.clone());
+        self.cache(id, cached.clone());
         Ok(match cached {
             Cached::Live(key, _) => Some(key),
             Cached::Gone => None,
@@ -144,7 +168,7 @@ impl KeyRing {
     /// overwritten, not just unlinked).
     pub(crate) async fn destroy(&self, id: Uuid) -> Result<(), StoreError> {
         erase_entry(&self.kv, &key_entry(id)).await?;
-        self.keys.lock().unwrap_or_else(|e| e.into_inner()).insert(id, Cached::Gone);
+        self.cache(id, Cached::Gone);
         Ok(())
     }
 
@@ -235,7 +259,7 @@ pub(crate) async fn erase_entry(kv: &kv::Store, key: &str) -> Result<(), StoreEr
     match kv.stream.delete_message(entry.revision).await {
         Ok(_) => Ok(()),
         // Already gone (a concurrent erase): fine.
-        Err(e) if e.to_string().contains("no message found") => Ok(()),
+        Err(e) if e.to_string().contains("not found") => Ok(()),
         // A bucket made by an older version denies message deletes (that cannot be changed on a stream): purge
         // the key instead, which leaves its bytes in the store until the block is compacted.
         Err(e) if e.to_string().contains("10052") || e.to_string().to_lowercase().contains("delete") => {

@@ -264,6 +264,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// had: every field sealed with it reads `[erased]` from then on.
     fn destroy_key<'a>(&'a self, key: Uuid, identities: &'a [String]) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Whether a citizen's key still exists (asked of the key store itself, not a cache).
+    fn key_exists(&self, key: Uuid) -> BoxFuture<'_, Result<bool, StoreError>>;
+
     /// Erases what the store keeps about a contact outside the log (the tickets it opened, for follow-ups).
     fn erase_contact<'a>(&'a self, contact: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use hotline_domain::event::{ERASED, ErasureReason};
-use hotline_domain::{Actor, Command, Envelope, Reference, TicketEvent};
+use hotline_domain::{Actor, Command, Envelope, Reference, Status, TicketEvent};
 use hotline_projections::TimelineReader;
 use hotline_store::{Cause, EventStore, ExecuteError, OnConflict, execute};
 use time::OffsetDateTime;
@@ -41,6 +41,8 @@ pub struct Erasure {
     store: Arc<dyn EventStore>,
     reader: TimelineReader,
     blobs: PathBuf,
+    /// The live projection path, when known: old generations beside it are removed.
+    projection: Option<PathBuf>,
 }
 
 /// What the log says about the citizen of one key's tickets, read while the key still opens it.
@@ -53,6 +55,12 @@ struct Found {
 }
 
 impl Found {
+    fn merge(&mut self, other: Found) {
+        self.identities.extend(other.identities);
+        self.zalo_ids.extend(other.zalo_ids);
+        self.files.extend(other.files);
+    }
+
     fn read(&mut self, history: &[Envelope]) {
         for e in history {
             match &e.event {
@@ -84,68 +92,118 @@ impl Found {
 
 impl Erasure {
     pub fn new(store: Arc<dyn EventStore>, reader: TimelineReader, blobs: PathBuf) -> Erasure {
-        Erasure { store, reader, blobs }
+        Erasure { store, reader, blobs, projection: None }
+    }
+
+    /// Also removes the projection generations an earlier replay left beside `live`.
+    pub fn with_projection(mut self, live: PathBuf) -> Erasure {
+        self.projection = Some(live);
+        self
     }
 
     /// Erases every ticket the key `key` encrypts, and destroys it (a citizen's request: whatever their tickets'
-    /// state). The projection must have caught up with the log (the caller waits for it), so no ticket is missed.
-    pub async fn erase_key(&self, key: Uuid, reason: ErasureReason) -> anyhow::Result<Erased> {
+    /// state). `identity`: the identity the citizen was named by, forgotten with the key. The projection must have
+    /// caught up with the log (the caller waits for it), so no ticket is missed.
+    pub async fn erase_key(&self, key: Uuid, identity: Option<String>, reason: ErasureReason) -> anyhow::Result<Erased> {
+        self.remove_stale_generations();
         let tickets: Vec<Uuid> = self.reader.tickets_of_key(key).await?.into_iter().map(|t| t.id).collect();
-        self.erase(&tickets, reason, Some(key)).await
+        let mut run = Run::default();
+        self.erase(&tickets, reason, None, &mut run).await?;
+        let found = run.found.entry(key).or_default();
+        found.identities.extend(identity);
+        let found = run.found.remove(&key).unwrap_or_default();
+        self.destroy(key, &found, &mut run.done).await?;
+        Ok(run.done)
     }
 
-    /// Erases these tickets; destroys each key that no longer encrypts a ticket left un-erased.
-    pub async fn erase_tickets(&self, tickets: &[Uuid], reason: ErasureReason) -> anyhow::Result<Erased> {
-        self.erase(tickets, reason, None).await
+    /// Erases these tickets (retention: each only if it is still ended and unchanged since `cutoff`, as its log
+    /// says), then destroys each key of theirs that no longer encrypts a ticket left un-erased.
+    pub async fn erase_tickets(&self, tickets: &[Uuid], reason: ErasureReason, cutoff: Option<OffsetDateTime>) -> anyhow::Result<Erased> {
+        self.remove_stale_generations();
+        let mut run = Run::default();
+        self.erase(tickets, reason, cutoff, &mut run).await?;
+        self.settle(&mut run).await?;
+        Ok(run.done)
     }
 
-    async fn erase(&self, tickets: &[Uuid], reason: ErasureReason, destroy: Option<Uuid>) -> anyhow::Result<Erased> {
-        let mut done = Erased::default();
-        let mut found: BTreeMap<Uuid, Found> = BTreeMap::new();
+    /// Projection files an earlier `hotline replay` left behind hold data as it was then: they go.
+    fn remove_stale_generations(&self) {
+        if let Some(live) = &self.projection {
+            let removed = hotline_projections::replay::remove_stale_generations(live);
+            if removed > 0 {
+                tracing::info!(removed, "old projection generations removed before erasing");
+            }
+        }
+    }
+
+    /// Appends `PersonalDataErased` to each ticket and removes the files it holds; notes what the log says about
+    /// each ticket's citizen for [`Erasure::settle`].
+    async fn erase(&self, tickets: &[Uuid], reason: ErasureReason, cutoff: Option<OffsetDateTime>, run: &mut Run) -> anyhow::Result<()> {
         let actor = Actor::system(match reason {
             ErasureReason::Request => "erasure",
             ErasureReason::Retention => "retention",
         });
         for &ticket in tickets {
-            let mut history_seen = false;
-            let executed = execute(&*self.store, ticket, &actor, OffsetDateTime::now_utc(), Cause::None, OnConflict::Decide, |_, history| {
-                if !history_seen {
-                    let key = match history.first().map(|e| &e.event) {
-                        Some(TicketEvent::PetitionReceived(p)) => p.citizen_key,
-                        _ => None,
-                    };
-                    if let Some(key) = key {
-                        found.entry(key).or_default().read(history);
+            let mut seen: Option<(Option<Uuid>, Found)> = None;
+            let executed = execute(&*self.store, ticket, &actor, OffsetDateTime::now_utc(), Cause::None, OnConflict::Decide, |state, history| {
+                if let Some(cutoff) = cutoff {
+                    // Decided on the log, not the projection (which may lag): still ended, and nothing since.
+                    let ended = matches!(state.status, Status::Closed | Status::Rejected | Status::Duplicate);
+                    if !ended || history.last().is_none_or(|e| e.occurred_at >= cutoff) {
+                        return Err(NotDue);
                     }
-                    history_seen = true;
                 }
-                Ok::<_, std::convert::Infallible>(Command::ErasePersonalData { reason })
+                let key = match history.first().map(|e| &e.event) {
+                    Some(TicketEvent::PetitionReceived(p)) => p.citizen_key,
+                    _ => None,
+                };
+                let mut found = Found::default();
+                found.read(history);
+                seen = Some((key, found));
+                Ok(Command::ErasePersonalData { reason })
             })
             .await;
             match executed {
-                Ok(e) if e.events.is_empty() => done.already += 1,
-                Ok(_) => done.tickets += 1,
+                Ok(e) if e.events.is_empty() => run.done.already += 1,
+                Ok(_) => run.done.tickets += 1,
+                Err(ExecuteError::Command(NotDue)) => continue,
                 Err(ExecuteError::Domain(hotline_domain::DomainError::NotFound)) => bail!("ticket {ticket} is not in the log"),
                 Err(e) => return Err(anyhow!("erasing ticket {ticket}: {e}")),
             }
-        }
-        // Keys to destroy: the one asked for, and each key whose every ticket is erased now. What is kept
-        // outside the log, found through the contact details, goes with the key (the citizen's other tickets
-        // still need it otherwise).
-        let erased_now: BTreeSet<Uuid> = tickets.iter().copied().collect();
-        if let Some(key) = destroy {
-            found.entry(key).or_default();
-        }
-        for (key, found) in &found {
-            if Some(*key) != destroy {
-                let all = self.reader.tickets_of_key(*key).await?;
-                if !all.iter().all(|t| t.erased || erased_now.contains(&t.id)) {
-                    continue;
+            run.erased.insert(ticket);
+            let Some((key, found)) = seen else { continue };
+            // The ticket's own files go with it, whatever becomes of the key.
+            for sha in &found.files {
+                if remove_blob(&self.blobs, sha)? {
+                    run.done.files += 1;
                 }
             }
-            self.destroy(*key, found, &mut done).await?;
+            if let Some(key) = key {
+                run.found.entry(key).or_default().merge(found);
+            }
         }
-        Ok(done)
+        Ok(())
+    }
+
+    /// Destroys each key met in the run whose every ticket is erased (by the projection, or in this run, which the
+    /// projection may not show yet). Asked only of a projection that has caught up with the log, so a ticket
+    /// filed a moment ago under the key is seen.
+    async fn settle(&self, run: &mut Run) -> anyhow::Result<()> {
+        if run.found.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = caught_up(&*self.store, &self.reader, Duration::from_secs(30)).await {
+            tracing::warn!(error = %e, "keys of erased tickets are kept until the projection catches up");
+            return Ok(());
+        }
+        let found = std::mem::take(&mut run.found);
+        for (key, found) in &found {
+            let all = self.reader.tickets_of_key(*key).await?;
+            if all.iter().all(|t| t.erased || run.erased.contains(&t.id)) && self.store.key_exists(*key).await? {
+                self.destroy(*key, found, &mut run.done).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Erases what is kept outside the log about the citizen of `key`, then the key itself. Only identities that
@@ -173,15 +231,31 @@ impl Erasure {
                 }
             }
         }
-        for sha in &found.files {
-            if remove_blob(&self.blobs, sha)? {
-                done.files += 1;
-            }
-        }
+        // The identities are forgotten before the key goes: from then on no new petition is sealed with it.
         self.store.destroy_key(key, &identities).await?;
         done.keys += 1;
         Ok(())
     }
+}
+
+/// A retention ticket that is no longer due (it changed, or reopened, since the projection said so).
+#[derive(Debug)]
+struct NotDue;
+
+impl std::fmt::Display for NotDue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not due")
+    }
+}
+
+/// What one erasure run gathered.
+#[derive(Default)]
+struct Run {
+    done: Erased,
+    /// Tickets erased in this run (now or before).
+    erased: BTreeSet<Uuid>,
+    /// What the log says about the citizen of each key met.
+    found: BTreeMap<Uuid, Found>,
 }
 
 /// Removes a stored file (`<root>/ab/abcdef…`); false when there was none.
@@ -206,14 +280,17 @@ pub async fn erase_citizen(settings: crate::settings::Settings, citizen: &str) -
         bail!("no projection at {} (run this where `hotline up` or `hotline serve projections` keeps its data dir)", path.display());
     }
     let reader = TimelineReader::open(&path)?;
-    let key = key_of(&*store, citizen).await?;
+    let (key, identity) = key_of(&*store, citizen).await?;
+    if !store.key_exists(key).await? {
+        bail!("the citizen's key is already destroyed: nothing left to erase (run it again by a ticket only to finish an interrupted erasure of its projection rows)");
+    }
     caught_up(&*store, &reader, Duration::from_secs(60)).await?;
-    let erasure = Erasure::new(store, reader, settings.data_dir.join(crate::system::BLOBS_DIR));
-    erasure.erase_key(key, ErasureReason::Request).await
+    let erasure = Erasure::new(store, reader, settings.data_dir.join(crate::system::BLOBS_DIR)).with_projection(path);
+    erasure.erase_key(key, identity, ErasureReason::Request).await
 }
 
-/// What `hotline citizen erase` was given: a ticket (its citizen), or a contact.
-pub async fn key_of(store: &dyn EventStore, citizen: &str) -> anyhow::Result<Uuid> {
+/// What `hotline citizen erase` was given: a ticket (its citizen), or a contact; with the identity, when a contact.
+pub async fn key_of(store: &dyn EventStore, citizen: &str) -> anyhow::Result<(Uuid, Option<String>)> {
     let citizen = citizen.trim();
     let ticket = match citizen.parse::<Uuid>() {
         Ok(id) => Some(id),
@@ -225,7 +302,9 @@ pub async fn key_of(store: &dyn EventStore, citizen: &str) -> anyhow::Result<Uui
     if let Some(ticket) = ticket {
         let history = store.load(ticket).await?;
         return match history.events.first().map(|e| &e.event) {
-            Some(TicketEvent::PetitionReceived(p)) => p.citizen_key.ok_or_else(|| anyhow!("ticket {citizen} has no citizen key (filed before keys existed)")),
+            Some(TicketEvent::PetitionReceived(p)) => {
+                p.citizen_key.map(|k| (k, None)).ok_or_else(|| anyhow!("ticket {citizen} has no citizen key (filed before keys existed)"))
+            }
             _ => Err(anyhow!("no ticket {citizen}")),
         };
     }
@@ -238,7 +317,8 @@ pub async fn key_of(store: &dyn EventStore, citizen: &str) -> anyhow::Result<Uui
     } else {
         bail!("`{citizen}` is not a ticket reference or id, a phone number, an e-mail address or zalo:<id>");
     };
-    store.identity_key(&identity).await?.ok_or_else(|| anyhow!("no citizen with {identity} has a key: nothing to erase"))
+    let key = store.identity_key(&identity).await?.ok_or_else(|| anyhow!("no citizen with {identity} has a key: nothing to erase"))?;
+    Ok((key, Some(identity)))
 }
 
 /// Waits until the projection has applied the log as far as it reached when asked, so a key's tickets are all
@@ -281,27 +361,22 @@ pub async fn retention(
     }
 }
 
-/// One look: up to a few hundred tickets per category.
+/// One look: up to a few hundred tickets per rule, in one run (so a citizen's tickets erased under two rules
+/// still let their key go).
 pub async fn retention_tick(erasure: &Erasure, default_days: u32, categories: &[(String, u32)], now: OffsetDateTime) -> anyhow::Result<Erased> {
-    let mut total = Erased::default();
     let own: Vec<String> = categories.iter().map(|(c, _)| c.clone()).collect();
     let mut rules: Vec<(Option<String>, u32)> = categories.iter().map(|(c, d)| (Some(c.clone()), *d)).collect();
     rules.push((None, default_days));
+    erasure.remove_stale_generations();
+    let mut run = Run::default();
     for (category, days) in rules {
         if days == 0 {
             continue;
         }
         let before = now - time::Duration::days(i64::from(days));
         let due = erasure.reader.retention_due(category.clone(), own.clone(), before, 200).await?;
-        if due.is_empty() {
-            continue;
-        }
-        let e = erasure.erase_tickets(&due, ErasureReason::Retention).await?;
-        total.tickets += e.tickets;
-        total.already += e.already;
-        total.keys += e.keys;
-        total.files += e.files;
-        total.entries += e.entries;
+        erasure.erase(&due, ErasureReason::Retention, Some(before), &mut run).await?;
     }
-    Ok(total)
+    erasure.settle(&mut run).await?;
+    Ok(run.done)
 }

@@ -350,7 +350,7 @@ fn retention(
     shutdown: Shutdown,
 ) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     let rules = retention_rules(settings, province)?;
-    let erasure = crate::erasure::Erasure::new(store, reader, settings.data_dir.join(BLOBS_DIR));
+    let erasure = crate::erasure::Erasure::new(store, reader, settings.data_dir.join(BLOBS_DIR)).with_projection(settings.data_dir.join(PROJECTIONS_FILE));
     let interval = Duration::from_secs(settings.retention.interval_secs.max(1));
     Ok(crate::erasure::retention(erasure, settings.retention.default_days, rules, interval, shutdown))
 }

@@ -246,7 +246,8 @@ async fn channel_state_writes_are_conditional_and_scoped_to_the_channel() {
     assert_eq!(keys, vec!["inbox.m1".to_owned(), "inbox.m2".to_owned()]);
     zalo.delete("inbox.m1").await.expect("delete");
     assert_eq!(zalo.get("inbox.m1").await.expect("store"), None);
-    // A removed key may be listed for a minute (its marker expires); reading it finds nothing.
+    // A removed key is gone from the listing (its message is erased); a bucket from before may list it for a
+    // minute while its marker expires: reading it finds nothing either way.
     let mut live = Vec::new();
     for key in zalo.keys("inbox.").await.expect("keys") {
         if zalo.get(&key).await.expect("store").is_some() {
