@@ -431,16 +431,7 @@ impl JetStreamStore {
     /// The log from `from` on, undecoded, for the auditors' tools (`audit.rs`). Like every subscription it
     /// waits for new messages at the end: stop at `pending == 0`.
     pub async fn raw_log(&self, from: Position) -> Result<BoxStream<'static, Result<RawCommit, StoreError>>, StoreError> {
-        let consumer = self
-            .stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                filter_subject: self.all_subjects(),
-                deliver_policy: deliver_policy(from),
-                ..Default::default()
-            })
-            .await
-            .map_err(unavailable)?;
-        let messages = consumer.messages().await.map_err(unavailable)?;
+        let messages = self.ordered_messages(from).await?;
         let ticket_subject = format!("{}.ticket.", self.cfg.subject_prefix);
         let commits = messages.map(move |m| {
             let m = m.map_err(unavailable)?;
@@ -472,26 +463,37 @@ impl JetStreamStore {
     pub async fn verify(&self, mut progress: impl FnMut(u64, u64)) -> Result<Report, StoreError> {
         let mut verifier = Verifier::new(self.checkpoints().await?);
         let end = self.last_sequence().await?;
-        if end > 0 {
-            let mut log = self.raw_log(Position::Start).await?;
-            let mut reached = 0;
-            while let Some(commit) = log.next().await {
-                let commit = commit?;
-                if commit.position > end {
-                    break;
-                }
-                reached = commit.position;
-                verifier.commit(&commit);
-                progress(commit.position, end);
-                if commit.position >= end || commit.pending == 0 {
-                    break;
-                }
+        self.read_raw(1, end, |commit| {
+            verifier.commit(commit);
+            progress(commit.position, end);
+        })
+        .await?;
+        Ok(verifier.finish())
+    }
+
+    /// Hands every log message in positions `from..=end` to `each`, in order; fails (rather than stopping short)
+    /// when the log does not deliver up to `end`.
+    async fn read_raw(&self, from: u64, end: u64, mut each: impl FnMut(&RawCommit)) -> Result<(), StoreError> {
+        if end < from {
+            return Ok(());
+        }
+        let mut log = self.raw_log(Position::From(from)).await?;
+        let mut reached = 0;
+        while let Some(commit) = log.next().await {
+            let commit = commit?;
+            if commit.position > end {
+                break;
             }
-            if reached < end {
-                return Err(StoreError::Unavailable(format!("the log ended at position {reached} while reading to {end}: run verify again")));
+            reached = commit.position;
+            each(&commit);
+            if commit.position >= end || commit.pending == 0 {
+                break;
             }
         }
-        Ok(verifier.finish())
+        if reached < end {
+            return Err(StoreError::Unavailable(format!("the log ended at position {reached} while reading to {end}")));
+        }
+        Ok(())
     }
 
     /// Writes a checkpoint over everything the log stored since the last one; `None` when nothing was stored
@@ -514,26 +516,14 @@ impl JetStreamStore {
             return Ok(None);
         }
         let mut root = MerkleRoot::default();
-        let mut log = self.raw_log(Position::From(from)).await?;
-        let mut reached = 0;
-        while let Some(commit) = log.next().await {
-            let commit = commit?;
-            if commit.position > end {
-                break;
-            }
-            reached = commit.position;
+        // A checkpoint is for ever (the stream denies deletes): one over less than its range would be a false
+        // alarm at every verify, so reading must reach `end`.
+        self.read_raw(from, end, |commit| {
             for leaf in leaves_of(&commit.payload) {
                 root.push(leaf.as_bytes());
             }
-            if commit.position == end || commit.pending == 0 {
-                break;
-            }
-        }
-        // A checkpoint is for ever (the stream denies deletes): one over less than its range would be a false
-        // alarm at every verify.
-        if reached != end {
-            return Err(StoreError::Unavailable(format!("the log ended at position {reached} while reading to {end}")));
-        }
+        })
+        .await?;
         let checkpoint = Checkpoint {
             from,
             to: end,
@@ -601,7 +591,8 @@ impl JetStreamStore {
         }
     }
 
-    async fn ordered_subscription(&self, from: Position) -> Result<BoxStream<'static, Result<Commit, StoreError>>, StoreError> {
+    /// The log's messages from `from` on, through an ordered consumer.
+    async fn ordered_messages(&self, from: Position) -> Result<consumer::pull::Ordered, StoreError> {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
@@ -611,7 +602,11 @@ impl JetStreamStore {
             })
             .await
             .map_err(unavailable)?;
-        let messages = consumer.messages().await.map_err(unavailable)?;
+        consumer.messages().await.map_err(unavailable)
+    }
+
+    async fn ordered_subscription(&self, from: Position) -> Result<BoxStream<'static, Result<Commit, StoreError>>, StoreError> {
+        let messages = self.ordered_messages(from).await?;
         let store = self.clone();
         let commits = messages.then(move |m| {
             let store = store.clone();

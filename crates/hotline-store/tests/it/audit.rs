@@ -3,36 +3,13 @@
 //! personal data inside those events: sealed under the citizen's key, unreadable once the key is destroyed, with
 //! every chain still whole.
 
-use hotline_domain::event::{PetitionReceived, PetitionRouted, stored_events};
-use hotline_domain::{Actor, CommandMeta, Envelope, Reference, TicketEvent};
+use hotline_domain::event::stored_events;
+use hotline_domain::{Reference, TicketEvent};
 use hotline_store::{EventStore, JetStreamStore};
 use hotline_testkit::TestNats;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-fn received(ticket: Uuid, text: &str) -> TicketEvent {
-    TicketEvent::PetitionReceived(PetitionReceived {
-        citizen_key: None,
-        reference: Reference::derive(ticket, 0),
-        channel: "app".to_owned(),
-        channel_ref: None,
-        text: text.to_owned(),
-        subject: None,
-        category: None,
-        citizen: None,
-        location: None,
-        attachments: vec![],
-    })
-}
-
-fn routed(agency: &str) -> TicketEvent {
-    TicketEvent::PetitionRouted(PetitionRouted { agency: agency.to_owned(), area: None, emergency: false, acknowledge_by: None, resolve_by: None })
-}
-
-fn commit(ticket: Uuid, last_seq: u64, events: Vec<TicketEvent>) -> Vec<Envelope> {
-    let meta = CommandMeta { actor: Actor::system("test"), occurred_at: OffsetDateTime::now_utc(), correlation_id: ticket, causation_id: None };
-    Envelope::seal(ticket, last_seq, events, &meta, Uuid::now_v7)
-}
+use crate::{commit, received, routed};
 
 /// Three tickets: A with three commits (the last of two events), B and C with one each. Returns A's id.
 async fn history(store: &JetStreamStore, other: &JetStreamStore) -> (Uuid, Uuid) {

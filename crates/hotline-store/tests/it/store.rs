@@ -3,41 +3,13 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use hotline_domain::event::{PetitionReceived, PetitionRouted};
-use hotline_domain::{Actor, CommandMeta, Envelope, Reference, TicketEvent};
+use hotline_domain::{Envelope, Reference};
 use hotline_store::{AppendError, Claim, EventStore, Position};
 use hotline_testkit::TestNats;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-fn received(ticket: Uuid, text: &str) -> TicketEvent {
-    TicketEvent::PetitionReceived(PetitionReceived {
-        citizen_key: None,
-        reference: Reference::derive(ticket, 0),
-        channel: "app".to_owned(),
-        channel_ref: None,
-        text: text.to_owned(),
-        subject: None,
-        category: None,
-        citizen: None,
-        location: None,
-        attachments: vec![],
-    })
-}
-
-fn routed(agency: &str) -> TicketEvent {
-    TicketEvent::PetitionRouted(PetitionRouted { agency: agency.to_owned(), area: None, emergency: false, acknowledge_by: None, resolve_by: None })
-}
-
-fn commit(ticket: Uuid, last_seq: u64, events: Vec<TicketEvent>) -> Vec<Envelope> {
-    let meta = CommandMeta {
-        actor: Actor::system("test"),
-        occurred_at: OffsetDateTime::now_utc(),
-        correlation_id: ticket,
-        causation_id: None,
-    };
-    Envelope::seal(ticket, last_seq, events, &meta, Uuid::now_v7)
-}
+use crate::{commit, received, routed};
 
 #[tokio::test]
 async fn an_append_with_a_stale_expected_version_is_a_conflict_naming_the_current_version() {
