@@ -12,13 +12,15 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use hotline_store::{EventStore, Position};
 
 use crate::{ProjectionError, TimelineWriter};
 
 /// Most commits applied in one transaction of a rebuild.
-const BATCH: usize = 1024;
+const BATCH: usize = 2048;
+/// Commits read and decoded ahead while a batch is applied.
+const AHEAD: usize = 2 * BATCH;
 /// How long a rebuild waits for the next commit before asking the log whether it has reached the end.
 const QUIET: Duration = Duration::from_secs(2);
 
@@ -36,6 +38,10 @@ pub struct Progress {
 /// Builds the projection from the whole log into a fresh file at `path` (anything there is removed first) with the
 /// same writer as the live projection, in batches, up to the log's last position, then seals the file so it can be
 /// moved. Returns the position reached. The live projection is untouched.
+///
+/// Reading and writing overlap: a task reads and decodes the log (NATS, JSON, decryption) into a queue while the
+/// blocking pool applies the batch before to SQLite, so each side runs on its own core; the file is written
+/// without a write-ahead log or fsyncs until it is sealed ([`TimelineWriter::open_rebuild`]).
 pub async fn rebuild(store: &dyn EventStore, path: &Path, mut progress: impl FnMut(&Progress)) -> Result<u64, ProjectionError> {
     for stale in [path.to_owned(), with_suffix(path, "-wal"), with_suffix(path, "-shm"), with_suffix(path, "-journal")] {
         match std::fs::remove_file(&stale) {
@@ -44,14 +50,22 @@ pub async fn rebuild(store: &dyn EventStore, path: &Path, mut progress: impl FnM
             Err(e) => return Err(ProjectionError::Worker(format!("cannot remove {}: {e}", stale.display()))),
         }
     }
-    let mut writer = TimelineWriter::open(path)?;
+    let mut writer = TimelineWriter::open_rebuild(path)?;
     writer.bind_to_log(&store.log_id().await?)?;
     let mut state = Progress { target: store.last_position().await?, ..Progress::default() };
     progress(&state);
     if state.target > 0 {
         let mut commits = store.subscribe(Position::Start).await?;
+        let (ahead, mut queue) = tokio::sync::mpsc::channel(AHEAD);
+        let reader = AbortOnDrop(tokio::spawn(async move {
+            while let Some(commit) = commits.next().await {
+                if ahead.send(commit).await.is_err() {
+                    break;
+                }
+            }
+        }));
         'read: loop {
-            let first = match tokio::time::timeout(QUIET, commits.next()).await {
+            let first = match tokio::time::timeout(QUIET, queue.recv()).await {
                 Ok(Some(commit)) => commit?,
                 Ok(None) => return Err(ProjectionError::Worker("the log subscription ended during the rebuild".to_owned())),
                 Err(_) => {
@@ -65,13 +79,20 @@ pub async fn rebuild(store: &dyn EventStore, path: &Path, mut progress: impl FnM
             };
             let mut batch = vec![first];
             while batch.len() < BATCH {
-                match commits.next().now_or_never() {
-                    Some(Some(commit)) => batch.push(commit?),
-                    _ => break,
+                match queue.try_recv() {
+                    Ok(commit) => batch.push(commit?),
+                    Err(_) => break,
                 }
             }
             state.events += batch.iter().map(|c| c.events.len() as u64).sum::<u64>();
-            state.position = writer.apply(&batch)?;
+            let (returned, applied) = tokio::task::spawn_blocking(move || {
+                let applied = writer.apply(&batch);
+                (writer, applied)
+            })
+            .await
+            .map_err(|e| ProjectionError::Worker(e.to_string()))?;
+            writer = returned;
+            state.position = applied?;
             if state.position >= state.target {
                 // Commits stored while rebuilding: take them too, so the swapped-in file starts close to the head.
                 // The live writer applies whatever still comes after, from this file's position.
@@ -82,9 +103,19 @@ pub async fn rebuild(store: &dyn EventStore, path: &Path, mut progress: impl FnM
                 break;
             }
         }
+        drop(reader);
     }
-    writer.seal()?;
+    tokio::task::spawn_blocking(move || writer.seal()).await.map_err(|e| ProjectionError::Worker(e.to_string()))??;
     Ok(state.position)
+}
+
+/// Stops the log reader when the rebuild ends, however it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Swaps the sealed, rebuilt file at `rebuilt` in under the live path `live`, atomically: it becomes the next

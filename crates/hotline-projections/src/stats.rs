@@ -20,6 +20,7 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime, UtcOffset};
 
+use crate::timeline::exec;
 use crate::{ProjectionError, TimelineReader};
 
 /// The tables, created by `schema::open`.
@@ -83,7 +84,7 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
                 }
                 _ => None,
             });
-            tx.execute(
+            exec(tx, 
                 "INSERT INTO stats_tickets (ticket_id, received_at, channel, category, area, lat, lon)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
@@ -98,20 +99,20 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
             )?;
         }
         TicketEvent::PetitionCategorized(c) => {
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET category = ?2, area = COALESCE(?3, area) WHERE ticket_id = ?1",
                 params![ticket, c.category, c.area],
             )?;
         }
         TicketEvent::PetitionRecategorized(r) => {
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET category = ?2, area = COALESCE(?3, area) WHERE ticket_id = ?1",
                 params![ticket, r.category, r.area],
             )?;
         }
         // A routing (first, again after a transfer, or a reopening) gives the agency fresh deadlines.
         TicketEvent::PetitionRouted(r) => {
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET agency = ?2, area = COALESCE(?3, area), open = 1, acknowledge_by = ?4,
                                           resolve_by = ?5, paused_at = NULL WHERE ticket_id = ?1",
                 params![
@@ -125,7 +126,7 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
         }
         // The desk has no deadline of its own.
         TicketEvent::PetitionNeedsTriage(t) => {
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET agency = ?2, area = COALESCE(?3, area), acknowledge_by = NULL,
                                           resolve_by = NULL, paused_at = NULL WHERE ticket_id = ?1",
                 params![ticket, t.agency, t.area],
@@ -133,7 +134,7 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
         }
         TicketEvent::PetitionAcknowledged(a) => {
             let due: Option<Option<i64>> =
-                tx.query_row("SELECT acknowledge_by FROM stats_tickets WHERE ticket_id = ?1", [&ticket], |r| r.get(0)).optional()?;
+                tx.prepare_cached("SELECT acknowledge_by FROM stats_tickets WHERE ticket_id = ?1")?.query_row([&ticket], |r| r.get(0)).optional()?;
             let due = due.flatten();
             work(tx, &ticket, &a.agency, "acknowledged = acknowledged + 1")?;
             if let Some(due) = due {
@@ -141,14 +142,14 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
                 work(tx, &ticket, &a.agency, &format!("acknowledged_due = acknowledged_due + 1{on_time}"))?;
             }
             // Acknowledged: that deadline is behind it.
-            tx.execute("UPDATE stats_tickets SET acknowledge_by = NULL WHERE ticket_id = ?1", [&ticket])?;
+            exec(tx, "UPDATE stats_tickets SET acknowledge_by = NULL WHERE ticket_id = ?1", [&ticket])?;
         }
         TicketEvent::InformationRequested(_) => {
-            tx.execute("UPDATE stats_tickets SET paused_at = ?2 WHERE ticket_id = ?1", params![ticket, at])?;
+            exec(tx, "UPDATE stats_tickets SET paused_at = ?2 WHERE ticket_id = ?1", params![ticket, at])?;
         }
         // The reply carries the deadlines moved by the pause (as `DeadlineState` folds them).
         TicketEvent::CitizenReplied(c) => {
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET paused_at = NULL,
                         acknowledge_by = CASE WHEN acknowledge_by IS NULL THEN NULL ELSE COALESCE(?2, acknowledge_by) END,
                         resolve_by = CASE WHEN resolve_by IS NULL THEN NULL ELSE COALESCE(?3, resolve_by) END
@@ -157,21 +158,22 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
             )?;
         }
         TicketEvent::DeadlineExtended(d) => {
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET resolve_by = ?2 WHERE ticket_id = ?1",
                 params![ticket, d.resolve_by.unix_timestamp()],
             )?;
         }
         TicketEvent::PetitionTransferred(t) => {
             work(tx, &ticket, &t.from_agency, "bounces = bounces + 1")?;
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET acknowledge_by = NULL, resolve_by = NULL, paused_at = NULL WHERE ticket_id = ?1",
                 [&ticket],
             )?;
         }
         TicketEvent::PetitionAnswered(a) => {
             let row: Option<(Option<i64>, Option<i64>)> = tx
-                .query_row("SELECT resolve_by, paused_at FROM stats_tickets WHERE ticket_id = ?1", [&ticket], |r| {
+                .prepare_cached("SELECT resolve_by, paused_at FROM stats_tickets WHERE ticket_id = ?1")?
+                .query_row([&ticket], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
@@ -183,7 +185,7 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
                 let on_time = if judged_at <= due { ", answered_on_time = answered_on_time + 1" } else { "" };
                 work(tx, &ticket, &a.agency, &format!("answered_due = answered_due + 1{on_time}"))?;
             }
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET open = 0, answered_by = ?2, acknowledge_by = NULL, resolve_by = NULL,
                                           paused_at = NULL WHERE ticket_id = ?1",
                 params![ticket, a.agency],
@@ -191,7 +193,7 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
         }
         TicketEvent::FeedbackGiven(f) => {
             let by: Option<Option<String>> =
-                tx.query_row("SELECT answered_by FROM stats_tickets WHERE ticket_id = ?1", [&ticket], |r| r.get(0)).optional()?;
+                tx.prepare_cached("SELECT answered_by FROM stats_tickets WHERE ticket_id = ?1")?.query_row([&ticket], |r| r.get(0)).optional()?;
             if let Some(agency) = by.flatten() {
                 let counters = if f.satisfied {
                     "feedback = feedback + 1, satisfied = satisfied + 1"
@@ -202,7 +204,7 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
             }
         }
         TicketEvent::PetitionRejected(_) | TicketEvent::TicketClosed(_) | TicketEvent::MarkedDuplicate(_) => {
-            tx.execute(
+            exec(tx, 
                 "UPDATE stats_tickets SET open = 0, acknowledge_by = NULL, resolve_by = NULL, paused_at = NULL
                  WHERE ticket_id = ?1",
                 [&ticket],
@@ -223,8 +225,8 @@ pub(crate) fn apply_event(tx: &Transaction<'_>, e: &Envelope) -> Result<(), Proj
 
 /// Adds to an agency's counters on a ticket. `set` is one of the literal assignments above, never input.
 fn work(tx: &Transaction<'_>, ticket: &str, agency: &str, set: &str) -> Result<(), ProjectionError> {
-    tx.execute("INSERT INTO stats_work (ticket_id, agency) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![ticket, agency])?;
-    tx.execute(&format!("UPDATE stats_work SET {set} WHERE ticket_id = ?1 AND agency = ?2"), params![ticket, agency])?;
+    exec(tx, "INSERT INTO stats_work (ticket_id, agency) VALUES (?1, ?2) ON CONFLICT DO NOTHING", params![ticket, agency])?;
+    exec(tx, &format!("UPDATE stats_work SET {set} WHERE ticket_id = ?1 AND agency = ?2"), params![ticket, agency])?;
     Ok(())
 }
 
