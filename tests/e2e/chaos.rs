@@ -68,6 +68,22 @@ fn killing_each_component_under_load_and_restarting_it_loses_no_petition_and_rou
     let counts = account(&ledger, data, &url, Duration::from_secs(90));
     eprintln!("chaos components: {counts}, answers by status {:?}", ledger.statuses);
     assert!(counts.acknowledged > 100, "the load was real: {counts:?}");
+    // Every restarted component is still up, and the feed (killed and restarted too) published each petition
+    // once: one public `petition_received` per acknowledged ticket, none twice.
+    for (component, served) in components.iter().zip(running.iter_mut()) {
+        assert!(served.as_mut().is_some_and(Served::is_running), "{component} is running after its restart");
+    }
+    let start = Instant::now();
+    loop {
+        let info = runtime.block_on(hotline_testkit::stream_info(&feed_url, "HOTLINE_FEED", Some("hotline.feed.v1.public.petition_received.*")));
+        let per_ticket: Vec<u64> = info.as_ref().and_then(|i| i["state"]["subjects"].as_object()).map(|m| m.values().filter_map(|v| v.as_u64()).collect()).unwrap_or_default();
+        assert!(per_ticket.iter().all(|n| *n == 1), "a petition published twice in the feed: {per_ticket:?}");
+        if per_ticket.len() == counts.acknowledged {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "the feed published {} of {} petitions", per_ticket.len(), counts.acknowledged);
+        std::thread::sleep(Duration::from_millis(500));
+    }
 
     // The restarted API serves the projection.
     let id = ledger.acknowledged.values().next().expect("a ticket");
@@ -165,9 +181,15 @@ fn a_hanging_feed_subscriber_stops_neither_intake_nor_routing_nor_projections_no
         std::thread::sleep(Duration::from_millis(250));
     };
     // The subscriber was handed messages and sits on them (the server has them pending its acknowledgement).
-    let consumer = runtime
-        .block_on(hotline_testkit::jetstream_api(&feed_url, "$JS.API.CONSUMER.INFO.HOTLINE_FEED.hang", ""))
-        .expect("the subscriber's consumer");
+    let start = Instant::now();
+    let consumer = loop {
+        // Asked again for a while: one API request may time out on a loaded machine.
+        match runtime.block_on(hotline_testkit::jetstream_api(&feed_url, "$JS.API.CONSUMER.INFO.HOTLINE_FEED.hang", "")) {
+            Some(consumer) => break consumer,
+            None => assert!(start.elapsed() < Duration::from_secs(30), "the subscriber's consumer is not there"),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     let held = consumer["num_ack_pending"].as_u64().unwrap_or(0);
     let log = std::fs::read_to_string(system.data_dir.join("nats/nats-server.log")).unwrap_or_default();
     eprintln!(

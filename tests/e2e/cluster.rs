@@ -52,6 +52,10 @@ fn leader(runtime: &tokio::runtime::Runtime, cluster: &mut NatsCluster, limit: D
     }
 }
 
+/// The streams hotline keeps in the `HOTLINE` account.
+const HOTLINE_STREAMS: [&str; 7] =
+    ["HOTLINE_EVENTS", "HOTLINE_AUDIT", "KV_hotline_refs", "KV_hotline_tokens", "KV_hotline_inbound", "KV_hotline_channels", "KV_hotline_keys"];
+
 #[test]
 fn killing_the_stream_leader_then_a_second_node_under_load_loses_no_acknowledged_petition() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -61,8 +65,20 @@ fn killing_the_stream_leader_then_a_second_node_under_load_loses_no_acknowledged
         binary(),
         &[("NATS_URL", url.as_str()), ("HOTLINE_NATS__FEED_URL", feed_url.as_str()), ("HOTLINE_NATS__REPLICAS", "3")],
     );
-    let info = runtime.block_on(hotline_testkit::stream_info(&cluster.node_url(0), "HOTLINE_EVENTS", None)).expect("stream info");
-    assert_eq!(info["config"]["num_replicas"], 3, "the log is an R3 stream: {info}");
+    // Every stream and bucket of the log's account is R3: the log, the checkpoints, and the buckets, the citizens'
+    // keys among them (an R1 bucket would die with its node). Asked again until the API answers (the cluster has
+    // only just formed).
+    for stream in HOTLINE_STREAMS {
+        let start = Instant::now();
+        let info = loop {
+            match runtime.block_on(hotline_testkit::stream_info(&cluster.node_url(0), stream, None)) {
+                Some(info) => break info,
+                None => assert!(start.elapsed() < Duration::from_secs(30), "no stream info for {stream}"),
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        assert_eq!(info["config"]["num_replicas"], 3, "{stream} is an R3 stream: {info}");
+    }
 
     let load = Load::start("cluster", Arc::new(Mutex::new(system.addr.clone())), 2, 20);
     wait_for_acknowledged(&load, 20, Duration::from_secs(30), "before the kills");
@@ -93,18 +109,18 @@ fn killing_the_stream_leader_then_a_second_node_under_load_loses_no_acknowledged
     let counts = account(&ledger, &system.data_dir, &url, Duration::from_secs(120));
     eprintln!("chaos cluster: {counts}, answers by status {:?}", ledger.statuses);
 
-    // Every node holds the whole log again: the restarted ones caught up from the others.
+    // Every node holds the whole log and the citizens' keys again: the restarted ones caught up from the others.
     let start = Instant::now();
-    for i in 0..cluster.nodes.len() {
+    for (i, stream) in (0..cluster.nodes.len()).flat_map(|i| ["HOTLINE_EVENTS", "KV_hotline_keys"].map(|s| (i, s))) {
         loop {
-            let info = runtime.block_on(hotline_testkit::stream_info(&cluster.node_url(i), "HOTLINE_EVENTS", None));
+            let info = runtime.block_on(hotline_testkit::stream_info(&cluster.node_url(i), stream, None));
             let replicas_current = info.as_ref().is_some_and(|info| {
                 info["cluster"]["replicas"].as_array().is_some_and(|r| r.len() == 2 && r.iter().all(|p| p["current"] == true))
             });
             if replicas_current {
                 break;
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "the replicas of HOTLINE_EVENTS did not catch up: {info:?}");
+            assert!(start.elapsed() < Duration::from_secs(60), "the replicas of {stream} did not catch up: {info:?}");
             std::thread::sleep(Duration::from_millis(250));
         }
     }

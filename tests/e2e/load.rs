@@ -33,6 +33,9 @@ pub struct Ledger {
     pub statuses: BTreeMap<u16, usize>,
     /// Answers that broke the rules: a non-JSON 503, a status other than 202/503, a retry with another ticket.
     pub violations: Vec<String>,
+    /// Ticket id -> the text its petition was sent with (checked against the log at the end: a petition whose
+    /// text no longer reads, e.g. its key lost in a crash, is lost too).
+    pub texts: BTreeMap<String, String>,
 }
 
 impl Ledger {
@@ -49,6 +52,7 @@ impl Ledger {
                 if let Some(previous) = self.acknowledged.get(key).filter(|p| **p != id) {
                     self.violations.push(format!("{key}: acknowledged as {previous}, then as {id}"));
                 }
+                self.texts.insert(id.clone(), body["text"].as_str().unwrap_or_default().to_owned());
                 self.acknowledged.insert(key.to_owned(), id);
                 self.unresolved.remove(key);
                 true
@@ -141,6 +145,23 @@ fn post(addr: &str, key: &str, body: &Value) -> std::io::Result<hotline_testkit:
 }
 
 /// The log's events as `hotline audit export` writes them, read through `nats_url` (the system's NATS).
+/// Every acknowledged petition's text, read from the log by a process that never saw it (no cached key), is the
+/// text that was sent: its sealed fields and its citizen key both survived.
+fn assert_texts_read_back(ledger: &Ledger, nats_url: &str) {
+    use hotline_store::EventStore;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = hotline_store::JetStreamStore::connect(nats_url, hotline_store::JetStreamConfig::default()).await.expect("connects to the log");
+        for (ticket, sent) in &ledger.texts {
+            let history = store.load(ticket.parse().expect("ticket id")).await.expect("load");
+            match history.events.first().map(|e| &e.event) {
+                Some(hotline_domain::TicketEvent::PetitionReceived(p)) => assert_eq!(&p.text, sent, "ticket {ticket}'s text reads back"),
+                other => panic!("ticket {ticket} does not start with its petition: {other:?}"),
+            }
+        }
+    });
+}
+
 pub fn log_events(data_dir: &Path, nats_url: &str) -> Vec<Value> {
     let out = Command::new(binary())
         .args(["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "jsonl", "--data-dir"])
@@ -210,6 +231,7 @@ pub fn account(ledger: &Ledger, data_dir: &Path, nats_url: &str, limit: Duration
             let unrouted: Vec<_> = in_log.iter().filter(|t| !routed.contains_key(*t)).collect();
             assert!(unrouted.is_empty(), "never routed: {unrouted:?}");
             assert_eq!(projected, acknowledged, "the projection holds exactly the acknowledged tickets");
+            assert_texts_read_back(ledger, nats_url);
             return Accounting { acknowledged: acknowledged.len(), in_log: in_log.len(), projected: projected.len() };
         }
         std::thread::sleep(Duration::from_millis(500));

@@ -56,6 +56,13 @@ pub struct Served {
     pub addr: Option<String>,
 }
 
+impl Served {
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();

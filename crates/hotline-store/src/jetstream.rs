@@ -190,7 +190,7 @@ impl JetStreamStore {
         let inbound = erasable_bucket(&js, &cfg, &cfg.inbound_bucket, "m.<hash of channel message id> -> ticket id; c.<hash of contact> -> recent ticket ids", None).await?;
         let channels = channels_bucket(&js, &cfg).await?;
         let key_bucket = erasable_bucket(&js, &cfg, &cfg.keys_bucket, "k.<key id> -> a citizen's key; c.<hash of identity> -> its key id", None).await?;
-        let keys = KeyRing::new(key_bucket);
+        let keys = KeyRing::new(key_bucket.clone());
         let audit = js
             .get_or_create_stream(stream::Config {
                 name: cfg.audit_stream.clone(),
@@ -210,6 +210,17 @@ impl JetStreamStore {
                 }
                 _ => unavailable(e),
             })?;
+        let mut streams = vec![stream.clone(), audit.clone()];
+        streams.extend([&refs, &tokens, &inbound, &channels, &key_bucket].map(|kv| kv.stream.clone()));
+        for mut s in streams {
+            // An existing stream keeps its replicas: say so when they are not what the settings ask for (an R1
+            // bucket on a cluster dies with its node).
+            if let Ok(info) = s.info().await
+                && info.config.num_replicas != cfg.replicas
+            {
+                tracing::warn!(stream = %info.config.name, has = info.config.num_replicas, configured = cfg.replicas, "stream replicas differ from nats.replicas");
+            }
+        }
         let tips = Arc::default();
         Ok(JetStreamStore { client, js, stream, refs, tokens, inbound, channels, audit, keys, tips, cfg, connections })
     }
