@@ -299,3 +299,71 @@ fn a_reload_with_a_broken_accounts_file_leaves_nats_and_the_system_running_on_th
     let counts = account(&ledger, &system.data_dir, &url, Duration::from_secs(60));
     eprintln!("chaos reload: {counts}, answers by status {:?}", ledger.statuses);
 }
+
+/// The largest file the projection process may write while its "disk" is full.
+const FULL_AT: u64 = 256 * 1024;
+
+/// Sets a running process's file-size limit (prlimit(2)): how the test gives the "disk" its space back.
+#[allow(unsafe_code)]
+fn file_size_limit(pid: u32, bytes: u64) {
+    let limit = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
+    let pid = libc::pid_t::try_from(pid).expect("pid");
+    // SAFETY: prlimit(2) on a child this test started, with a valid rlimit.
+    let done = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &limit, std::ptr::null_mut()) };
+    assert_eq!(done, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+#[allow(unsafe_code)]
+fn a_full_disk_under_the_projection_stops_nothing_else_and_the_projection_catches_up_once_space_returns() {
+    use std::os::unix::process::CommandExt;
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let nats = runtime.block_on(TestNats::start());
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    let log = dir.path().join("projections.log");
+    let url = nats.url();
+    let env = [("HOTLINE_ADMIN_TOKEN", Some("t0ken"))];
+    let _router = crate::serve("router", &[], &url, &data, &env, None);
+    let app = crate::serve("app", &["--http", "127.0.0.1:0"], &url, &data, &env, Some("hotline: app listening on http://"));
+    let app = app.addr.clone().map(|a| (app, a)).expect("app address");
+    // The projection's files may not grow past FULL_AT: writing more fails with EFBIG, as on a full disk (the
+    // signal a too-large write raises is ignored, as a real full disk raises none).
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let projections = crate::serve_with("projections", &[], &url, &data, &env, None, |command| {
+        command.stderr(log_file);
+        // SAFETY: between fork and exec only async-signal-safe calls: signal(2) and setrlimit(2).
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+                let limit = libc::rlimit { rlim_cur: FULL_AT, rlim_max: libc::RLIM_INFINITY };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let mut projections = projections;
+    let load = Load::start("fulldisk", target(&app.1), 2, 30);
+
+    // Intake and routing go on while the projection cannot write: wait until it has failed for that reason.
+    let start = Instant::now();
+    while !std::fs::read_to_string(&log).unwrap_or_default().contains("timeline projection failed") {
+        assert!(start.elapsed() < Duration::from_secs(90), "the projection never hit the full disk: {}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    wait_for_answers(&load, 202, 30, Duration::from_secs(60), "while the projection's disk is full");
+    assert!(projections.is_running(), "the projection process stays up and retries");
+    let stalled = crate::load::projected_ids(&data).len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(load.ledger.lock().expect("lock").acknowledged.len() > stalled, "petitions keep being acknowledged past the projection");
+
+    // Space returns: the projection catches up by itself, and every number agrees.
+    file_size_limit(projections.pid(), libc::RLIM_INFINITY);
+    let ledger = load.finish(&app.1);
+    let counts = account(&ledger, &data, &url, Duration::from_secs(120));
+    eprintln!("chaos full disk: {counts}; {stalled} were projected while the disk was full");
+    assert!(counts.projected > stalled, "the projection caught up");
+    drop(app);
+}

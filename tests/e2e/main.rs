@@ -57,6 +57,11 @@ pub struct Served {
 }
 
 impl Served {
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -74,6 +79,19 @@ impl Drop for Served {
 /// variable). With `await_prefix`, waits until a line of its stdout starts with it and keeps the rest as `addr`.
 /// Stdout is read to the end on a thread of its own: a closed pipe would fail the process's later prints.
 pub fn serve(component: &str, args: &[&str], nats: &str, data_dir: &Path, env: &[(&str, Option<&str>)], await_prefix: Option<&str>) -> Served {
+    serve_with(component, args, nats, data_dir, env, await_prefix, |_| {})
+}
+
+/// [`serve`], with `prepare` given the command last (limits, where its log goes).
+pub fn serve_with(
+    component: &str,
+    args: &[&str],
+    nats: &str,
+    data_dir: &Path,
+    env: &[(&str, Option<&str>)],
+    await_prefix: Option<&str>,
+    prepare: impl FnOnce(&mut std::process::Command),
+) -> Served {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
     let mut command = Command::new(binary());
@@ -92,6 +110,7 @@ pub fn serve(component: &str, args: &[&str], nats: &str, data_dir: &Path, env: &
             None => command.env_remove(key),
         };
     }
+    prepare(&mut command);
     let mut child = command.spawn().unwrap_or_else(|e| panic!("hotline serve {component} starts: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let prefix = await_prefix.map(str::to_owned);

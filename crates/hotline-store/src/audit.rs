@@ -161,9 +161,10 @@ pub struct Report {
 }
 
 impl Report {
-    /// The earliest bad event in the log.
+    /// The earliest bad event in the log: at the same position, a problem that names its event (a broken link)
+    /// before one that can only name a range (a checkpoint whose root no longer matches).
     pub fn first_problem(&self) -> Option<&Problem> {
-        self.problems.iter().min_by_key(|p| p.position)
+        self.problems.iter().min_by_key(|p| (p.position, p.event_id.is_none()))
     }
 }
 
@@ -324,6 +325,17 @@ mod tests {
 
     fn node(l: [u8; 32], r: [u8; 32]) -> [u8; 32] {
         sha(&[&[1u8], &l, &r])
+    }
+
+    #[test]
+    fn the_first_problem_names_an_event_over_a_range_at_the_same_position() {
+        let range = Problem { position: 1, ticket: None, event_id: None, seq: None, what: "checkpoint".into() };
+        let event = Problem { position: 1, ticket: None, event_id: Some(Uuid::nil()), seq: Some(1), what: "changed".into() };
+        let later = Problem { position: 0, ..range.clone() };
+        let report = Report { problems: vec![range.clone(), event.clone()], ..Report::default() };
+        assert_eq!(report.first_problem(), Some(&event));
+        let report = Report { problems: vec![range, event, later.clone()], ..Report::default() };
+        assert_eq!(report.first_problem(), Some(&later), "an earlier position first");
     }
 
     #[test]
