@@ -9,6 +9,11 @@
 //! - every publish states the feed's last sequence it expects; a publish that lost its ack, or a second projector
 //!   running at once, makes the next publish conflict, and the projector reads the feed's tip again.
 //!
+//! Publishes are pipelined: the messages of the commits already read (up to [`BATCH_MESSAGES`]) are sent together,
+//! each expecting the sequence right after the one before (the feed's sequences are contiguous), and their
+//! acknowledgements awaited after. A failure anywhere fails every later message of the batch too, so the feed
+//! still grows one message after the other with no gap and no double; the pass ends and resumes from the tip.
+//!
 //! The ticket state each message needs (the ticket as it stood after the event, and the agencies that received
 //! copies of it) is folded from the ticket's history, loaded once and then kept current while following the log.
 //!
@@ -22,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use hotline_contract::{FeedTicket, PUBLIC, parse_subject, ticket_filter};
 use hotline_domain::TicketEvent;
 use hotline_runtime::Shutdown;
@@ -33,6 +38,10 @@ use uuid::Uuid;
 const CACHED_TICKETS: usize = 4_096;
 /// Pause after a failure before reading the feed's tip again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Most feed messages published in one pipelined batch (sent together, acknowledged after). One at a time, each
+/// waiting for its fsynced acknowledgement behind the intake's and the router's, the feed fell far behind under
+/// load (docs/performance.md).
+const BATCH_MESSAGES: usize = 512;
 
 /// Why the projector stopped following the log for a moment. Every one of them ends in a fresh read of the feed's
 /// tip: nothing is lost or doubled by stopping.
@@ -143,42 +152,70 @@ impl Projector {
                 _ = shutdown.wait() => return Ok(()),
                 next = commits.next() => next,
             };
-            let commit = match next {
+            let first = match next {
                 Some(Ok(commit)) => commit,
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err(StoreError::Unavailable("the log subscription ended".to_owned()).into()),
             };
-            let entries = self.entries(&commit).await?;
-            // Resuming inside a commit: the first commit is that one, and its first parts are published already.
-            let skip = match resume.take() {
-                Some(mark) if mark.position != commit.position => {
-                    return Err(ProjectError::Inconsistent(format!(
-                        "the feed stopped inside the commit at log position {}, but the log resumed at {}",
-                        mark.position, commit.position
-                    )));
+            // A batch: this commit and those already read after it, up to BATCH_MESSAGES messages, ending early at
+            // a commit that erases personal data, whose erasure must follow its own messages before anything else
+            // is published (a pass that starts at it erases again; one that starts later would not).
+            let mut batch: Vec<FeedEntry> = Vec::new();
+            let mut commit = first;
+            // The log read failed after the batch's first commit: what was read is published, then the pass ends.
+            let mut failed: Option<ProjectError> = None;
+            let erasure = loop {
+                let entries = self.entries(&commit).await?;
+                // Resuming inside a commit: the first commit is that one, and its first parts are published already.
+                let skip = match resume.take() {
+                    Some(mark) if mark.position != commit.position => {
+                        return Err(ProjectError::Inconsistent(format!(
+                            "the feed stopped inside the commit at log position {}, but the log resumed at {}",
+                            mark.position, commit.position
+                        )));
+                    }
+                    Some(mark) if mark.parts as usize != entries.len() => {
+                        return Err(ProjectError::Inconsistent(format!(
+                            "the commit at log position {} made {} feed messages, now it makes {}",
+                            mark.position,
+                            mark.parts,
+                            entries.len()
+                        )));
+                    }
+                    Some(mark) => mark.part as usize,
+                    None => 0,
+                };
+                batch.extend(entries.into_iter().skip(skip));
+                if commit.events.iter().any(|e| matches!(e.event, TicketEvent::PersonalDataErased(_))) {
+                    break Some(commit);
                 }
-                Some(mark) if mark.parts as usize != entries.len() => {
-                    return Err(ProjectError::Inconsistent(format!(
-                        "the commit at log position {} made {} feed messages, now it makes {}",
-                        mark.position,
-                        mark.parts,
-                        entries.len()
-                    )));
+                if batch.len() >= BATCH_MESSAGES {
+                    break None;
                 }
-                Some(mark) => mark.part as usize,
-                None => 0,
+                match commits.next().now_or_never() {
+                    Some(Some(Ok(next))) => commit = next,
+                    Some(Some(Err(e))) => {
+                        failed = Some(e.into());
+                        break None;
+                    }
+                    Some(None) => {
+                        failed = Some(StoreError::Unavailable("the log subscription ended".to_owned()).into());
+                        break None;
+                    }
+                    // Nothing more read yet.
+                    None => break None,
+                }
             };
-            for (i, entry) in entries.iter().enumerate().skip(skip) {
-                // A publish in flight is finished, not abandoned: shutdown is looked at between messages. After a
-                // commit's last part its erasure is done too, so a clean stop leaves none for the next start.
-                expected = self.feed.publish(expected, entry).await?;
-                if shutdown.is_raised() && i + 1 < entries.len() {
-                    return Ok(());
-                }
-            }
-            if commit.events.iter().any(|e| matches!(e.event, TicketEvent::PersonalDataErased(_))) {
+            // Shutdown is looked at between batches: a batch sent is finished (its acknowledgements awaited), not
+            // abandoned, and an erasure commit's erasure is done with it, so a clean stop leaves none for the next
+            // start. Whole commits only, except where a pass resumed inside one.
+            expected = self.feed.publish_all(expected, &batch).await?;
+            if let Some(commit) = erasure {
                 let erased = erase_earlier_copies(self.feed.as_ref(), commit.ticket_id, commit.position).await?;
                 tracing::info!(ticket = %commit.ticket_id, erased, "erased the ticket's earlier agency copies from the feed");
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
             if shutdown.is_raised() {
                 return Ok(());

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_nats::HeaderName;
-use async_nats::jetstream::context::{CreateStreamErrorKind, PublishErrorKind};
+use async_nats::jetstream::context::{CreateStreamErrorKind, PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::{self, DeleteMessageErrorKind, LastRawMessageErrorKind, StorageType};
 use futures_util::FutureExt;
@@ -212,6 +212,39 @@ impl JetStreamFeed {
     }
 
     async fn append(&self, expected: u64, entry: &FeedEntry) -> Result<u64, FeedError> {
+        let message = self.message(expected, entry)?;
+        let result = match self.js.send_publish(entry.subject.clone(), message).await {
+            Ok(ack) => ack.await,
+            Err(e) => Err(e),
+        };
+        outcome(result, entry)
+    }
+
+    /// Appends `entries` in order, pipelined: all are sent before the first acknowledgement is awaited, the i-th
+    /// expecting `expected + i` (the feed's sequences are contiguous: nothing else appends, and erasure deletes do
+    /// not move the last sequence). The server takes one connection's publishes in order, so each is stored right
+    /// after the one before, or fails when the feed is elsewhere: a message is only ever stored at the one sequence
+    /// it was computed for, as with one publish at a time. The first failure is returned (the caller reads the tip
+    /// again); otherwise the sequence of the last entry.
+    async fn append_all(&self, expected: u64, entries: &[FeedEntry]) -> Result<u64, FeedError> {
+        let mut acks = Vec::with_capacity(entries.len());
+        for (i, entry) in entries.iter().enumerate() {
+            let message = self.message(expected + i as u64, entry)?;
+            match self.js.send_publish(entry.subject.clone(), message).await {
+                Ok(ack) => acks.push(ack),
+                // The ones already sent may be stored: the caller reads the tip again (after any error), which tells.
+                Err(e) => return Err(failure(e, entry)),
+            }
+        }
+        let mut last = expected;
+        for (ack, entry) in acks.into_iter().zip(entries) {
+            last = outcome(ack.await, entry)?;
+        }
+        Ok(last)
+    }
+
+    /// The message that appends `entry` at `expected`, after checking what the projector asks for.
+    fn message(&self, expected: u64, entry: &FeedEntry) -> Result<PublishMessage, FeedError> {
         if !entry.subject.starts_with(&self.prefix) || entry.subject.len() == self.prefix.len() {
             return Err(rejected(format!("subject {:?} is not under the feed's {}>", entry.subject, self.prefix)));
         }
@@ -239,21 +272,28 @@ impl JetStreamFeed {
             }
             message = message.header(parsed, value.as_str());
         }
-        let result = match self.js.send_publish(entry.subject.clone(), message).await {
-            Ok(ack) => ack.await,
-            Err(e) => Err(e),
-        };
-        match result {
-            // A duplicate id means this very message is already in the feed: our position is stale.
-            Ok(ack) if ack.duplicate => Err(FeedError::Conflict),
-            Ok(ack) => Ok(ack.sequence),
-            Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => Err(FeedError::Conflict),
-            Err(e) if matches!(e.kind(), PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::StreamNotFound) => {
-                // It may have been stored: the caller re-reads the tip, which tells.
-                Err(StoreError::OutcomeUnknown(e.to_string()).into())
-            }
-            Err(e) => Err(rejected(format!("feed publish to {}: {e}", entry.subject))),
+        Ok(message)
+    }
+}
+
+/// What a publish's acknowledgement means for the feed: the new sequence, a conflict, or a failure.
+fn outcome(result: Result<async_nats::jetstream::publish::PublishAck, PublishError>, entry: &FeedEntry) -> Result<u64, FeedError> {
+    match result {
+        // A duplicate id means this very message is already in the feed: our position is stale.
+        Ok(ack) if ack.duplicate => Err(FeedError::Conflict),
+        Ok(ack) => Ok(ack.sequence),
+        Err(e) => Err(failure(e, entry)),
+    }
+}
+
+fn failure(e: PublishError, entry: &FeedEntry) -> FeedError {
+    match e.kind() {
+        PublishErrorKind::WrongLastSequence => FeedError::Conflict,
+        // It may have been stored: the caller re-reads the tip, which tells.
+        PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe | PublishErrorKind::StreamNotFound => {
+            StoreError::OutcomeUnknown(e.to_string()).into()
         }
+        _ => rejected(format!("feed publish to {}: {e}", entry.subject)),
     }
 }
 
@@ -264,6 +304,10 @@ impl FeedLog for JetStreamFeed {
 
     fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>> {
         self.append(expected, entry).boxed()
+    }
+
+    fn publish_all<'a>(&'a self, expected: u64, entries: &'a [FeedEntry]) -> BoxFuture<'a, Result<u64, FeedError>> {
+        self.append_all(expected, entries).boxed()
     }
 
     fn last_log_id(&self) -> BoxFuture<'_, Result<Option<String>, StoreError>> {

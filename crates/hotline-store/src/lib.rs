@@ -342,6 +342,19 @@ pub trait FeedLog: Send + Sync + 'static {
     /// Appends `entry` if the feed's last sequence is still `expected` (0: empty); returns the new sequence.
     fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>>;
 
+    /// Appends `entries` in order, the first if the feed's last sequence is still `expected`, each next one right
+    /// after the one before; returns the last one's sequence. On an error, some leading entries may be stored (read
+    /// the tip again); never one out of place. The default publishes one at a time; a feed may pipeline them.
+    fn publish_all<'a>(&'a self, expected: u64, entries: &'a [FeedEntry]) -> BoxFuture<'a, Result<u64, FeedError>> {
+        Box::pin(async move {
+            let mut last = expected;
+            for entry in entries {
+                last = self.publish(last, entry).await?;
+            }
+            Ok(last)
+        })
+    }
+
     /// The id of the log ([`EventStore::log_id`]) the feed's last message was derived from, as its projector stamped
     /// it (`Hotline-Log-Id`); None when the feed is empty or its last message carries no stamp. Positions from one
     /// log mean nothing in another, so a projector resumes only from a feed of its own log.

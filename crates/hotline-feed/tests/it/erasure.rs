@@ -33,6 +33,9 @@ impl FeedLog for DiesBeforeErasing {
     fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>> {
         self.0.publish(expected, entry)
     }
+    fn publish_all<'a>(&'a self, expected: u64, entries: &'a [FeedEntry]) -> BoxFuture<'a, Result<u64, FeedError>> {
+        self.0.publish_all(expected, entries)
+    }
     fn find<'a>(&'a self, filter: &'a str) -> BoxFuture<'a, Result<Vec<FeedStored>, StoreError>> {
         self.0.find(filter)
     }

@@ -326,7 +326,7 @@ pub async fn open_feed(nats: &TestNats) -> JetStreamFeed {
     JetStreamFeed::connect(&nats.server.feed_url(), &cfg).await.expect("feed opens")
 }
 
-/// The real feed, with a random pause before each publish: two projectors then send the same message further apart
+/// The real feed, with a random pause before each publish (and each pipelined batch): two projectors then send the same message further apart
 /// than the deduplication window (100 ms in these tests), so only the conditional append keeps it from being
 /// stored twice.
 pub struct Jittered {
@@ -356,6 +356,16 @@ impl FeedLog for Jittered {
         async move {
             tokio::time::sleep(Duration::from_millis(pause)).await;
             self.inner.publish(expected, entry).await
+        }
+        .boxed()
+    }
+
+    /// A pause before each pipelined batch, so two projectors' batches overlap at random points.
+    fn publish_all<'a>(&'a self, expected: u64, entries: &'a [FeedEntry]) -> BoxFuture<'a, Result<u64, FeedError>> {
+        let pause = self.state.lock().map(|mut rng| rng.below(250)).unwrap_or(0);
+        async move {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            self.inner.publish_all(expected, entries).await
         }
         .boxed()
     }

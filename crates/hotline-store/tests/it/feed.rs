@@ -226,6 +226,34 @@ async fn publishing_is_conditional_on_the_feed_tip_and_the_tip_carries_the_mark(
 }
 
 #[tokio::test]
+async fn a_pipelined_batch_lands_in_order_and_each_message_only_ever_at_its_own_sequence() {
+    let nats = TestNats::start().await;
+    let feed = open_feed(&nats).await;
+    // The feed is a function of the log: its n-th message is the same whoever computes it. `b<n>` stands for it.
+    let message = |n: u64| entry("hotline.feed.v1.public.petition_received", &format!("b{n}"), 10 + n, 1, 1);
+    let messages = |range: std::ops::RangeInclusive<u64>| range.map(message).collect::<Vec<FeedEntry>>();
+    assert_eq!(feed.publish_all(0, &messages(1..=5)).await.expect("batch"), 5);
+    // A second projector that saw the feed at 2 sends messages 3 to 5 again: each fails its expectation (the
+    // feed moved on), so nothing is stored.
+    assert!(matches!(feed.publish_all(2, &messages(3..=5)).await, Err(FeedError::Conflict)));
+    assert_eq!(feed.tip().await.expect("tip").sequence, 5, "nothing of the stale batch was stored");
+    // When its batch reaches past the feed, the first messages fail and the one whose expectation holds lands,
+    // exactly in its own place (6): pipelining stores a message only where the feed must have it.
+    assert!(matches!(feed.publish_all(2, &messages(3..=6)).await, Err(FeedError::Conflict)));
+    assert_eq!(feed.publish_all(6, &messages(7..=9)).await.expect("the rest"), 9);
+    assert_eq!(feed.publish_all(9, &[]).await.expect("empty"), 9);
+
+    let js = js(&nats).await;
+    let s = js.get_stream("HOTLINE_FEED").await.expect("stream");
+    assert_eq!(s.cached_info().state.messages, 9, "no double");
+    for sequence in 1..=9u64 {
+        let stored = s.get_raw_message(sequence).await.expect("message");
+        let id = stored.headers.get("Nats-Msg-Id").map(|v| v.as_str().to_owned());
+        assert_eq!(id, Some(format!("b{sequence}")), "message {sequence} in its place");
+    }
+}
+
+#[tokio::test]
 async fn entries_that_would_break_the_feed_are_refused_before_anything_is_sent() {
     let nats = TestNats::start().await;
     let feed = open_feed(&nats).await;
