@@ -29,7 +29,7 @@ fn the_bench_runs_every_measurement_and_reports_every_figure() {
     let table = hotline_bench::table(&report);
     let json = serde_json::to_value(&report).expect("the report is JSON");
 
-    for section in ["raw_appends", "throughput", "feed_after_throughput", "latency", "fill", "memory_running", "replay", "memory_restart"] {
+    for section in ["raw_appends", "throughput", "feed_after_throughput", "feed_catch_up", "latency", "fill", "memory_running", "replay", "memory_restart"] {
         assert!(json[section].is_object(), "section {section} is missing: {json:#}");
     }
     let mut all = Vec::new();

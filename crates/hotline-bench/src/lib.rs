@@ -226,6 +226,7 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     report.raw_appends = Some(raw.clone());
 
     progress(&format!("maximum throughput: {} petitions over {} connections", opts.petitions, opts.concurrency));
+    let feed_before = raw::feed_progress(&nats_url, &js).await?;
     let started = Instant::now();
     let sent = drive_max(&system.addr, &bodies, next..next + opts.petitions, opts.concurrency).await?;
     next += opts.petitions;
@@ -248,7 +249,16 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         acknowledgement: Latency::of(sent.iter().map(|s| s.acked - s.start).collect()),
     });
 
-    report.feed_after_throughput = Some(raw::feed_progress(&nats_url, &js).await?);
+    let feed_then = raw::feed_progress(&nats_url, &js).await?;
+    let run_seconds = started.elapsed().as_secs_f64();
+    progress(&format!("feed: waiting for it to reach log position {}", feed_then.log_position));
+    let (caught_up, feed_caught) = wait_feed(&nats_url, &js, feed_then.log_position, catch_up_limit(opts.petitions)).await?;
+    report.feed_catch_up = Some(report::FeedCatchUp {
+        during_run_per_s: feed_then.feed_messages.saturating_sub(feed_before.feed_messages) as f64 / run_seconds,
+        seconds: caught_up.as_secs_f64(),
+        catch_up_per_s: feed_caught.feed_messages.saturating_sub(feed_then.feed_messages) as f64 / caught_up.as_secs_f64().max(1e-3),
+    });
+    report.feed_after_throughput = Some(feed_then);
 
     let rate = if end_to_end < opts.rate { (end_to_end * 0.8).floor().max(1.0) } else { opts.rate };
     let count = ((rate * opts.latency_secs).round() as usize).max(1);
@@ -330,6 +340,22 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     tokio::task::block_in_place(|| system.stop())?;
     drop(temp);
     Ok(report)
+}
+
+/// Polls the feed until its last message comes from log position `position` or later; returns how long that took
+/// and where the feed stood then.
+async fn wait_feed(nats_url: &str, js: &async_nats::jetstream::Context, position: u64, limit: Duration) -> Result<(Duration, raw::FeedProgress), BenchError> {
+    let started = Instant::now();
+    loop {
+        let now = raw::feed_progress(nats_url, js).await?;
+        if now.feed_log_position >= position {
+            return Ok((started.elapsed(), now));
+        }
+        if started.elapsed() > limit {
+            return Err(BenchError::Timeout(format!("the feed did not reach log position {position} within {limit:?} (at {})", now.feed_log_position)));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// `nats-server --version` of the embedded server, from its log.

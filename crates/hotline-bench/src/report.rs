@@ -19,12 +19,24 @@ pub struct Report {
     pub throughput: Option<Throughput>,
     /// Where the published feed stood when the maximum-throughput run was routed and projected.
     pub feed_after_throughput: Option<FeedProgress>,
+    /// How fast the feed projector published during the maximum run, and how long it then took to catch up.
+    pub feed_catch_up: Option<FeedCatchUp>,
     pub latency: Option<Latencies>,
     pub fill: Option<Fill>,
     /// Memory of the processes that took every petition of the run, once the projection caught up.
     pub memory_running: Option<ProcessMemory>,
     pub replay: Option<Replay>,
     pub memory_restart: Option<Restart>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedCatchUp {
+    /// Feed messages published per second during the maximum run (from its start until it was projected).
+    pub during_run_per_s: f64,
+    /// Seconds after that until the feed reached the log position the maximum run ended at.
+    pub seconds: f64,
+    /// Feed messages published per second while catching up (no petitions coming in).
+    pub catch_up_per_s: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +137,7 @@ impl Report {
             raw_appends: None,
             throughput: None,
             feed_after_throughput: None,
+            feed_catch_up: None,
             latency: None,
             fill: None,
             memory_running: None,
@@ -175,6 +188,10 @@ pub fn table(r: &Report) -> String {
     }
     if let Some(f) = &r.feed_after_throughput {
         row("  published feed then", format!("at log position {} of {} ({} messages)", f.feed_log_position, f.log_position, f.feed_messages));
+    }
+    if let Some(f) = &r.feed_catch_up {
+        row("  feed publishing during the run", format!("{:.0} messages/s", f.during_run_per_s));
+        row("  feed caught up after the run", format!("in {:.1} s ({:.0} messages/s)", f.seconds, f.catch_up_per_s));
     }
     if let Some(l) = &r.latency {
         row("latency run", format!("{} petitions at {:.0}/s (asked {:.0}/s)", l.petitions, l.rate_used, l.rate_requested));
