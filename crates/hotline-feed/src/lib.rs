@@ -228,6 +228,9 @@ impl Projector {
         let Some(first) = commit.events.first() else { return Ok(Vec::new()) };
         let mut ticket = match self.tickets.remove(&commit.ticket_id) {
             Some(feed) if feed.ticket.seq + 1 == first.seq => feed,
+            // A ticket's first commit: nothing before it to load (a load per new ticket, a round trip to the log
+            // under the intake's load, held the feed to ~200 messages/s; docs/performance.md).
+            _ if first.seq == 1 => FeedTicket::from_history([]),
             _ => {
                 let history = self.store.load(commit.ticket_id).await?;
                 let before = FeedTicket::from_history(history.events.iter().filter(|e| e.seq < first.seq));
