@@ -152,6 +152,10 @@ impl JetStreamStore {
             .connect(seeds(&url))
             .await
             .map_err(unavailable)?;
+        // The first connection's event arrives on its own task, maybe after this returns: wait for it, or a
+        // subscription made at once would take it for a reconnection and end (seen in `hotline audit export`).
+        let mut first = connections.subscribe();
+        let _ = tokio::time::timeout(Duration::from_secs(5), first.wait_for(|n| *n >= 1)).await;
         JetStreamStore::open_with(client, cfg, connections).await
     }
 
