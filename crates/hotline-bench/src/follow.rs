@@ -1,5 +1,6 @@
-//! Knowing when a petition is routed and visible, without asking per ticket: one reader follows the log (the
-//! system's own `EventStore::subscribe`) and notes when each ticket's routing decision is stored, and one poller
+//! Knowing when a petition is routed and visible, without asking per ticket: one reader follows the log (raw, as
+//! stored: only each event's type is read, so the follower neither decodes bodies nor asks the system's key store
+//! for the keys that open them) and notes when each ticket's routing decision is stored, and one poller
 //! samples the timeline projection's applied position every couple of milliseconds. A ticket is visible in the
 //! API once the projection's position reaches its routing commit. Two cheap readers instead of a GET per ticket,
 //! so the measurement does not load the system it measures.
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use hotline_projections::TimelineReader;
-use hotline_store::{EventStore, Position};
+use hotline_store::{EventStore, JetStreamStore, Position};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
@@ -46,7 +47,7 @@ pub struct Tracker {
 
 impl Tracker {
     /// Follows the log from its current end, and the projection file at `projections`.
-    pub async fn start(store: Arc<dyn EventStore>, projections: &Path) -> Result<Tracker, BenchError> {
+    pub async fn start(store: Arc<JetStreamStore>, projections: &Path) -> Result<Tracker, BenchError> {
         let seen = Arc::new(Seen::default());
         let from = store.last_position().await? + 1;
         let reader = TimelineReader::open(projections)?;
@@ -124,9 +125,15 @@ impl Drop for Tracker {
     }
 }
 
-async fn follow_log(store: Arc<dyn EventStore>, mut from: u64, seen: Arc<Seen>) {
+/// The one field of a stored event the follower reads.
+#[derive(serde::Deserialize)]
+struct StoredType {
+    event_type: String,
+}
+
+async fn follow_log(store: Arc<JetStreamStore>, mut from: u64, seen: Arc<Seen>) {
     loop {
-        let mut commits = match store.subscribe(Position::From(from)).await {
+        let mut commits = match store.raw_log(Position::From(from)).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "bench log follower cannot subscribe; retrying");
@@ -137,10 +144,13 @@ async fn follow_log(store: Arc<dyn EventStore>, mut from: u64, seen: Arc<Seen>) 
         while let Some(commit) = commits.next().await {
             let Ok(commit) = commit else { break };
             from = commit.position + 1;
-            if commit.events.iter().any(|e| ROUTING_DONE.contains(&e.event_type())) {
+            let types: Vec<StoredType> = serde_json::from_slice(&commit.payload).unwrap_or_default();
+            if let Some(ticket) = commit.ticket
+                && types.iter().any(|e| ROUTING_DONE.contains(&e.event_type.as_str()))
+            {
                 let routed = Routed { at: Instant::now(), position: commit.position };
                 if let Ok(mut map) = seen.routed.lock()
-                    && map.insert(commit.ticket_id, routed).is_none()
+                    && map.insert(ticket, routed).is_none()
                 {
                     seen.routed_count.fetch_add(1, Ordering::Relaxed);
                 }

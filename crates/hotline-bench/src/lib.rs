@@ -207,9 +207,10 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     let mut system = tokio::task::block_in_place(|| System::start(&opts.hotline, &data_dir))?;
     let nats_url = system.nats_url()?;
     report.nats_server = nats_version(&data_dir);
-    let store: Arc<dyn EventStore> = Arc::new(JetStreamStore::connect(&nats_url, JetStreamConfig::default()).await?);
+    let js = Arc::new(JetStreamStore::connect(&nats_url, JetStreamConfig::default()).await?);
+    let store: Arc<dyn EventStore> = js.clone();
     let projections = data_dir.join("projections.sqlite");
-    let tracker = Tracker::start(store.clone(), &projections).await?;
+    let tracker = Tracker::start(js.clone(), &projections).await?;
     let bodies = Arc::new(Bodies::new()?);
     let mut next = 0;
 
