@@ -109,20 +109,9 @@ impl Erasure {
         let tickets: Vec<Uuid> = self.reader.tickets_of_key(key).await?.into_iter().map(|t| t.id).collect();
         let mut run = Run::default();
         self.erase(&tickets, reason, None, &mut run).await?;
-        let found = run.found.entry(key).or_default();
+        let mut found = run.found.remove(&key).unwrap_or_default();
         found.identities.extend(identity);
-        let found = run.found.remove(&key).unwrap_or_default();
         self.destroy(key, &found, &mut run.done).await?;
-        Ok(run.done)
-    }
-
-    /// Erases these tickets (retention: each only if it is still ended and unchanged since `cutoff`, as its log
-    /// says), then destroys each key of theirs that no longer encrypts a ticket left un-erased.
-    pub async fn erase_tickets(&self, tickets: &[Uuid], reason: ErasureReason, cutoff: Option<OffsetDateTime>) -> anyhow::Result<Erased> {
-        self.remove_stale_generations();
-        let mut run = Run::default();
-        self.erase(tickets, reason, cutoff, &mut run).await?;
-        self.settle(&mut run).await?;
         Ok(run.done)
     }
 
