@@ -57,6 +57,16 @@ impl BlobStore {
         }
     }
 
+    /// Removes a stored file (erasure of the citizen who sent it); false when there was none.
+    pub fn remove(&self, sha256: &str) -> std::io::Result<bool> {
+        let Some(path) = self.path_of(sha256) else { return Ok(false) };
+        match std::fs::remove_file(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn contains(&self, sha256: &str) -> bool {
         self.path_of(sha256).is_some_and(|p| p.is_file())
     }

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use hotline_domain::event::{ERASED, ErasureReason};
 use hotline_domain::{Actor, Command, Envelope, Reference, Status, TicketEvent};
+use hotline_channel::blobs::BlobStore;
 use hotline_projections::TimelineReader;
 use hotline_store::{Cause, EventStore, ExecuteError, OnConflict, execute};
 use time::OffsetDateTime;
@@ -40,7 +41,7 @@ pub struct Erased {
 pub struct Erasure {
     store: Arc<dyn EventStore>,
     reader: TimelineReader,
-    blobs: PathBuf,
+    blobs: BlobStore,
     /// The live projection path, when known: old generations beside it are removed.
     projection: Option<PathBuf>,
 }
@@ -92,7 +93,7 @@ impl Found {
 
 impl Erasure {
     pub fn new(store: Arc<dyn EventStore>, reader: TimelineReader, blobs: PathBuf) -> Erasure {
-        Erasure { store, reader, blobs, projection: None }
+        Erasure { store, reader, blobs: BlobStore::new(blobs), projection: None }
     }
 
     /// Also removes the projection generations an earlier replay left beside `live`.
@@ -163,7 +164,7 @@ impl Erasure {
             let Some((key, found)) = seen else { continue };
             // The ticket's own files go with it, whatever becomes of the key.
             for sha in &found.files {
-                if remove_blob(&self.blobs, sha)? {
+                if self.blobs.remove(sha).with_context(|| format!("removing the file {sha}"))? {
                     run.done.files += 1;
                 }
             }
@@ -245,19 +246,6 @@ struct Run {
     erased: BTreeSet<Uuid>,
     /// What the log says about the citizen of each key met.
     found: BTreeMap<Uuid, Found>,
-}
-
-/// Removes a stored file (`<root>/ab/abcdef…`); false when there was none.
-fn remove_blob(root: &std::path::Path, sha256: &str) -> anyhow::Result<bool> {
-    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Ok(false);
-    }
-    let path = root.join(&sha256[..2]).join(sha256);
-    match std::fs::remove_file(&path) {
-        Ok(()) => Ok(true),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
-    }
 }
 
 /// `hotline citizen erase <citizen>`: erases the personal data of every ticket of the citizen named by one of
