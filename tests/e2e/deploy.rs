@@ -1,7 +1,7 @@
 //! The deployment files of deploy/ are checked here, since most of them cannot run on this machine: every NATS
 //! config (and the one `hotline up` writes) fsyncs before it acknowledges and passes `nats-server -t`; the systemd
 //! units use known keys, hardening and real `hotline` commands (and `systemd-analyze verify` when it is there);
-//! every settings file passes `hotline check-config`; the docker-compose file matches the compose-spec schema and
+//! every settings file passes `hotline check-config`, alone and with its env example; the docker-compose file matches the compose-spec schema and
 //! the Kubernetes manifests the Kubernetes OpenAPI schemas (pinned Python tools, scripts/lib/python-tools.sh).
 
 use std::collections::BTreeSet;
@@ -345,15 +345,8 @@ fn every_hotline_settings_file_we_ship_passes_check_config() {
     std::fs::write(&from_k8s, configmap["data"]["hotline.toml"].as_str().expect("hotline.toml")).expect("write");
     let files = [deploy("systemd/hotline.toml"), deploy("compose/hotline.toml"), from_k8s];
     for file in &files {
-        let mut command = Command::new(binary());
-        command.arg("check-config").arg("--config").arg(file);
         // Only the file speaks: no settings from this test's environment.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("HOTLINE_") || key == "NATS_URL" {
-                command.env_remove(key);
-            }
-        }
-        let out = command.output().expect("runs");
+        let out = check_config_with(file, &[]);
         assert!(out.status.success() && text(&out).contains("configuration ok"), "{}: {}", file.display(), text(&out));
     }
     // The check can fail: a misspelt key in the same file is refused.
@@ -361,6 +354,83 @@ fn every_hotline_settings_file_we_ship_passes_check_config() {
     std::fs::write(&bad, read(&files[0]).replace("request_timeout_secs", "request_timeout_sec")).expect("write");
     let out = Command::new(binary()).arg("check-config").arg("--config").arg(&bad).output().expect("runs");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// The variables of an env example, its commented examples too (`# HOTLINE_SMS__ESMS__API_KEY=<...>`), with every
+/// `<placeholder>` filled in.
+fn env_example(path: &Path) -> Vec<(String, String)> {
+    let mut vars = Vec::new();
+    for line in read(path).lines() {
+        let line = line.trim().trim_start_matches('#').trim();
+        let Some((name, value)) = line.split_once('=') else { continue };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+            continue;
+        }
+        let value = value
+            .replace("<password>", "a-password")
+            .replace("<at least 32 random characters>", "0123456789abcdefghijklmnopqrstuvwxyz")
+            .replace("<...>", "a-value");
+        assert!(!value.contains('<'), "{}: {name}: a placeholder this test does not know: {value}", path.display());
+        vars.push((name.to_owned(), value));
+    }
+    vars
+}
+
+/// `hotline check-config --config <settings>` with exactly `vars` as its HOTLINE_* / NATS_URL environment.
+fn check_config_with(settings: &Path, vars: &[(String, String)]) -> Output {
+    let mut command = Command::new(binary());
+    command.arg("check-config").arg("--config").arg(settings);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("HOTLINE_") || key == "NATS_URL" {
+            command.env_remove(key);
+        }
+    }
+    command.envs(vars.iter().map(|(k, v)| (k, v)));
+    command.output().expect("runs")
+}
+
+#[test]
+fn every_env_example_holds_only_settings_that_the_processes_read() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let configmap = yaml_documents(&deploy("kubernetes/hotline.yaml"))
+        .into_iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "hotline-settings")
+        .expect("the settings ConfigMap");
+    let from_k8s = tmp.path().join("hotline-k8s.toml");
+    std::fs::write(&from_k8s, configmap["data"]["hotline.toml"].as_str().expect("hotline.toml")).expect("write");
+    // The Kubernetes Secret `hotline` is made from the compose example (deploy/kubernetes/hotline.yaml says so).
+    let pairs = [
+        (deploy("systemd/hotline.toml"), deploy("systemd/hotline.env.example")),
+        (deploy("compose/hotline.toml"), deploy("compose/hotline.env.example")),
+        (from_k8s, deploy("compose/hotline.env.example")),
+    ];
+    for (settings, example) in &pairs {
+        let vars = env_example(example);
+        for wanted in ["NATS_URL", "HOTLINE_NATS__FEED_URL", "HOTLINE_ADMIN_TOKEN", "HOTLINE_APP__ACCESS_SECRET"] {
+            assert!(vars.iter().any(|(k, _)| k == wanted), "{}: no {wanted}", example.display());
+        }
+        let out = check_config_with(settings, &vars);
+        assert!(
+            out.status.success() && text(&out).contains("configuration ok") && !text(&out).contains("is no setting"),
+            "{} with {}: {}",
+            settings.display(),
+            example.display(),
+            text(&out)
+        );
+    }
+    // The check can fail: a misspelt variable is named, a misspelt channel key or `[app]` key refused.
+    let (settings, example) = &pairs[0];
+    let mut vars = env_example(example);
+    vars.push(("HOTLINE_ADMIN_TOKN".into(), "x".into()));
+    let out = check_config_with(settings, &vars);
+    assert!(text(&out).contains("HOTLINE_ADMIN_TOKN is no setting"), "{}", text(&out));
+    for misspelt in ["HOTLINE_SMS__ESMS__API_KY", "HOTLINE_APP__ACCES_SECRET"] {
+        let mut vars = env_example(example);
+        vars.push((misspelt.into(), "x".into()));
+        let out = check_config_with(settings, &vars);
+        assert_eq!(out.status.code(), Some(2), "{misspelt}: {}", text(&out));
+        assert!(text(&out).contains("unknown key"), "{misspelt}: {}", text(&out));
+    }
 }
 
 #[test]

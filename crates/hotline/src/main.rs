@@ -171,6 +171,9 @@ fn main() -> ExitCode {
     };
     init_tracing(&settings.log);
     if let Command::CheckConfig = cli.command {
+        for name in &settings.ignored_env {
+            eprintln!("hotline: note: {name} is no setting (docs/configuration.md lists them) and is ignored");
+        }
         return match check_config(&settings) {
             Ok(summary) => {
                 println!("{summary}");

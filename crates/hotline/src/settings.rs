@@ -3,8 +3,9 @@
 //!
 //! Environment naming: `HOTLINE_<KEY>` for a top-level key, `__` between nesting levels, all upper case:
 //! `HOTLINE_HTTP_ADDR` = `http_addr`, `HOTLINE_NATS__REPLICAS` = `[nats] replicas`,
-//! `HOTLINE_ZALO__OA_SECRET` = `[zalo] oa_secret`. `NATS_URL` is also read, as `nats_url`.
-//! Every key is listed in docs/configuration.md.
+//! `HOTLINE_ZALO__OA_SECRET_KEY` = `[zalo] oa_secret_key`. `NATS_URL` is also read, as `nats_url`.
+//! Every key is listed in docs/configuration.md. A `HOTLINE_*` variable whose first word is no setting is ignored
+//! (it may belong to something else) and kept in [`Settings::ignored_env`], which `hotline check-config` names.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -54,6 +55,9 @@ pub struct Settings {
     pub zalo: ChannelSection,
     #[serde(default)]
     pub phone: ChannelSection,
+    /// `HOTLINE_*` variables of the environment that are no setting (`HOTLINE_ADMIN_TOKN`), sorted: ignored.
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
 }
 
 impl Settings {
@@ -292,6 +296,7 @@ impl Settings {
             }
             None => toml::Table::new(),
         };
+        let mut ignored_env = Vec::new();
         for (name, value) in env {
             if let Some(path) = env_key(&name) {
                 // Always text: a token "007" or a phone number "+84..." must stay exactly as written.
@@ -300,8 +305,11 @@ impl Settings {
                 table.insert("nats_url".to_owned(), toml::Value::String(value));
             } else if name == "HOTLINE_SMTP_ADDR" && !value.is_empty() {
                 insert(&mut table, &["email".to_owned(), "listen".to_owned()], toml::Value::String(value));
+            } else if name.starts_with("HOTLINE_") && !NOT_SETTINGS.contains(&name.as_str()) {
+                ignored_env.push(name);
             }
         }
+        ignored_env.sort();
         let set = |table: &mut toml::Table, key: &str, value: Option<String>| {
             if let Some(v) = value {
                 table.insert(key.to_owned(), toml::Value::String(v));
@@ -314,8 +322,10 @@ impl Settings {
         if let Some(addr) = &overrides.smtp_addr {
             insert(&mut table, &["email".to_owned(), "listen".to_owned()], toml::Value::String(addr.clone()));
         }
-        Settings::deserialize(toml::Value::Table(table))
-            .map_err(|e| SettingsError(format!("settings (file, then HOTLINE_* environment, then flags): {e}")))
+        let mut settings = Settings::deserialize(toml::Value::Table(table))
+            .map_err(|e| SettingsError(format!("settings (file, then HOTLINE_* environment, then flags): {e}")))?;
+        settings.ignored_env = ignored_env;
+        Ok(settings)
     }
 }
 
@@ -405,6 +415,7 @@ mod tests {
         assert_eq!(s.sms.0["sender"].as_str(), Some("+84912345678"), "a phone number stays text");
         assert_eq!(s.nats_url.as_deref(), Some("nats://10.0.0.1:4222"));
         assert_eq!(s.data_dir, PathBuf::from("/srv/h"));
+        assert_eq!(s.ignored_env, ["HOTLINE_UNRELATED_THING"], "only the variable that is no setting is named");
         let printed = format!("{s:?}");
         assert!(!printed.contains("0012345") && !printed.contains("from-env"), "secrets never print: {printed}");
         assert!(printed.contains("oa_secret"), "keys do: {printed}");

@@ -71,10 +71,22 @@ pub fn load_province(settings: &Settings) -> anyhow::Result<Province> {
     }
 }
 
-/// `hotline check-config`: loads everything and reports.
+/// `hotline check-config`: loads everything and reports. Every channel section is read as its adapter reads it at
+/// start (unknown keys, wrong types, settings that need each other), without binding or connecting anything.
 pub fn check_config(settings: &Settings) -> anyhow::Result<String> {
     let province = load_province(settings)?;
     retention_rules(settings, &province)?;
+    app_section(settings)?;
+    hotline_open311::Open311Config::from_app_section(&channel_config(settings, hotline_channel_app::CHANNEL))
+        .map_err(|e| anyhow!("settings {e}"))?;
+    hotline_channel_sms::SmsConfig::from_value(&channel_config(settings, hotline_channel_sms::CHANNEL))
+        .map_err(|e| anyhow!("settings {e}"))?;
+    hotline_channel_email::EmailConfig::from_value(&channel_config(settings, hotline_channel_email::CHANNEL))
+        .map_err(|e| anyhow!("settings {e}"))?;
+    hotline_channel_zalo::ZaloConfig::from_value(&channel_config(settings, hotline_channel_zalo::CHANNEL))
+        .map_err(|e| anyhow!("settings {e}"))?;
+    hotline_channel_phone::PhoneConfig::from_value(&channel_config(settings, hotline_channel_phone::CHANNEL))
+        .map_err(|e| anyhow!("settings {e}"))?;
     Ok(format!(
         "configuration ok: {} categories, {} agencies, {} areas",
         province.categories().len(),
@@ -610,12 +622,28 @@ fn admin_token(settings: &Settings) -> anyhow::Result<AdminToken> {
 /// The access-code secret of the app channel: `[app] access_secret`, else one stored in the data dir. Every
 /// process serving the app channel or the public endpoints must share it.
 fn access_codes(settings: &Settings) -> anyhow::Result<AccessCodes> {
+    app_section(settings)?;
     match settings.app.0.get("access_secret") {
         Some(toml::Value::String(secret)) if !secret.is_empty() => return Ok(AccessCodes::new(secret)),
         Some(_) => bail!("[app] access_secret must be a non-empty string"),
         None => {}
     }
     Ok(AccessCodes::new(&stored_secret(&settings.data_dir.join(ACCESS_SECRET_FILE), "")?))
+}
+
+/// The `[app]` section holds `access_secret` and the Open311 keys, nothing else: a misspelt `access_secret` would
+/// otherwise leave each process with a generated secret of its own, and codes made by one refused by the others.
+fn app_section(settings: &Settings) -> anyhow::Result<()> {
+    for key in settings.app.0.keys() {
+        if key != "access_secret" && !hotline_open311::KEYS.contains(&key.as_str()) {
+            bail!(
+                "settings [app]: unknown key `{key}` (HOTLINE_APP__{}); known: access_secret, {}",
+                key.to_ascii_uppercase(),
+                hotline_open311::KEYS.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A secret kept in a file of the data dir (mode 0600), made once: of several processes starting together on
