@@ -142,18 +142,40 @@ fn every_nats_config_we_ship_and_the_embedded_one_fsync_before_acknowledging() {
 #[test]
 fn every_nats_config_we_ship_passes_the_servers_config_test() {
     let nats = hotline_testkit::nats_server_binary();
-    // The accounts.conf each includes, made the way an operator makes it: the first subscriber, no server running.
+    // The accounts.conf each includes, made the way an operator makes it (docs/operations.md): `subscriber init`
+    // before the first start, then a subscriber.
     let accounts = tempfile::tempdir().expect("tmp");
-    let out = Command::new(binary())
-        .args(["subscriber", "create", "ioc", "--nats-dir"])
-        .arg(accounts.path())
-        .arg("--data-dir")
-        .arg(accounts.path().join("data"))
-        .env_remove("NATS_URL")
-        .output()
-        .expect("runs");
-    assert!(out.status.success(), "hotline subscriber create: {}", text(&out));
+    let hotline = |args: &[&str]| {
+        let out = Command::new(binary())
+            .args(args)
+            .arg("--nats-dir")
+            .arg(accounts.path())
+            .arg("--data-dir")
+            .arg(accounts.path().join("data"))
+            .env_remove("NATS_URL")
+            .output()
+            .expect("runs");
+        assert!(out.status.success(), "hotline {args:?}: {}", text(&out));
+        text(&out)
+    };
+    let said = hotline(&["subscriber", "init"]);
+    assert!(said.contains("0 subscriber(s)") && said.contains("(new)"), "{said}");
+    let password = read(&accounts.path().join("hotline.password"));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for file in ["hotline.password", "accounts.conf"] {
+            let mode = std::fs::metadata(accounts.path().join(file)).expect("written").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file} is readable by its owner only");
+        }
+    }
+    let initial = read(&accounts.path().join("accounts.conf"));
+    assert!(initial.contains("user: \"hotline\"") && initial.contains("user: \"hotline-feed\"") && !initial.contains("# subscriber"), "{initial}");
+    // Again: the password is kept (running hotline processes hold it).
+    assert!(hotline(&["subscriber", "init"]).contains("(kept)"));
+    assert_eq!(read(&accounts.path().join("hotline.password")), password);
+    hotline(&["subscriber", "create", "ioc"]);
     let generated = read(&accounts.path().join("accounts.conf"));
+    assert!(generated.contains("# subscriber ioc"), "{generated}");
     let example = read(&deploy("nats/accounts.conf.example"));
 
     let test = |name: &str, config: &str, accounts_conf: &str| -> Output {
@@ -166,7 +188,9 @@ fn every_nats_config_we_ship_passes_the_servers_config_test() {
         out
     };
     for (name, config) in shipped_nats_configs() {
-        for (what, accounts_conf) in [("generated accounts.conf", &generated), ("accounts.conf.example", &example)] {
+        for (what, accounts_conf) in
+            [("accounts.conf of `subscriber init`", &initial), ("generated accounts.conf", &generated), ("accounts.conf.example", &example)]
+        {
             let out = test(&name, &config, accounts_conf);
             assert!(out.status.success(), "nats-server -t refuses {name} with the {what}: {}", text(&out));
         }

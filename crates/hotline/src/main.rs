@@ -116,6 +116,9 @@ enum CitizenAction {
 
 #[derive(Debug, Subcommand)]
 enum SubscriberAction {
+    /// Write the server's users file (accounts.conf) and the internal password (hotline.password) without adding
+    /// a subscriber: the step before a self-run nats-server's first start. Safe to run again.
+    Init,
     /// Create a subscriber; prints its connection settings as an env file, the password shown only this once.
     Create {
         /// Its NATS user name, also its consumer name and inbox prefix (a-z, 0-9, -)
@@ -242,6 +245,7 @@ fn main() -> ExitCode {
             }),
             Command::Subscriber { nats_dir, action } => {
                 let command = match action {
+                    SubscriberAction::Init => SubscriberCommand::Init,
                     SubscriberAction::Create { name, agency, consumers } => {
                         SubscriberCommand::Create { name, agency, extra_consumers: consumers }
                     }

@@ -1,4 +1,4 @@
-//! `hotline subscriber create|list|revoke`: read-only NATS users for the other systems of the province that
+//! `hotline subscriber init|create|list|revoke`: read-only NATS users for the other systems of the province that
 //! subscribe to the published feed (docs/subscribers.md). Each gets a password shown once, and can read one
 //! audience of `HOTLINE_FEED` (an agency's, or the public one) through durable consumers of its own names.
 
@@ -14,6 +14,9 @@ use crate::system::load_province;
 /// What `hotline subscriber` does.
 #[derive(Debug, Clone)]
 pub enum SubscriberCommand {
+    /// The users file (`accounts.conf`) and the internal password, with the subscribers there are (none on a new
+    /// server): what a server run by hand needs before its first start.
+    Init,
     /// A new subscriber reading `agency`'s feed (None: the public feed), with durable consumers named `name` and
     /// `name-<suffix>` for each extra suffix.
     Create { name: String, agency: Option<String>, extra_consumers: Vec<String> },
@@ -45,6 +48,27 @@ pub async fn subscriber(settings: Settings, nats_dir: Option<PathBuf>, command: 
     // The feed writer's login, to delete consumers: nats.feed_url, or user hotline-feed with the folder's password.
     let feed_url = settings.nats.feed_url.clone().or_else(|| url.as_deref().and_then(|u| access::feed_writer_url(&dir, u)));
     match command {
+        SubscriberCommand::Init => {
+            let password_existed = dir.join(access::PASSWORD_FILE).exists();
+            access::write_accounts(&dir, &registry)?;
+            let mut lines = vec![format!(
+                "# wrote {}: hotline's internal user, the feed writer and {} subscriber(s)",
+                dir.join(access::ACCOUNTS_FILE).display(),
+                registry.subscribers.len()
+            )];
+            lines.push(format!(
+                "# the internal password is in {} ({}): hotline's processes log in as user {} with it (NATS_URL), the feed as user {}",
+                dir.join(access::PASSWORD_FILE).display(),
+                if password_existed { "kept" } else { "new" },
+                access::INTERNAL_USER,
+                access::FEED_USER
+            ));
+            lines.push(match access::reload(&dir)? {
+                Some(pid) => format!("# nats-server (pid {pid}) reloaded"),
+                None => "# no running nats-server found: the users apply from its next start".to_owned(),
+            });
+            Ok(lines)
+        }
         SubscriberCommand::List => Ok(registry
             .subscribers
             .iter()
