@@ -173,9 +173,25 @@ fn every_nats_config_we_ship_passes_the_servers_config_test() {
     // Again: the password is kept (running hotline processes hold it).
     assert!(hotline(&["subscriber", "init"]).contains("(kept)"));
     assert_eq!(read(&accounts.path().join("hotline.password")), password);
+    assert!(accounts.path().join("subscribers.json").exists(), "init writes every file a cluster's other hosts copy");
     hotline(&["subscriber", "create", "ioc"]);
     let generated = read(&accounts.path().join("accounts.conf"));
     assert!(generated.contains("# subscriber ioc"), "{generated}");
+    // Without its subscribers.json (not copied, lost), a users file naming subscribers is not rewritten.
+    let copy = tempfile::tempdir().expect("tmp");
+    for file in ["accounts.conf", "hotline.password"] {
+        std::fs::copy(accounts.path().join(file), copy.path().join(file)).expect("copy");
+    }
+    let out = Command::new(binary())
+        .args(["subscriber", "init", "--nats-dir"])
+        .arg(copy.path())
+        .arg("--data-dir")
+        .arg(copy.path().join("data"))
+        .env_remove("NATS_URL")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success() && text(&out).contains("subscribers.json is missing"), "{}", text(&out));
+    assert_eq!(read(&copy.path().join("accounts.conf")), generated, "left as it was");
     let example = read(&deploy("nats/accounts.conf.example"));
 
     let test = |name: &str, config: &str, accounts_conf: &str| -> Output {
@@ -297,8 +313,9 @@ fn the_systemd_units_use_known_keys_hardening_and_real_hotline_commands() {
                 continue;
             }
             assert_eq!(words[0], "/usr/local/bin/hotline", "{unit}: {line}");
-            if words[1..] == ["serve", "%i"] {
-                // The template: every component it names in its header comment is a real one, and all are named.
+            if words.contains(&"%i") {
+                // The template: every component it names in its header comment is a real one, and all are named;
+                // each of its commands is real for every component.
                 let header = read(&dir.join(unit));
                 let listed: BTreeSet<String> = header
                     .lines()
@@ -306,10 +323,17 @@ fn the_systemd_units_use_known_keys_hardening_and_real_hotline_commands() {
                     .map(|(_, rest)| rest.trim_end_matches('.').split(", ").map(|c| c.trim_end_matches('.').to_owned()).collect())
                     .expect("the template lists its components");
                 assert_eq!(listed, components, "{unit}: the components it lists are `hotline serve`'s");
+                let with = |instance: &str| -> Vec<String> {
+                    words[1..].iter().map(|w| if *w == "%i" { instance.to_owned() } else { (*w).to_owned() }).collect()
+                };
                 for c in &components {
-                    assert!(is_hotline_command(&["serve", c]), "hotline serve {c}");
+                    let args = with(c);
+                    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                    assert!(is_hotline_command(&args), "{unit}: `hotline {}` is not a hotline command", args.join(" "));
                 }
-                assert!(!is_hotline_command(&["serve", "nonsense"]), "the command check can fail");
+                let nonsense = with("nonsense");
+                let nonsense: Vec<&str> = nonsense.iter().map(String::as_str).collect();
+                assert!(!is_hotline_command(&nonsense), "the command check can fail");
             } else {
                 assert!(is_hotline_command(&words[1..]), "{unit}: `{line}` is not a hotline command");
             }
@@ -370,7 +394,7 @@ fn every_hotline_settings_file_we_ship_passes_check_config() {
     let files = [deploy("systemd/hotline.toml"), deploy("compose/hotline.toml"), from_k8s];
     for file in &files {
         // Only the file speaks: no settings from this test's environment.
-        let out = check_config_with(file, &[]);
+        let out = check_config_with(file, &[], &[]);
         assert!(out.status.success() && text(&out).contains("configuration ok"), "{}: {}", file.display(), text(&out));
     }
     // The check can fail: a misspelt key in the same file is refused.
@@ -400,10 +424,10 @@ fn env_example(path: &Path) -> Vec<(String, String)> {
     vars
 }
 
-/// `hotline check-config --config <settings>` with exactly `vars` as its HOTLINE_* / NATS_URL environment.
-fn check_config_with(settings: &Path, vars: &[(String, String)]) -> Output {
+/// `hotline check-config --config <settings> <args>` with exactly `vars` as its HOTLINE_* / NATS_URL environment.
+fn check_config_with(settings: &Path, args: &[&str], vars: &[(String, String)]) -> Output {
     let mut command = Command::new(binary());
-    command.arg("check-config").arg("--config").arg(settings);
+    command.arg("check-config").arg("--config").arg(settings).args(args);
     for (key, _) in std::env::vars() {
         if key.starts_with("HOTLINE_") || key == "NATS_URL" {
             command.env_remove(key);
@@ -433,7 +457,7 @@ fn every_env_example_holds_only_settings_that_the_processes_read() {
         for wanted in ["NATS_URL", "HOTLINE_NATS__FEED_URL", "HOTLINE_ADMIN_TOKEN", "HOTLINE_APP__ACCESS_SECRET"] {
             assert!(vars.iter().any(|(k, _)| k == wanted), "{}: no {wanted}", example.display());
         }
-        let out = check_config_with(settings, &vars);
+        let out = check_config_with(settings, &[], &vars);
         assert!(
             out.status.success() && text(&out).contains("configuration ok") && !text(&out).contains("is no setting"),
             "{} with {}: {}",
@@ -446,14 +470,24 @@ fn every_env_example_holds_only_settings_that_the_processes_read() {
     let (settings, example) = &pairs[0];
     let mut vars = env_example(example);
     vars.push(("HOTLINE_ADMIN_TOKN".into(), "x".into()));
-    let out = check_config_with(settings, &vars);
+    let out = check_config_with(settings, &[], &vars);
     assert!(text(&out).contains("HOTLINE_ADMIN_TOKN is no setting"), "{}", text(&out));
     for misspelt in ["HOTLINE_SMS__ESMS__API_KY", "HOTLINE_APP__ACCES_SECRET"] {
         let mut vars = env_example(example);
         vars.push((misspelt.into(), "x".into()));
-        let out = check_config_with(settings, &vars);
+        let out = check_config_with(settings, &[], &vars);
         assert_eq!(out.status.code(), Some(2), "{misspelt}: {}", text(&out));
         assert!(text(&out).contains("unknown key"), "{misspelt}: {}", text(&out));
+    }
+    // Per component (hotline@.service): an [sms] section missing its keys (SMPP without the SMSC) holds up the SMS channel and `up`, not
+    // the router or the API, which never read it.
+    let vars = env_example(example);
+    let mut partial = vars.clone();
+    partial.push(("HOTLINE_SMS__SEND".into(), "smpp".into()));
+    for (component, ok) in [(None, false), (Some("sms"), false), (Some("router"), true), (Some("api"), true)] {
+        let args: Vec<&str> = component.map(|c| vec!["--component", c]).unwrap_or_default();
+        let out = check_config_with(settings, &args, &partial);
+        assert_eq!(out.status.success(), ok, "check-config --component {component:?}: {}", text(&out));
     }
 }
 

@@ -42,7 +42,11 @@ enum Command {
         component: Component,
     },
     /// Load and check the settings and the province configuration, then exit.
-    CheckConfig,
+    CheckConfig {
+        /// Check only what `hotline serve <component>` reads [default: everything, as `hotline up` reads it]
+        #[arg(long, value_enum)]
+        component: Option<Component>,
+    },
     /// Manage API tokens of the running system (found through NATS_URL or <data dir>/nats.url).
     Token {
         #[command(subcommand)]
@@ -173,11 +177,11 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&settings.log);
-    if let Command::CheckConfig = cli.command {
+    if let Command::CheckConfig { component } = cli.command {
         for name in &settings.ignored_env {
             eprintln!("hotline: note: {name} is no setting (docs/configuration.md lists them) and is ignored");
         }
-        return match check_config(&settings) {
+        return match check_config(&settings, component) {
             Ok(summary) => {
                 println!("{summary}");
                 ExitCode::SUCCESS
@@ -199,7 +203,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Up => up(settings).await,
             Command::Serve { component } => serve(settings, component).await,
-            Command::CheckConfig => Ok(()),
+            Command::CheckConfig { .. } => Ok(()),
             Command::Token { action } => {
                 let command = match action {
                     TokenAction::Create { role, agency, name } => TokenCommand::Create { role, agency, name },

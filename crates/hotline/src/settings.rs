@@ -212,7 +212,8 @@ const KEYS: &[&str] = &[
 #[cfg(test)]
 const CHANNELS: &[&str] = &["app", "sms", "email", "zalo", "phone"];
 /// `HOTLINE_*` variables that are not settings.
-const NOT_SETTINGS: &[&str] = &["HOTLINE_CONFIG", "HOTLINE_SMTP_ADDR"];
+/// (`HOTLINE_PYTHONPATH` is the test tools' path that scripts/test exports: not read here, not worth a note.)
+const NOT_SETTINGS: &[&str] = &["HOTLINE_CONFIG", "HOTLINE_SMTP_ADDR", "HOTLINE_PYTHONPATH"];
 
 /// A number written as a number (settings file) or as text (environment variables are text).
 fn number<'de, D, T>(d: D) -> Result<T, D::Error>

@@ -39,6 +39,22 @@ pub async fn subscriber(settings: Settings, nats_dir: Option<PathBuf>, command: 
     // Another `hotline subscriber` run waits until this one has written its change.
     let _lock = access::lock_registry(&dir)?;
     let mut registry = Registry::load(&dir)?;
+    // Without subscribers.json, a users file that names subscribers would be rewritten without them, and the reload
+    // would lock them out: the registry was lost or not copied with it (a cluster's hosts 2 and 3).
+    let registry_path = dir.join(access::REGISTRY_FILE);
+    let accounts_path = dir.join(access::ACCOUNTS_FILE);
+    if !matches!(command, SubscriberCommand::List)
+        && !registry_path.exists()
+        && std::fs::read_to_string(&accounts_path).is_ok_and(|t| t.lines().any(|l| l.trim_start().starts_with("# subscriber ")))
+    {
+        bail!(
+            "{} names subscribers but {} is missing: rewriting it would lock them out. Restore {} (it is copied \
+             with accounts.conf), or move accounts.conf away to start the users afresh",
+            accounts_path.display(),
+            registry_path.display(),
+            access::REGISTRY_FILE
+        );
+    }
     // The client URL of the server: the embedded server's (written by `hotline up`), or NATS_URL's.
     let url = std::fs::read_to_string(settings.data_dir.join("nats.url"))
         .ok()
@@ -51,10 +67,13 @@ pub async fn subscriber(settings: Settings, nats_dir: Option<PathBuf>, command: 
         SubscriberCommand::Init => {
             let password_existed = dir.join(access::PASSWORD_FILE).exists();
             access::write_accounts(&dir, &registry)?;
+            // The three files a cluster's other hosts get a copy of (docs/operations.md) all exist from here on.
+            registry.save(&dir)?;
             let mut lines = vec![format!(
-                "# wrote {}: hotline's internal user, the feed writer and {} subscriber(s)",
-                dir.join(access::ACCOUNTS_FILE).display(),
-                registry.subscribers.len()
+                "# wrote {}: hotline's internal user, the feed writer and {} subscriber(s) (of {})",
+                accounts_path.display(),
+                registry.subscribers.len(),
+                access::REGISTRY_FILE
             )];
             lines.push(format!(
                 "# the internal password is in {} ({}): hotline's processes log in as user {} with it (NATS_URL), the feed as user {}",

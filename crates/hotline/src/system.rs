@@ -71,22 +71,39 @@ pub fn load_province(settings: &Settings) -> anyhow::Result<Province> {
     }
 }
 
-/// `hotline check-config`: loads everything and reports. Every channel section is read as its adapter reads it at
-/// start (unknown keys, wrong types, settings that need each other), without binding or connecting anything.
-pub fn check_config(settings: &Settings) -> anyhow::Result<String> {
+/// `hotline check-config`: loads what `hotline up` (or, with `component`, `hotline serve <component>`) reads at
+/// start and reports. Each channel section is read as its adapter reads it (unknown keys, wrong types, settings
+/// that need each other), without binding or connecting anything; a component is not held up by a section it
+/// never reads.
+pub fn check_config(settings: &Settings, component: Option<Component>) -> anyhow::Result<String> {
     let province = load_province(settings)?;
-    retention_rules(settings, &province)?;
-    app_section(settings)?;
-    hotline_open311::Open311Config::from_app_section(&channel_config(settings, hotline_channel_app::CHANNEL))
-        .map_err(|e| anyhow!("settings {e}"))?;
-    hotline_channel_sms::SmsConfig::from_value(&channel_config(settings, hotline_channel_sms::CHANNEL))
-        .map_err(|e| anyhow!("settings {e}"))?;
-    hotline_channel_email::EmailConfig::from_value(&channel_config(settings, hotline_channel_email::CHANNEL))
-        .map_err(|e| anyhow!("settings {e}"))?;
-    hotline_channel_zalo::ZaloConfig::from_value(&channel_config(settings, hotline_channel_zalo::CHANNEL))
-        .map_err(|e| anyhow!("settings {e}"))?;
-    hotline_channel_phone::PhoneConfig::from_value(&channel_config(settings, hotline_channel_phone::CHANNEL))
-        .map_err(|e| anyhow!("settings {e}"))?;
+    let reads = |c: Component| component.is_none_or(|only| only == c);
+    if reads(Component::Scheduler) {
+        retention_rules(settings, &province)?;
+    }
+    if reads(Component::Api) || reads(Component::App) {
+        app_section(settings)?;
+    }
+    if reads(Component::Api) {
+        hotline_open311::Open311Config::from_app_section(&channel_config(settings, hotline_channel_app::CHANNEL))
+            .map_err(|e| anyhow!("settings {e}"))?;
+    }
+    if reads(Component::Sms) {
+        hotline_channel_sms::SmsConfig::from_value(&channel_config(settings, hotline_channel_sms::CHANNEL))
+            .map_err(|e| anyhow!("settings {e}"))?;
+    }
+    if reads(Component::Email) {
+        hotline_channel_email::EmailConfig::from_value(&channel_config(settings, hotline_channel_email::CHANNEL))
+            .map_err(|e| anyhow!("settings {e}"))?;
+    }
+    if reads(Component::Zalo) {
+        hotline_channel_zalo::ZaloConfig::from_value(&channel_config(settings, hotline_channel_zalo::CHANNEL))
+            .map_err(|e| anyhow!("settings {e}"))?;
+    }
+    if reads(Component::Phone) {
+        hotline_channel_phone::PhoneConfig::from_value(&channel_config(settings, hotline_channel_phone::CHANNEL))
+            .map_err(|e| anyhow!("settings {e}"))?;
+    }
     Ok(format!(
         "configuration ok: {} categories, {} agencies, {} areas",
         province.categories().len(),
