@@ -382,15 +382,21 @@ fn the_systemd_units_use_known_keys_hardening_and_real_hotline_commands() {
     assert!(out.status.success() && text(&out).trim().is_empty(), "systemd-analyze verify: {}", text(&out));
 }
 
-#[test]
-fn every_hotline_settings_file_we_ship_passes_check_config() {
-    let tmp = tempfile::tempdir().expect("tmp");
+/// The settings file of the Kubernetes ConfigMap `hotline-settings`, written into `dir`.
+fn kubernetes_settings(dir: &Path) -> PathBuf {
     let configmap = yaml_documents(&deploy("kubernetes/hotline.yaml"))
         .into_iter()
         .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "hotline-settings")
         .expect("the settings ConfigMap");
-    let from_k8s = tmp.path().join("hotline-k8s.toml");
-    std::fs::write(&from_k8s, configmap["data"]["hotline.toml"].as_str().expect("hotline.toml")).expect("write");
+    let file = dir.join("hotline-k8s.toml");
+    std::fs::write(&file, configmap["data"]["hotline.toml"].as_str().expect("hotline.toml")).expect("write");
+    file
+}
+
+#[test]
+fn every_hotline_settings_file_we_ship_passes_check_config() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let from_k8s = kubernetes_settings(tmp.path());
     let files = [deploy("systemd/hotline.toml"), deploy("compose/hotline.toml"), from_k8s];
     for file in &files {
         // Only the file speaks: no settings from this test's environment.
@@ -440,12 +446,7 @@ fn check_config_with(settings: &Path, args: &[&str], vars: &[(String, String)]) 
 #[test]
 fn every_env_example_holds_only_settings_that_the_processes_read() {
     let tmp = tempfile::tempdir().expect("tmp");
-    let configmap = yaml_documents(&deploy("kubernetes/hotline.yaml"))
-        .into_iter()
-        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "hotline-settings")
-        .expect("the settings ConfigMap");
-    let from_k8s = tmp.path().join("hotline-k8s.toml");
-    std::fs::write(&from_k8s, configmap["data"]["hotline.toml"].as_str().expect("hotline.toml")).expect("write");
+    let from_k8s = kubernetes_settings(tmp.path());
     // The Kubernetes Secret `hotline` is made from the compose example (deploy/kubernetes/hotline.yaml says so).
     let pairs = [
         (deploy("systemd/hotline.toml"), deploy("systemd/hotline.env.example")),
