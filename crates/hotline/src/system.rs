@@ -88,21 +88,18 @@ pub fn check_config(settings: &Settings, component: Option<Component>) -> anyhow
         hotline_open311::Open311Config::from_app_section(&channel_config(settings, hotline_channel_app::CHANNEL))
             .map_err(|e| anyhow!("settings {e}"))?;
     }
-    if reads(Component::Sms) {
-        hotline_channel_sms::SmsConfig::from_value(&channel_config(settings, hotline_channel_sms::CHANNEL))
-            .map_err(|e| anyhow!("settings {e}"))?;
-    }
-    if reads(Component::Email) {
-        hotline_channel_email::EmailConfig::from_value(&channel_config(settings, hotline_channel_email::CHANNEL))
-            .map_err(|e| anyhow!("settings {e}"))?;
-    }
-    if reads(Component::Zalo) {
-        hotline_channel_zalo::ZaloConfig::from_value(&channel_config(settings, hotline_channel_zalo::CHANNEL))
-            .map_err(|e| anyhow!("settings {e}"))?;
-    }
-    if reads(Component::Phone) {
-        hotline_channel_phone::PhoneConfig::from_value(&channel_config(settings, hotline_channel_phone::CHANNEL))
-            .map_err(|e| anyhow!("settings {e}"))?;
+    // The channel sections, each parsed by its adapter's own reader (what `from_config` does at start).
+    type Reader = fn(&serde_json::Value) -> Result<(), String>;
+    let channels: [(Component, &str, Reader); 4] = [
+        (Component::Sms, hotline_channel_sms::CHANNEL, |v| hotline_channel_sms::SmsConfig::from_value(v).map(drop).map_err(|e| e.to_string())),
+        (Component::Email, hotline_channel_email::CHANNEL, |v| hotline_channel_email::EmailConfig::from_value(v).map(drop).map_err(|e| e.to_string())),
+        (Component::Zalo, hotline_channel_zalo::CHANNEL, |v| hotline_channel_zalo::ZaloConfig::from_value(v).map(drop).map_err(|e| e.to_string())),
+        (Component::Phone, hotline_channel_phone::CHANNEL, |v| hotline_channel_phone::PhoneConfig::from_value(v).map(drop).map_err(|e| e.to_string())),
+    ];
+    for (component, channel, read) in channels {
+        if reads(component) {
+            read(&channel_config(settings, channel)).map_err(|e| anyhow!("settings {e}"))?;
+        }
     }
     Ok(format!(
         "configuration ok: {} categories, {} agencies, {} areas",
