@@ -823,11 +823,13 @@ impl EventStore for JetStreamStore {
             if let Some(revision) = revision {
                 match self.channels.stream.delete_message(revision).await {
                     Ok(_) => return Ok(true),
-                    // Gone: written again since (superseded), or removed by someone else.
-                    Err(e) if e.to_string().contains("no message found") || e.to_string().contains("not found") => return Ok(expected.is_none()),
-                    // A bucket made before deletes were allowed: purge below.
-                    Err(e) if e.to_string().contains("10052") || e.to_string().contains("not permitted") => {}
-                    Err(e) => return Err(unavailable(e)),
+                    Err(e) => match crate::keys::refusal(&e) {
+                        // Gone: written again since (superseded), or removed by someone else.
+                        crate::keys::Refusal::Gone => return Ok(expected.is_none()),
+                        // A bucket made before deletes were allowed: purge below.
+                        crate::keys::Refusal::Denied => {}
+                        crate::keys::Refusal::Other => return Err(unavailable(e)),
+                    },
                 }
             }
             // A purge whose marker expires (the bucket limits markers): a removed key leaves nothing behind for good.

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::kv;
+use async_nats::jetstream::stream::{DeleteMessageError, DeleteMessageErrorKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hotline_domain::event::{ERASED, for_each_personal_field};
@@ -283,14 +284,39 @@ pub(crate) async fn erase_entry(kv: &kv::Store, key: &str) -> Result<(), StoreEr
     }
     match kv.stream.delete_message(entry.revision).await {
         Ok(_) => Ok(()),
-        // Already gone (a concurrent erase): fine.
-        Err(e) if e.to_string().contains("not found") => Ok(()),
-        // A bucket made by an older version denies message deletes (that cannot be changed on a stream): purge
-        // the key instead, which leaves its bytes in the store until the block is compacted.
-        Err(e) if e.to_string().contains("10052") || e.to_string().to_lowercase().contains("delete") => {
-            tracing::warn!(bucket = %kv.name, "this bucket denies message deletes; purging the key instead of erasing it");
-            kv.purge(key).await.map_err(unavailable)
-        }
-        Err(e) => Err(unavailable(e)),
+        Err(e) => match refusal(&e) {
+            // Already gone (a concurrent erase): fine.
+            Refusal::Gone => Ok(()),
+            // A bucket made by an older version denies message deletes (that cannot be changed on a stream): purge
+            // the key instead, which leaves its bytes in the store until the block is compacted.
+            Refusal::Denied => {
+                tracing::warn!(bucket = %kv.name, "this bucket denies message deletes; purging the key instead of erasing it");
+                kv.purge(key).await.map_err(unavailable)
+            }
+            Refusal::Other => Err(unavailable(e)),
+        },
+    }
+}
+
+/// Why the server refused a message delete.
+pub(crate) enum Refusal {
+    /// The message is not there (deleted already, or superseded).
+    Gone,
+    /// The stream was made with `deny_delete`.
+    Denied,
+    Other,
+}
+
+/// Reads a refused message delete. nats-server 2.12.8 answers a deleted sequence with 10043 "sequence N not found"
+/// or 10057 "no message found", and a `deny_delete` stream with 10057 "message delete not permitted".
+pub(crate) fn refusal(e: &DeleteMessageError) -> Refusal {
+    let DeleteMessageErrorKind::JetStream(error) = e.kind() else { return Refusal::Other };
+    let text = error.to_string();
+    if error.error_code() == async_nats::jetstream::ErrorCode::SEQUENCE_NOT_FOUND || text.contains("no message found") {
+        Refusal::Gone
+    } else if text.contains("not permitted") {
+        Refusal::Denied
+    } else {
+        Refusal::Other
     }
 }

@@ -149,3 +149,33 @@ async fn personal_data_is_sealed_under_the_citizens_key_and_reads_erased_once_th
     let report = fresh.verify(|_, _| {}).await.expect("verify");
     assert!(report.problems.is_empty() && report.checkpoints_ok == 1, "erasure changes no stored byte: {:?}", report.problems);
 }
+
+#[tokio::test]
+async fn erasing_deletes_read_the_servers_refusals_in_new_buckets_and_in_buckets_that_deny_deletes() {
+    // Buckets made the way versions before erasure made them (async-nats's key-value default, which denies message
+    // deletes; the channels' bucket with expiring markers): the server refuses the erasing delete, the store purges.
+    let old = TestNats::start().await;
+    let js = async_nats::jetstream::new(hotline_testkit::tamper::client(&old.url()).await);
+    for (bucket, markers) in [("hotline_channels", Some(std::time::Duration::from_secs(60))), ("hotline_keys", None)] {
+        let config = async_nats::jetstream::kv::Config { bucket: bucket.into(), limit_markers: markers, ..Default::default() };
+        let mut kv = js.create_key_value(config).await.expect("bucket");
+        assert!(kv.stream.info().await.expect("info").config.deny_delete, "{bucket}: made the old way");
+    }
+    let new = TestNats::start().await;
+    for (nats, made) in [(&old, "denying deletes"), (&new, "allowing deletes")] {
+        let store = nats.store().await;
+        // Channel state: removed, whichever way the bucket allows.
+        let first = store.state_put("zalo.inbox.1", b"tin nhan", None).await.expect("put").expect("revision");
+        let second = store.state_put("zalo.inbox.1", b"tin nhan 2", Some(first)).await.expect("put").expect("revision");
+        assert!(!store.state_delete("zalo.inbox.1", Some(first)).await.expect("delete"), "{made}: a superseded revision is not deleted");
+        assert!(store.state_delete("zalo.inbox.1", Some(second)).await.expect("delete"), "{made}");
+        assert!(store.state_get("zalo.inbox.1").await.expect("get").is_none(), "{made}: gone");
+        assert!(store.state_delete("zalo.inbox.1", None).await.expect("delete again"), "{made}: nothing to remove");
+        // A citizen's key: destroyed, whichever way the bucket allows; destroying it again is no error.
+        let identity = "phone:84900000009";
+        let key = store.citizen_key(Some(identity)).await.expect("key");
+        store.destroy_key(key, &[identity.to_owned()]).await.expect("destroyed");
+        store.destroy_key(key, &[identity.to_owned()]).await.expect("destroyed again");
+        assert!(!nats.store().await.key_exists(key).await.expect("asked"), "{made}: the key is gone");
+    }
+}
