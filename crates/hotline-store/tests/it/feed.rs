@@ -1,5 +1,7 @@
 //! The published feed's stream and its conditional appends on a real server.
 
+use std::time::Duration;
+
 use async_nats::jetstream::{self, stream};
 use hotline_store::{FeedEntry, FeedError, FeedLog, FeedMark, FeedTip, JetStreamConfig, JetStreamFeed, StoreError};
 use hotline_testkit::TestNats;
@@ -228,11 +230,16 @@ async fn publishing_is_conditional_on_the_feed_tip_and_the_tip_carries_the_mark(
 #[tokio::test]
 async fn a_pipelined_batch_lands_in_order_and_each_message_only_ever_at_its_own_sequence() {
     let nats = TestNats::start().await;
-    let feed = open_feed(&nats).await;
+    // A duplicate window shorter than the test: a re-sent message must be stopped by its expected sequence, not
+    // by the server remembering its id.
+    let window = Duration::from_millis(100);
+    let config = JetStreamConfig { feed_duplicate_window: window, ..Default::default() };
+    let feed = JetStreamFeed::connect(&nats.server.feed_url(), &config).await.expect("feed opens");
     // The feed is a function of the log: its n-th message is the same whoever computes it. `b<n>` stands for it.
     let message = |n: u64| entry("hotline.feed.v1.public.petition_received", &format!("b{n}"), 10 + n, 1, 1);
     let messages = |range: std::ops::RangeInclusive<u64>| range.map(message).collect::<Vec<FeedEntry>>();
     assert_eq!(feed.publish_all(0, &messages(1..=5)).await.expect("batch"), 5);
+    tokio::time::sleep(window + Duration::from_millis(50)).await;
     // A second projector that saw the feed at 2 sends messages 3 to 5 again: each fails its expectation (the
     // feed moved on), so nothing is stored.
     assert!(matches!(feed.publish_all(2, &messages(3..=5)).await, Err(FeedError::Conflict)));
