@@ -145,16 +145,12 @@ fn every_nats_config_we_ship_passes_the_servers_config_test() {
     // The accounts.conf each includes, made the way an operator makes it (docs/operations.md): `subscriber init`
     // before the first start, then a subscriber.
     let accounts = tempfile::tempdir().expect("tmp");
+    // `hotline <args>` on the users of the folder `dir`, no server running.
+    let on = |dir: &Path, args: &[&str]| {
+        Command::new(binary()).args(args).arg("--nats-dir").arg(dir).arg("--data-dir").arg(dir.join("data")).env_remove("NATS_URL").output().expect("runs")
+    };
     let hotline = |args: &[&str]| {
-        let out = Command::new(binary())
-            .args(args)
-            .arg("--nats-dir")
-            .arg(accounts.path())
-            .arg("--data-dir")
-            .arg(accounts.path().join("data"))
-            .env_remove("NATS_URL")
-            .output()
-            .expect("runs");
+        let out = on(accounts.path(), args);
         assert!(out.status.success(), "hotline {args:?}: {}", text(&out));
         text(&out)
     };
@@ -182,14 +178,7 @@ fn every_nats_config_we_ship_passes_the_servers_config_test() {
     for file in ["accounts.conf", "hotline.password"] {
         std::fs::copy(accounts.path().join(file), copy.path().join(file)).expect("copy");
     }
-    let out = Command::new(binary())
-        .args(["subscriber", "init", "--nats-dir"])
-        .arg(copy.path())
-        .arg("--data-dir")
-        .arg(copy.path().join("data"))
-        .env_remove("NATS_URL")
-        .output()
-        .expect("runs");
+    let out = on(copy.path(), &["subscriber", "init"]);
     assert!(!out.status.success() && text(&out).contains("subscribers.json is missing"), "{}", text(&out));
     assert_eq!(read(&copy.path().join("accounts.conf")), generated, "left as it was");
     let example = read(&deploy("nats/accounts.conf.example"));
@@ -406,7 +395,7 @@ fn every_hotline_settings_file_we_ship_passes_check_config() {
     // The check can fail: a misspelt key in the same file is refused.
     let bad = tmp.path().join("bad.toml");
     std::fs::write(&bad, read(&files[0]).replace("request_timeout_secs", "request_timeout_sec")).expect("write");
-    let out = Command::new(binary()).arg("check-config").arg("--config").arg(&bad).output().expect("runs");
+    let out = check_config_with(&bad, &[], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 

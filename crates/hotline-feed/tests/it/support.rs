@@ -352,20 +352,22 @@ impl FeedLog for Jittered {
     }
 
     fn publish<'a>(&'a self, expected: u64, entry: &'a FeedEntry) -> BoxFuture<'a, Result<u64, FeedError>> {
-        let pause = self.state.lock().map(|mut rng| rng.below(250)).unwrap_or(0);
-        async move {
-            tokio::time::sleep(Duration::from_millis(pause)).await;
-            self.inner.publish(expected, entry).await
-        }
-        .boxed()
+        self.after_a_pause(self.inner.publish(expected, entry))
     }
 
     /// A pause before each pipelined batch, so two projectors' batches overlap at random points.
     fn publish_all<'a>(&'a self, expected: u64, entries: &'a [FeedEntry]) -> BoxFuture<'a, Result<u64, FeedError>> {
-        let pause = self.state.lock().map(|mut rng| rng.below(250)).unwrap_or(0);
+        self.after_a_pause(self.inner.publish_all(expected, entries))
+    }
+}
+
+impl Jittered {
+    /// Runs `publish` after a random pause of up to 250 ms.
+    fn after_a_pause<'a, T: Send + 'a>(&'a self, publish: BoxFuture<'a, T>) -> BoxFuture<'a, T> {
+        let pause = self.state.lock().expect("the jitter's generator").below(250);
         async move {
             tokio::time::sleep(Duration::from_millis(pause)).await;
-            self.inner.publish_all(expected, entries).await
+            publish.await
         }
         .boxed()
     }
