@@ -144,7 +144,6 @@ fn post(addr: &str, key: &str, body: &Value) -> std::io::Result<hotline_testkit:
     hotline_testkit::http("POST", addr, "/v1/petitions", &headers, body.to_string().as_bytes())
 }
 
-/// The log's events as `hotline audit export` writes them, read through `nats_url` (the system's NATS).
 /// Every acknowledged petition's text, read from the log by a process that never saw it (no cached key), is the
 /// text that was sent: its sealed fields and its citizen key both survived.
 fn assert_texts_read_back(ledger: &Ledger, nats_url: &str) {
@@ -162,6 +161,7 @@ fn assert_texts_read_back(ledger: &Ledger, nats_url: &str) {
     });
 }
 
+/// The log's events as `hotline audit export` writes them, read through `nats_url` (the system's NATS).
 pub fn log_events(data_dir: &Path, nats_url: &str) -> Vec<Value> {
     let out = Command::new(binary())
         .args(["audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--format", "jsonl", "--data-dir"])
