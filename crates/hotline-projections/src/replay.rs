@@ -142,31 +142,28 @@ pub fn install(rebuilt: &Path, live: &Path) -> Result<PathBuf, ProjectionError> 
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
-    let prefix = format!("{name}.gen-");
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for entry in entries.flatten() {
-            let file = entry.file_name().to_string_lossy().into_owned();
-            let Some(rest) = file.strip_prefix(&prefix) else { continue };
-            let base = rest.trim_end_matches("-wal").trim_end_matches("-shm");
-            let base = format!("{prefix}{base}");
-            if base != generation && Some(&base) != replaced.as_ref() {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
+    let keep: Vec<&str> = std::iter::once(generation.as_str()).chain(replaced.as_deref()).collect();
+    remove_generations(dir, name, &keep);
     Ok(dir.join(generation))
 }
 
 /// Removes the generation files (with their `-wal`/`-shm`) that `live` no longer names: a replay keeps the one it
 /// replaced while processes may still have it open, and personal data erased since then must not survive in it
-/// (docs/privacy.md). Called by erasure, long after any process moved to the current file (they look twice a
-/// second). Returns how many files were removed.
+/// (docs/privacy.md). Called before each erasure; a process that has not moved to the current file yet (they look
+/// twice a second) keeps reading the file it has open, which the system frees once it is closed. Returns how many
+/// files were removed.
 pub fn remove_stale_generations(live: &Path) -> usize {
     let dir = live.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let Some(name) = live.file_name().and_then(|n| n.to_str()) else { return 0 };
     let Some(current) = std::fs::read_link(live).ok().and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned())) else {
         return 0;
     };
+    remove_generations(dir, name, &[current.as_str()])
+}
+
+/// Removes every generation file of `name` in `dir` (`<name>.gen-<n>` and its `-wal`/`-shm`) but those of the
+/// generations in `keep`; returns how many files went.
+fn remove_generations(dir: &Path, name: &str, keep: &[&str]) -> usize {
     let prefix = format!("{name}.gen-");
     let mut removed = 0;
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -175,7 +172,7 @@ pub fn remove_stale_generations(live: &Path) -> usize {
             continue;
         }
         let base = file.trim_end_matches("-wal").trim_end_matches("-shm");
-        if base != current && std::fs::remove_file(entry.path()).is_ok() {
+        if !keep.contains(&base) && std::fs::remove_file(entry.path()).is_ok() {
             removed += 1;
         }
     }
