@@ -46,6 +46,20 @@ pub enum ActorKind {
     Admin,
 }
 
+impl ActorKind {
+    /// As the stored envelope spells it (its serde name), without building a JSON value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorKind::Channel => "channel",
+            ActorKind::System => "system",
+            ActorKind::Operator => "operator",
+            ActorKind::Agency => "agency",
+            ActorKind::Supervisor => "supervisor",
+            ActorKind::Admin => "admin",
+        }
+    }
+}
+
 impl Actor {
     pub fn channel(name: &str) -> Actor {
         Actor { kind: ActorKind::Channel, id: name.to_owned(), name: None, agency: None }
@@ -854,4 +868,16 @@ pub fn approaching_at(set_at: OffsetDateTime, due: OffsetDateTime) -> OffsetDate
         return due;
     }
     set_at + (due - set_at) * 0.8
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_kinds_are_spelled_as_the_stored_envelope_spells_them() {
+        for kind in [ActorKind::Channel, ActorKind::System, ActorKind::Operator, ActorKind::Agency, ActorKind::Supervisor, ActorKind::Admin] {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::Value::from(kind.as_str())));
+        }
+    }
 }
