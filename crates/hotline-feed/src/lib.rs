@@ -155,7 +155,7 @@ impl Projector {
             let first = match next {
                 Some(Ok(commit)) => commit,
                 Some(Err(e)) => return Err(e.into()),
-                None => return Err(StoreError::Unavailable("the log subscription ended".to_owned()).into()),
+                None => return Err(subscription_ended().into()),
             };
             // A batch: this commit and those already read after it, up to BATCH_MESSAGES messages, ending early at
             // a commit that erases personal data, whose erasure must follow its own messages before anything else
@@ -199,7 +199,7 @@ impl Projector {
                         break None;
                     }
                     Some(None) => {
-                        failed = Some(StoreError::Unavailable("the log subscription ended".to_owned()).into());
+                        failed = Some(subscription_ended().into());
                         break None;
                     }
                     // Nothing more read yet.
@@ -268,6 +268,11 @@ pub async fn erase_earlier_copies(feed: &dyn FeedLog, ticket: Uuid, position: u6
         .collect();
     feed.erase(&doomed).await?;
     Ok(doomed.len())
+}
+
+/// The log's subscription stopped delivering (the server went away): the projector subscribes again.
+fn subscription_ended() -> StoreError {
+    StoreError::Unavailable("the log subscription ended".to_owned())
 }
 
 /// The feed messages of `commit`, given the ticket as it stood before it (left as it stands after it): each event's
