@@ -132,6 +132,7 @@ struct StoredType {
 }
 
 async fn follow_log(store: Arc<JetStreamStore>, mut from: u64, seen: Arc<Seen>) {
+    let mut warned = false;
     loop {
         let mut commits = match store.raw_log(Position::From(from)).await {
             Ok(c) => c,
@@ -144,7 +145,17 @@ async fn follow_log(store: Arc<JetStreamStore>, mut from: u64, seen: Arc<Seen>) 
         while let Some(commit) = commits.next().await {
             let Ok(commit) = commit else { break };
             from = commit.position + 1;
-            let types: Vec<StoredType> = serde_json::from_slice(&commit.payload).unwrap_or_default();
+            let types: Vec<StoredType> = match serde_json::from_slice(&commit.payload) {
+                Ok(types) => types,
+                Err(e) => {
+                    // Said once: a changed stored format would otherwise show only as petitions never routed.
+                    if !warned {
+                        tracing::warn!(error = %e, position = commit.position, "bench log follower cannot read a commit's event types");
+                        warned = true;
+                    }
+                    Vec::new()
+                }
+            };
             if let Some(ticket) = commit.ticket
                 && types.iter().any(|e| ROUTING_DONE.contains(&e.event_type.as_str()))
             {

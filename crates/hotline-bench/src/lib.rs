@@ -207,10 +207,10 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     let mut system = tokio::task::block_in_place(|| System::start(&opts.hotline, &data_dir))?;
     let nats_url = system.nats_url()?;
     report.nats_server = nats_version(&data_dir);
-    let js = Arc::new(JetStreamStore::connect(&nats_url, JetStreamConfig::default()).await?);
-    let store: Arc<dyn EventStore> = js.clone();
+    let log_store = Arc::new(JetStreamStore::connect(&nats_url, JetStreamConfig::default()).await?);
+    let store: Arc<dyn EventStore> = log_store.clone();
     let projections = data_dir.join("projections.sqlite");
-    let tracker = Tracker::start(js.clone(), &projections).await?;
+    let tracker = Tracker::start(log_store.clone(), &projections).await?;
     let bodies = Arc::new(Bodies::new()?);
     let mut next = 0;
 
@@ -227,7 +227,8 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
     report.raw_appends = Some(raw.clone());
 
     progress(&format!("maximum throughput: {} petitions over {} connections", opts.petitions, opts.concurrency));
-    let feed_before = raw::feed_progress(&nats_url, &js).await?;
+    let feed = raw::FeedWatch::connect(&nats_url, &js).await?;
+    let feed_before = feed.progress().await?;
     let started = Instant::now();
     let sent = drive_max(&system.addr, &bodies, next..next + opts.petitions, opts.concurrency).await?;
     next += opts.petitions;
@@ -250,10 +251,10 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
         acknowledgement: Latency::of(sent.iter().map(|s| s.acked - s.start).collect()),
     });
 
-    let feed_then = raw::feed_progress(&nats_url, &js).await?;
+    let feed_then = feed.progress().await?;
     let run_seconds = started.elapsed().as_secs_f64();
     progress(&format!("feed: waiting for it to reach log position {}", feed_then.log_position));
-    let (caught_up, feed_caught) = wait_feed(&nats_url, &js, feed_then.log_position, catch_up_limit(opts.petitions)).await?;
+    let (caught_up, feed_caught) = wait_feed(&feed, feed_then.log_position, catch_up_limit(opts.petitions)).await?;
     report.feed_catch_up = Some(report::FeedCatchUp {
         during_run_per_s: feed_then.feed_messages.saturating_sub(feed_before.feed_messages) as f64 / run_seconds,
         seconds: caught_up.as_secs_f64(),
@@ -345,10 +346,10 @@ pub async fn run(opts: &Options, progress: impl Fn(&str)) -> Result<Report, Benc
 
 /// Polls the feed until its last message comes from log position `position` or later; returns how long that took
 /// and where the feed stood then.
-async fn wait_feed(nats_url: &str, js: &async_nats::jetstream::Context, position: u64, limit: Duration) -> Result<(Duration, raw::FeedProgress), BenchError> {
+async fn wait_feed(feed: &raw::FeedWatch, position: u64, limit: Duration) -> Result<(Duration, raw::FeedProgress), BenchError> {
     let started = Instant::now();
     loop {
-        let now = raw::feed_progress(nats_url, js).await?;
+        let now = feed.progress().await?;
         if now.feed_log_position >= position {
             return Ok((started.elapsed(), now));
         }

@@ -226,26 +226,38 @@ pub struct FeedProgress {
     pub feed_messages: u64,
 }
 
-/// Reads the feed's tip as its writer (`hotline-feed`, same password as the internal user on the embedded server).
-pub async fn feed_progress(internal_url: &str, log: &Context) -> Result<FeedProgress, BenchError> {
-    let (bare, user) = split_credentials(internal_url);
-    let password = user.map(|(_, p)| p).unwrap_or_default();
-    let client = async_nats::ConnectOptions::new()
-        .name("hotline-bench-feed")
-        .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(REQUEST_TIMEOUT))
-        .user_and_password(hotline_store::access::FEED_USER.to_owned(), password)
-        .connect(bare.as_str())
-        .await
-        .map_err(|e| nats("connecting as the feed's writer")(&e))?;
-    let feed = js::ContextBuilder::new().timeout(REQUEST_TIMEOUT).build(client);
-    let mut log_stream = log.get_stream(LOG_STREAM).await.map_err(|e| nats("opening the log")(&e))?;
-    let log_position = log_stream.info().await.map_err(|e| nats("reading the log's info")(&e))?.state.last_sequence;
-    let mut stream = feed.get_stream(hotline_store::access::FEED_STREAM).await.map_err(|e| nats("opening the feed")(&e))?;
-    let feed_messages = stream.info().await.map_err(|e| nats("reading the feed's info")(&e))?.state.messages;
-    let feed_log_position = match stream.get_last_raw_message_by_subject(&format!("{}.>", hotline_store::access::FEED_SUBJECT_PREFIX)).await {
-        Ok(m) => m.headers.get(hotline_store::LOG_POSITION_HEADER).and_then(|v| v.as_str().parse().ok()).unwrap_or(0),
-        Err(_) => 0,
-    };
-    Ok(FeedProgress { log_position, feed_log_position, feed_messages })
+/// Reads the feed's tip as its writer (`hotline-feed`, same password as the internal user on the embedded server)
+/// and the log's, over connections made once: it is polled while the system catches up.
+pub struct FeedWatch {
+    log: Context,
+    feed: Context,
+}
+
+impl FeedWatch {
+    pub async fn connect(internal_url: &str, log: &Context) -> Result<FeedWatch, BenchError> {
+        let (bare, user) = split_credentials(internal_url);
+        let password = user.map(|(_, p)| p).unwrap_or_default();
+        let client = async_nats::ConnectOptions::new()
+            .name("hotline-bench-feed")
+            .connection_timeout(Duration::from_secs(5))
+            .request_timeout(Some(REQUEST_TIMEOUT))
+            .user_and_password(hotline_store::access::FEED_USER.to_owned(), password)
+            .connect(bare.as_str())
+            .await
+            .map_err(|e| nats("connecting as the feed's writer")(&e))?;
+        let feed = js::ContextBuilder::new().timeout(REQUEST_TIMEOUT).build(client);
+        Ok(FeedWatch { log: log.clone(), feed })
+    }
+
+    pub async fn progress(&self) -> Result<FeedProgress, BenchError> {
+        let mut log_stream = self.log.get_stream(LOG_STREAM).await.map_err(|e| nats("opening the log")(&e))?;
+        let log_position = log_stream.info().await.map_err(|e| nats("reading the log's info")(&e))?.state.last_sequence;
+        let mut stream = self.feed.get_stream(hotline_store::access::FEED_STREAM).await.map_err(|e| nats("opening the feed")(&e))?;
+        let feed_messages = stream.info().await.map_err(|e| nats("reading the feed's info")(&e))?.state.messages;
+        let feed_log_position = match stream.get_last_raw_message_by_subject(&format!("{}.>", hotline_store::access::FEED_SUBJECT_PREFIX)).await {
+            Ok(m) => m.headers.get(hotline_store::LOG_POSITION_HEADER).and_then(|v| v.as_str().parse().ok()).unwrap_or(0),
+            Err(_) => 0,
+        };
+        Ok(FeedProgress { log_position, feed_log_position, feed_messages })
+    }
 }

@@ -443,7 +443,8 @@ impl JetStreamStore {
         tips.insert(ticket, (version, hash));
     }
 
-    /// The log from `from` on, undecoded, for the auditors' tools (`audit.rs`). Like every subscription it
+    /// The log from `from` on, undecoded, for the auditors' tools (`audit.rs`) and readers that need no event
+    /// bodies (the benchmark's follower). Like every subscription it
     /// waits for new messages at the end: stop at `pending == 0`.
     pub async fn raw_log(&self, from: Position) -> Result<BoxStream<'static, Result<RawCommit, StoreError>>, StoreError> {
         let messages = self.ordered_messages(from).await?;
