@@ -147,16 +147,12 @@ fn post(addr: &str, key: &str, body: &Value) -> std::io::Result<hotline_testkit:
 /// Every acknowledged petition's text, read from the log by a process that never saw it (no cached key), is the
 /// text that was sent: its sealed fields and its citizen key both survived.
 fn assert_texts_read_back(ledger: &Ledger, nats_url: &str) {
-    use hotline_store::EventStore;
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async {
         let store = hotline_store::JetStreamStore::connect(nats_url, hotline_store::JetStreamConfig::default()).await.expect("connects to the log");
         for (ticket, sent) in &ledger.texts {
-            let history = store.load(ticket.parse().expect("ticket id")).await.expect("load");
-            match history.events.first().map(|e| &e.event) {
-                Some(hotline_domain::TicketEvent::PetitionReceived(p)) => assert_eq!(&p.text, sent, "ticket {ticket}'s text reads back"),
-                other => panic!("ticket {ticket} does not start with its petition: {other:?}"),
-            }
+            let text = crate::petition_text(&store, ticket.parse().expect("ticket id")).await;
+            assert_eq!(&text, sent, "ticket {ticket}'s text reads back");
         }
     });
 }

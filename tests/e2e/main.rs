@@ -43,6 +43,20 @@ pub fn samples() -> Vec<serde_json::Value> {
     text.lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).expect("fixture line")).collect()
 }
 
+/// The URL, with its login, of the NATS server a running `hotline up` started (`<data dir>/nats.url`).
+pub fn nats_url(system: &System) -> String {
+    std::fs::read_to_string(system.data_dir.join("nats.url")).expect("<data dir>/nats.url").trim().to_owned()
+}
+
+/// The text of `ticket`'s petition as `store` reads it from the log (opened with the citizen's key).
+pub async fn petition_text(store: &hotline_store::JetStreamStore, ticket: uuid::Uuid) -> String {
+    use hotline_store::EventStore;
+    match store.load(ticket).await.expect("load").events.first().map(|e| &e.event) {
+        Some(hotline_domain::TicketEvent::PetitionReceived(p)) => p.text.clone(),
+        other => panic!("ticket {ticket} does not start with its petition: {other:?}"),
+    }
+}
+
 /// Ticket count in the projection file of a system (stopped or running).
 pub fn projected_tickets(system: &System) -> i64 {
     let conn = rusqlite::Connection::open(system.data_dir.join("projections.sqlite")).expect("open projections");

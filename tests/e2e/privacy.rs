@@ -11,7 +11,7 @@ use hotline_store::EventStore;
 use hotline_testkit::System;
 use serde_json::json;
 
-use crate::binary;
+use crate::{binary, nats_url, petition_text};
 use crate::email::{HOTLINE, send_one};
 
 const NAME: &str = "Trần Thị Xoáthử";
@@ -176,13 +176,9 @@ fn erasing_a_citizen_leaves_their_personal_data_nowhere_the_system_writes() {
 /// A ticket's petition text as the log gives it to a process that never read it before (no cached key).
 fn log_text(system: &System, ticket: &str) -> String {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let url = std::fs::read_to_string(system.data_dir.join("nats.url")).expect("nats.url");
     runtime.block_on(async {
-        let store = hotline_store::JetStreamStore::connect(url.trim(), hotline_store::JetStreamConfig::default()).await.expect("connects");
-        match store.load(ticket.parse().expect("uuid")).await.expect("load").events.first().map(|e| e.event.clone()) {
-            Some(hotline_domain::TicketEvent::PetitionReceived(p)) => p.text,
-            other => panic!("not a petition: {other:?}"),
-        }
+        let store = hotline_store::JetStreamStore::connect(&nats_url(system), hotline_store::JetStreamConfig::default()).await.expect("connects");
+        petition_text(&store, ticket.parse().expect("uuid")).await
     })
 }
 
@@ -210,9 +206,8 @@ fn retention_erases_ended_tickets_of_a_category_and_a_key_only_once_all_its_tick
     }
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let url = std::fs::read_to_string(system.data_dir.join("nats.url")).expect("nats.url");
     let store = runtime
-        .block_on(hotline_store::JetStreamStore::connect(url.trim(), hotline_store::JetStreamConfig::default()))
+        .block_on(hotline_store::JetStreamStore::connect(&nats_url(&system), hotline_store::JetStreamConfig::default()))
         .expect("connects");
     let store = std::sync::Arc::new(store);
     let reader = hotline_projections::TimelineReader::open(&system.data_dir.join("projections.sqlite")).expect("projection");
