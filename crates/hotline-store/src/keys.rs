@@ -75,9 +75,7 @@ impl KeyRing {
             // A petition without contact details: its key's id follows from its ticket, so a retry of the same
             // petition finds it without an identity entry (one write instead of a read and two).
             let id = Uuid::new_v5(&Uuid::NAMESPACE_OID, identity.as_bytes());
-            if let Some(Cached::Live(_, at)) = self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&id)
-                && at.elapsed() < KEY_TTL
-            {
+            if let Some(Some(_)) = self.cached(id) {
                 return Ok(id);
             }
             if !self.create_key(id).await? {
@@ -144,6 +142,15 @@ impl KeyRing {
         Ok(true)
     }
 
+    /// What the cache knows of the key `id`: the key while fresh, None once destroyed; nothing when it must be read.
+    fn cached(&self, id: Uuid) -> Option<Option<Arc<LessSafeKey>>> {
+        match self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            Some(Cached::Live(key, at)) if at.elapsed() < KEY_TTL => Some(Some(key.clone())),
+            Some(Cached::Gone) => Some(None),
+            _ => None,
+        }
+    }
+
     fn cache(&self, id: Uuid, cached: Cached) {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if keys.len() >= CACHE_LIMIT {
@@ -171,10 +178,8 @@ impl KeyRing {
 
     /// The key `id`, or None once destroyed.
     pub(crate) async fn key(&self, id: Uuid) -> Result<Option<Arc<LessSafeKey>>, StoreError> {
-        match self.keys.lock().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            Some(Cached::Live(key, at)) if at.elapsed() < KEY_TTL => return Ok(Some(key.clone())),
-            Some(Cached::Gone) => return Ok(None),
-            _ => {}
+        if let Some(known) = self.cached(id) {
+            return Ok(known);
         }
         let cached = match self.read_key(id).await? {
             Some(bytes) => {
